@@ -1,0 +1,186 @@
+//! Assembles the gateway: configuration in, a running server out. Tests build it on port 0
+//! with a throwaway database and talk to it over real TLS.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::audit::{AuditLog, LogKey};
+use crate::auth::{TokenSettings, TokenVerifier};
+use crate::cases::validate::parse_case_bytes;
+use crate::cases::{CaseIndex, CurrentCase};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::policy::PolicyWorld;
+use crate::store::{self, SharedStore};
+use crate::tls::TlsState;
+use crate::tls::serve::{Connections, serve};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything a request handler needs.
+pub struct AppContext {
+    pub clock: SharedClock,
+    pub store: SharedStore,
+    pub cases: CaseIndex,
+    policy: RwLock<Arc<PolicyWorld>>,
+    pub audit: AuditLog,
+    pub tokens: TokenVerifier,
+    pub tls: Arc<TlsState>,
+    pub connections: Arc<Connections>,
+}
+
+impl std::fmt::Debug for AppContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppContext")
+            .field("cases", &self.cases.len())
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppContext {
+    /// The agreements, consents and registry in force now (a snapshot: never changes under a
+    /// request that holds it).
+    pub fn policy(&self) -> Arc<PolicyWorld> {
+        match self.policy.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_policy(&self, world: PolicyWorld) {
+        let world = Arc::new(world);
+        match self.policy.write() {
+            Ok(mut g) => *g = world,
+            Err(poisoned) => *poisoned.into_inner() = world,
+        }
+    }
+}
+
+pub type Ctx = Arc<AppContext>;
+
+/// A running gateway.
+pub struct Application {
+    addr: SocketAddr,
+    ctx: Ctx,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(config: &Config, clock: SharedClock) -> Result<Self, AppError> {
+        let tls = Arc::new(TlsState::load(config.tls_files())?);
+        let world = PolicyWorld::load(&config.policies)?;
+        let store = store::open(&config.database_url).await?;
+        let cases = CaseIndex::default();
+        for stored in store.current_cases().await? {
+            match parse_case_bytes(stored.body.as_bytes()) {
+                Ok((_, record)) => {
+                    cases.upsert(CurrentCase {
+                        record,
+                        seq: stored.seq,
+                    });
+                }
+                // Still stored and never lost; it just cannot be shown until the rules accept it.
+                Err(_) => tracing::error!(seq = stored.seq, "a stored case no longer validates; it is not served"),
+            }
+        }
+        let key = LogKey::from_pem_file(&config.audit.origin, &config.audit.signing_key).map_err(AppError::Other)?;
+        let audit = AuditLog::open(store.clone(), key, config.audit.origin.clone(), clock.clone()).await?;
+        let issuer_pem = std::fs::read(&config.tokens.public_key)
+            .map_err(|e| AppError::Other(format!("cannot read {}: {e}", config.tokens.public_key.display())))?;
+        let tokens = TokenVerifier::from_public_pem(
+            &issuer_pem,
+            TokenSettings {
+                issuer: config.tokens.issuer.clone(),
+                officer_audience: config.tokens.officer_audience.clone(),
+                admin_audience: config.tokens.admin_audience.clone(),
+                leeway_seconds: config.tokens.leeway_seconds,
+            },
+        )
+        .map_err(AppError::Other)?;
+        let ctx = Arc::new(AppContext {
+            clock,
+            store,
+            cases,
+            policy: RwLock::new(Arc::new(world)),
+            audit,
+            tokens,
+            tls: tls.clone(),
+            connections: Arc::new(Connections::default()),
+        });
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| AppError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let router = crate::http::router(ctx.clone());
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, tls, ctx.connections.clone(), router, rx));
+        tracing::info!(%addr, cases = ctx.cases.len(), audit_entries = ctx.audit.size(), "gateway listening");
+        Ok(Self {
+            addr,
+            ctx,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn context(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,189 @@
+//! The `cgc-gateway` command line (SPEC §10).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::app::Application;
+use crate::auth::{TokenAudience, TokenSettings, dev_claims, issue_token};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cgc-gateway",
+    version,
+    about = "Police and child-guidance-center information-sharing gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the demo world on one machine: SQLite, dev certificates, a simulated CGC feed.
+    Demo {
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Where the SQLite file and state live.
+        #[arg(long, default_value = "demo-data")]
+        data: PathBuf,
+        /// The development PKI; generated if absent.
+        #[arg(long, default_value = "certs-dev")]
+        certs: PathBuf,
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// Without the simulated CGC feed.
+        #[arg(long)]
+        no_feed: bool,
+    },
+    /// Runs the gateway from a configuration file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Writes a development PKI (never for production).
+    DevCerts {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Prints a development JWT bound to a client's certificate.
+    DevToken {
+        #[arg(long, default_value = "certs-dev")]
+        certs: PathBuf,
+        /// A client of the dev PKI, e.g. terminal-kagacho-1 or admin-14-pref-admin.
+        #[arg(long)]
+        client: String,
+        /// The officer's or administrator's id.
+        #[arg(long)]
+        subject: String,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 480)]
+        ttl_minutes: i64,
+    },
+}
+
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Demo {
+            port,
+            data,
+            certs,
+            policies,
+            no_feed,
+        } => {
+            crate::demo::run(crate::demo::DemoOptions {
+                port,
+                data,
+                certs,
+                policies,
+                feed: !no_feed,
+            })
+            .await
+        }
+        Command::Serve { config } => {
+            let config = Config::load(&config).map_err(|e| e.to_string())?;
+            let app = Application::build(&config, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            app.run_until_stopped().await;
+            Ok(())
+        }
+        Command::DevCerts { out } => {
+            crate::devpki::write_dev_pki(&out, config::DEV_AUDIT_ORIGIN).map_err(|e| e.to_string())?;
+            println!(
+                "development PKI written to {} (never use it outside development)",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::DevToken {
+            certs,
+            client,
+            subject,
+            ttl_minutes,
+        } => {
+            let token = dev_token(
+                &certs,
+                &client,
+                &subject,
+                time::Duration::minutes(ttl_minutes),
+                SystemClock.now(),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// A development token for `client` of the dev PKI at `certs`.
+pub fn dev_token(
+    certs: &Path,
+    client: &str,
+    subject: &str,
+    ttl: time::Duration,
+    now: time::OffsetDateTime,
+) -> Result<String, String> {
+    let audience = if client.starts_with("terminal-") {
+        TokenAudience::Officer
+    } else if client.starts_with("admin-") {
+        TokenAudience::Admin
+    } else {
+        return Err(format!(
+            "{client}: tokens are for terminals (terminal-…) and administrators (admin-…)"
+        ));
+    };
+    let cert_path = certs.join("clients").join(format!("{client}.pem"));
+    let cert = CertificateDer::from_pem_file(&cert_path).map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    let key_path = certs.join("token-issuer").join("issuer-key.pem");
+    let key = std::fs::read(&key_path).map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
+    let settings = dev_token_settings();
+    issue_token(&key, &dev_claims(&settings, audience, subject, &cert, now, ttl))
+}
+
+pub fn dev_token_settings() -> TokenSettings {
+    TokenSettings {
+        issuer: config::DEV_TOKEN_ISSUER.into(),
+        officer_audience: config::OFFICER_AUDIENCE.into(),
+        admin_audience: config::ADMIN_AUDIENCE.into(),
+        leeway_seconds: 30,
+    }
+}
+
+pub fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}

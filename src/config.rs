@@ -1,0 +1,193 @@
+//! One TOML file (`serve --config`), unknown keys refused, each value overridable by a
+//! `CGC_GATEWAY_*` environment variable. Relative paths are relative to the file's folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::identity::PrincipalKind;
+use crate::tls::TlsFiles;
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `sqlite://<path>`; may hold credentials for other backends, so never printed.
+    pub database_url: String,
+    /// The folder with `registry.toml`, `agreements/` and `consents.toml`.
+    pub policies: PathBuf,
+    pub tls: TlsConfig,
+    pub tokens: TokensConfig,
+    pub audit: AuditConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &"<redacted>")
+            .field("policies", &self.policies)
+            .field("tls", &self.tls)
+            .field("tokens", &self.tokens)
+            .field("audit", &self.audit)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub center_ca: PathBuf,
+    pub terminal_ca: PathBuf,
+    pub admin_ca: PathBuf,
+    pub auditor_ca: PathBuf,
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    #[serde(default)]
+    pub allow_tls12: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    pub issuer: String,
+    /// The identity provider's Ed25519 public key (SPKI PEM).
+    pub public_key: PathBuf,
+    pub officer_audience: String,
+    pub admin_audience: String,
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log's origin line, also the name of its signing key.
+    pub origin: String,
+    /// Ed25519 PKCS#8 PEM.
+    pub signing_key: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = var("CGC_GATEWAY_LISTEN") {
+            self.listen = v.parse().map_err(|_| ConfigError::Env {
+                name: "CGC_GATEWAY_LISTEN".into(),
+                message: "expected an address such as 0.0.0.0:8443".into(),
+            })?;
+        }
+        if let Some(v) = var("CGC_GATEWAY_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("CGC_GATEWAY_POLICIES") {
+            self.policies = v.into();
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.policies);
+        for p in [
+            &mut self.tls.server_cert,
+            &mut self.tls.server_key,
+            &mut self.tls.center_ca,
+            &mut self.tls.terminal_ca,
+            &mut self.tls.admin_ca,
+            &mut self.tls.auditor_ca,
+            &mut self.tokens.public_key,
+            &mut self.audit.signing_key,
+        ] {
+            fix(p);
+        }
+        self.tls.crls.iter_mut().for_each(fix);
+    }
+
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            server_cert: self.tls.server_cert.clone(),
+            server_key: self.tls.server_key.clone(),
+            client_cas: vec![
+                (PrincipalKind::Center, self.tls.center_ca.clone()),
+                (PrincipalKind::Terminal, self.tls.terminal_ca.clone()),
+                (PrincipalKind::Admin, self.tls.admin_ca.clone()),
+                (PrincipalKind::Auditor, self.tls.auditor_ca.clone()),
+            ],
+            crls: self.tls.crls.clone(),
+            allow_tls12: self.tls.allow_tls12,
+        }
+    }
+
+    /// The configuration of a development gateway over a `dev-certs` folder.
+    pub fn development(certs: &Path, data: &Path, policies: &Path, listen: SocketAddr) -> Self {
+        let ca = |kind: &str| certs.join("ca").join(format!("{kind}-ca.pem"));
+        Config {
+            listen,
+            database_url: format!("sqlite://{}", data.join("gateway.db").display()),
+            policies: policies.to_owned(),
+            tls: TlsConfig {
+                server_cert: certs.join("server.pem"),
+                server_key: certs.join("server-key.pem"),
+                center_ca: ca("center"),
+                terminal_ca: ca("terminal"),
+                admin_ca: ca("admin"),
+                auditor_ca: ca("auditor"),
+                crls: Vec::new(),
+                allow_tls12: false,
+            },
+            tokens: TokensConfig {
+                issuer: DEV_TOKEN_ISSUER.into(),
+                public_key: certs.join("token-issuer").join("issuer-pub.pem"),
+                officer_audience: OFFICER_AUDIENCE.into(),
+                admin_audience: ADMIN_AUDIENCE.into(),
+                leeway_seconds: default_leeway(),
+            },
+            audit: AuditConfig {
+                origin: DEV_AUDIT_ORIGIN.into(),
+                signing_key: certs.join("audit").join("log-key.pem"),
+            },
+        }
+    }
+}
+
+pub const DEV_TOKEN_ISSUER: &str = "https://idp.dev.cgc-gateway.invalid";
+pub const OFFICER_AUDIENCE: &str = "cgc-gateway:terminal";
+pub const ADMIN_AUDIENCE: &str = "cgc-gateway:admin";
+pub const DEV_AUDIT_ORIGIN: &str = "dev.cgc-gateway.invalid/audit/kanagawa";

@@ -1,0 +1,179 @@
+//! One error type for the HTTP layer, answered as RFC 9457 `application/problem+json`.
+//! Client errors say what is wrong; internal errors are logged and answered generically.
+//! No message ever carries a value from a case.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::cases::validate::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request")]
+    Invalid { detail: String, errors: Vec<FieldError> },
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict with stored version {stored_version}")]
+    VersionConflict { stored_version: u64 },
+    #[error("ambiguous case reference")]
+    Ambiguous { refs: Vec<String> },
+    #[error("payload too large")]
+    TooLarge,
+    #[error("rate limited")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("audit log unavailable")]
+    AuditUnavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<ProblemField<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stored_version: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    candidates: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ProblemField<'a> {
+    pointer: &'a str,
+    detail: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::VersionConflict { .. } | Self::Ambiguous { .. } => StatusCode::CONFLICT,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Invalid { .. } => ("invalid-request", "The request is invalid"),
+            Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
+            Self::Forbidden(_) => ("forbidden", "Not allowed for this principal"),
+            Self::NotFound => ("not-found", "No such resource"),
+            Self::VersionConflict { .. } => ("version-conflict", "A different case version is already stored"),
+            Self::Ambiguous { .. } => ("ambiguous-case", "The case id names several visible cases"),
+            Self::TooLarge => ("too-large", "The request body is too large"),
+            Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
+            Self::AuditUnavailable => (
+                "audit-unavailable",
+                "The audit log cannot record; nothing was disclosed",
+            ),
+            Self::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+
+    pub fn invalid(pointer: &str, detail: &str) -> Self {
+        Self::Invalid {
+            detail: "the request has an invalid field".into(),
+            errors: vec![FieldError {
+                pointer: pointer.into(),
+                message: detail.into(),
+            }],
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (slug, title) = self.slug_and_title();
+        let mut problem = Problem {
+            kind: format!("urn:cgc-gateway:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: None,
+            errors: Vec::new(),
+            stored_version: None,
+            candidates: Vec::new(),
+        };
+        match &self {
+            Self::Invalid { detail, errors } => {
+                problem.detail = Some(detail.clone());
+                problem.errors = errors
+                    .iter()
+                    .map(|e| ProblemField {
+                        pointer: &e.pointer,
+                        detail: &e.message,
+                    })
+                    .collect();
+            }
+            Self::Unauthorized(d) | Self::Forbidden(d) => problem.detail = Some(d.clone()),
+            Self::VersionConflict { stored_version } => {
+                problem.detail = Some(format!("version {stored_version} is stored; push a higher version"));
+                problem.stored_version = Some(*stored_version);
+            }
+            Self::Ambiguous { refs } => {
+                problem.detail = Some("use one of the qualified references".into());
+                problem.candidates = refs.clone();
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                problem.detail = Some(format!("retry after {retry_after_secs} s"));
+            }
+            Self::Internal(what) => {
+                tracing::error!(error = %what, "internal error");
+            }
+            Self::NotFound | Self::TooLarge | Self::AuditUnavailable => {}
+        }
+        let mut response = (status, Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        tracing::error!(error = %e, "audit log refused an entry");
+        ApiError::AuditUnavailable
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,145 @@
+//! Who is calling: the connection's certificate identity (set once per connection by the TLS
+//! layer) and, where the route needs a person, the bearer token bound to that certificate.
+//! Every refusal here is recorded in the audit log.
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use crate::app::Ctx;
+use crate::audit::{Actor, Event};
+use crate::auth::TokenAudience;
+use crate::identity::{Principal, SharedPeer};
+
+/// The route a request matched (its template, never its values), for audit entries.
+pub fn route_of(parts: &Parts) -> String {
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    format!("{} {}", parts.method, path)
+}
+
+fn peer(parts: &Parts) -> Result<SharedPeer, ApiError> {
+    parts
+        .extensions
+        .get::<SharedPeer>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unauthorized("no client certificate on this connection".into()))
+}
+
+/// Records a refusal of `request` (a route template) and returns the error to answer with.
+pub fn refuse(ctx: &Ctx, request: String, principal: &Principal, subject: Option<String>, error: ApiError) -> ApiError {
+    let reason = match &error {
+        ApiError::Unauthorized(r) | ApiError::Forbidden(r) => r.clone(),
+        other => other.to_string(),
+    };
+    ctx.audit.record_in_background(Event::Refusal {
+        actor: Actor {
+            principal: principal.to_string(),
+            subject,
+        },
+        request,
+        status: error.status().as_u16(),
+        reason,
+    });
+    error
+}
+
+/// A CGC case system.
+#[derive(Debug, Clone)]
+pub struct CenterCaller {
+    pub center_id: String,
+    pub peer: SharedPeer,
+}
+
+impl FromRequestParts<Ctx> for CenterCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
+        let peer = peer(parts)?;
+        match &peer.principal {
+            Principal::Center { center_id } => Ok(Self {
+                center_id: center_id.clone(),
+                peer: peer.clone(),
+            }),
+            other => Err(refuse(
+                ctx,
+                route_of(parts),
+                other,
+                None,
+                ApiError::Forbidden("this endpoint is for CGC case systems".into()),
+            )),
+        }
+    }
+}
+
+/// A police terminal with a signed-in officer.
+#[derive(Debug, Clone)]
+pub struct TerminalCaller {
+    pub station_id: String,
+    pub officer: String,
+    pub peer: SharedPeer,
+}
+
+impl TerminalCaller {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            principal: self.peer.principal.to_string(),
+            subject: Some(self.officer.clone()),
+        }
+    }
+}
+
+impl FromRequestParts<Ctx> for TerminalCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
+        let peer = peer(parts)?;
+        let Principal::Terminal { station_id, .. } = &peer.principal else {
+            return Err(refuse(
+                ctx,
+                route_of(parts),
+                &peer.principal,
+                None,
+                ApiError::Forbidden("this endpoint is for police terminals".into()),
+            ));
+        };
+        let officer = bearer(ctx, parts, &peer, TokenAudience::Officer)?;
+        Ok(Self {
+            station_id: station_id.clone(),
+            officer,
+            peer: peer.clone(),
+        })
+    }
+}
+
+/// Verifies the request's bearer token against the connection's certificate.
+fn bearer(ctx: &Ctx, parts: &Parts, peer: &SharedPeer, audience: TokenAudience) -> Result<String, ApiError> {
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(refuse(
+            ctx,
+            route_of(parts),
+            &peer.principal,
+            None,
+            ApiError::Unauthorized("a bearer token is required".into()),
+        ));
+    };
+    match ctx.tokens.verify(token, audience, &peer.cert_sha256, ctx.clock.now()) {
+        Ok(subject) => Ok(subject.subject),
+        Err(e) => Err(refuse(
+            ctx,
+            route_of(parts),
+            &peer.principal,
+            None,
+            ApiError::Unauthorized(e.to_string()),
+        )),
+    }
+}

@@ -1,0 +1,37 @@
+//! The HTTP API: one router per resource, merged here. Handlers are thin: extract the caller,
+//! delegate, map the error.
+
+pub mod cases;
+pub mod error;
+pub mod extract;
+pub mod terminal;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+
+use crate::app::Ctx;
+use error::ApiError;
+
+/// The largest request body accepted (a case record is a few kilobytes).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+pub fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .merge(cases::routes())
+        .merge(terminal::routes())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(ctx)
+}
+
+/// Case data must never be cached by a browser or a proxy.
+async fn no_store(mut response: axum::response::Response) -> impl IntoResponse {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}

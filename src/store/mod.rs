@@ -1,0 +1,105 @@
+//! Persistence behind one trait, one implementation per backend (SQLite now; PostgreSQL with
+//! its own migrations can follow without touching callers), chosen from the URL scheme.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL (expected sqlite:...)")]
+    UnsupportedUrl,
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(&'static str),
+}
+
+/// A case version about to be stored. `body` is its canonical JSON.
+#[derive(Debug, Clone)]
+pub struct NewCase<'a> {
+    pub center_id: &'a str,
+    pub case_id: &'a str,
+    pub version: u64,
+    pub body: &'a str,
+    pub received_at: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Durable; `seq` orders every accepted update.
+    Stored { seq: i64 },
+    /// The same version with the same body was already stored.
+    Identical,
+    /// A different body at a version at or below the stored one.
+    Conflict { stored_version: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredCase {
+    pub center_id: String,
+    pub case_id: String,
+    pub version: u64,
+    pub body: String,
+    pub seq: i64,
+}
+
+/// One audit log leaf as stored.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub index: u64,
+    pub line: String,
+    pub leaf_hash: [u8; 32],
+    pub kind: String,
+    pub center_id: Option<String>,
+    pub case_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointRow {
+    pub tree_size: u64,
+    pub note: String,
+    pub published_at: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a case version atomically under the version rules of SPEC §5; returns only
+    /// once the outcome is durable.
+    async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError>;
+    /// The current version of every case.
+    async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError>;
+
+    /// Appends a batch of consecutive audit leaves in one durable transaction.
+    async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError>;
+    /// Every leaf hash, in index order (to rebuild the Merkle tree at start).
+    async fn audit_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Entries `[start, end)`.
+    async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRow>, StoreError>;
+    /// Entries about one case, from index `after` on, at most `limit`.
+    async fn audit_entries_for_case(
+        &self,
+        center_id: &str,
+        case_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError>;
+    async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError>;
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError>;
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store a URL names: `sqlite://<path>` (created if missing).
+pub async fn open(url: &str) -> Result<SharedStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

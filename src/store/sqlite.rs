@@ -1,0 +1,257 @@
+//! SQLite: WAL, `synchronous=FULL` on every pooled connection (a commit is on disk before it
+//! is acknowledged), one writer connection so that write transactions never race.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use sqlx::Row;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{AuditRow, CheckpointRow, NewCase, PutOutcome, Store, StoreError, StoredCase};
+
+/// The migrations, compiled into the binary.
+#[derive(Debug)]
+struct Embedded;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(*v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false)
+                })
+                .collect())
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        Migrator::new(Embedded).await?.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative integer"))
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt("integer out of range"))
+}
+
+fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
+    let hash: Vec<u8> = r.try_get("leaf_hash")?;
+    Ok(AuditRow {
+        index: to_u64(r.try_get("idx")?)?,
+        line: r.try_get("line")?,
+        leaf_hash: hash.try_into().map_err(|_| StoreError::Corrupt("leaf hash length"))?,
+        kind: r.try_get("kind")?,
+        center_id: r.try_get("center_id")?,
+        case_id: r.try_get("case_id")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError> {
+        let version = to_i64(case.version)?;
+        let mut tx = self.writer.begin().await?;
+        let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE center_id = ? AND case_id = ?")
+            .bind(case.center_id)
+            .bind(case.case_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(stored) = stored {
+            if version <= stored {
+                let body: Option<String> = sqlx::query_scalar(
+                    "SELECT body FROM case_versions WHERE center_id = ? AND case_id = ? AND version = ?",
+                )
+                .bind(case.center_id)
+                .bind(case.case_id)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                return Ok(if body.as_deref() == Some(case.body) {
+                    PutOutcome::Identical
+                } else {
+                    PutOutcome::Conflict {
+                        stored_version: to_u64(stored)?,
+                    }
+                });
+            }
+        }
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO case_versions (center_id, case_id, version, body, received_at) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(case.center_id)
+        .bind(case.case_id)
+        .bind(version)
+        .bind(case.body)
+        .bind(case.received_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO cases (center_id, case_id, version, seq) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (center_id, case_id) DO UPDATE SET version = excluded.version, seq = excluded.seq",
+        )
+        .bind(case.center_id)
+        .bind(case.case_id)
+        .bind(version)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PutOutcome::Stored { seq })
+    }
+
+    async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredCase {
+                    center_id: r.try_get("center_id")?,
+                    case_id: r.try_get("case_id")?,
+                    version: to_u64(r.try_get("version")?)?,
+                    body: r.try_get("body")?,
+                    seq: r.try_get("seq")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(to_i64(row.index)?)
+            .bind(&row.line)
+            .bind(row.leaf_hash.as_slice())
+            .bind(&row.kind)
+            .bind(row.center_id.as_deref())
+            .bind(row.case_id.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, leaf_hash FROM audit_entries ORDER BY idx")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (expected, (idx, hash)) in rows.into_iter().enumerate() {
+            if to_u64(idx)? != expected as u64 {
+                return Err(StoreError::Corrupt("audit log has a gap"));
+            }
+            out.push(hash.try_into().map_err(|_| StoreError::Corrupt("leaf hash length"))?);
+        }
+        Ok(out)
+    }
+
+    async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
+            .bind(to_i64(start)?)
+            .bind(to_i64(end)?)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn audit_entries_for_case(
+        &self,
+        center_id: &str,
+        case_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_entries WHERE center_id = ? AND case_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .bind(center_id)
+        .bind(case_id)
+        .bind(to_i64(after)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?)")
+            .bind(to_i64(row.tree_size)?)
+            .bind(&row.note)
+            .bind(&row.published_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT tree_size, note, published_at FROM audit_checkpoints ORDER BY tree_size")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter()
+            .map(|(s, note, published_at)| {
+                Ok(CheckpointRow {
+                    tree_size: to_u64(s)?,
+                    note,
+                    published_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT tree_size, note, published_at FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|(s, note, published_at)| {
+            Ok(CheckpointRow {
+                tree_size: to_u64(s)?,
+                note,
+                published_at,
+            })
+        })
+        .transpose()
+    }
+}
