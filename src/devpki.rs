@@ -10,11 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
-use ed25519_dalek::{SigningKey, VerifyingKey};
 use p12_keystore::{
     Certificate as P12Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm,
     PrivateKey as P12PrivateKey, PrivateKeyChain,
@@ -48,33 +46,7 @@ const LEAF_VALIDITY: Duration = Duration::days(731);
 /// verifying it.
 const BACKDATE: Duration = Duration::days(1);
 
-/// The kind of principal a client certificate names (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PrincipalKind {
-    Center,
-    Terminal,
-    Admin,
-    Auditor,
-}
-
-impl PrincipalKind {
-    pub const ALL: [PrincipalKind; 4] = [
-        PrincipalKind::Center,
-        PrincipalKind::Terminal,
-        PrincipalKind::Admin,
-        PrincipalKind::Auditor,
-    ];
-
-    /// The kind as it appears in SAN URIs and CA file names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalKind::Center => "center",
-            PrincipalKind::Terminal => "terminal",
-            PrincipalKind::Admin => "admin",
-            PrincipalKind::Auditor => "auditor",
-        }
-    }
-}
+pub use crate::identity::PrincipalKind;
 
 /// Every demo principal of SPEC §10: (file name under `clients/`, kind, SAN URI).
 pub const DEMO_PRINCIPALS: &[(&str, PrincipalKind, &str)] = &[
@@ -371,25 +343,6 @@ impl IssuedCert {
     }
 }
 
-/// The C2SP signed-note verifier key line (without newline) for an Ed25519 key:
-/// `<name>+<key id hex>+<base64(0x01 ‖ public key)>`.
-pub fn c2sp_verifier_key(name: &str, key: &VerifyingKey) -> Result<String, DevPkiError> {
-    if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
-        return Err(DevPkiError::InvalidKeyName(name.to_owned()));
-    }
-    let mut encoded = Vec::with_capacity(33);
-    encoded.push(0x01);
-    encoded.extend_from_slice(key.as_bytes());
-    let digest = Sha256::new()
-        .chain_update(name.as_bytes())
-        .chain_update(b"\n")
-        .chain_update(&encoded)
-        .finalize();
-    let [a, b, c, d, ..]: [u8; 32] = digest.into();
-    let key_id = u32::from_be_bytes([a, b, c, d]);
-    Ok(format!("{name}+{key_id:08x}+{}", BASE64.encode(&encoded)))
-}
-
 /// Writes the development PKI of SPEC §10 under `out`, replacing any previous one. The audit
 /// verifier key is named `audit_origin` (the log's origin line).
 pub fn write_dev_pki(out: &Path, audit_origin: &str) -> Result<(), DevPkiError> {
@@ -411,8 +364,6 @@ pub fn write_dev_pki(out: &Path, audit_origin: &str) -> Result<(), DevPkiError> 
     let mut authorities = Vec::with_capacity(CA_KINDS.len());
     for kind in CA_KINDS {
         let ca = Authority::new_ca_at(&format!("cgc-gateway development {kind} CA"), now)?;
-        write_public(&ca_dir.join(format!("{kind}-ca.pem")), ca.cert_pem.as_bytes())?;
-        write_private(&ca_dir.join(format!("{kind}-ca-key.pem")), ca.key_pem().as_bytes())?;
         authorities.push((*kind, ca));
     }
     let authority = |kind: &str| -> Result<&Authority, DevPkiError> {
@@ -454,12 +405,21 @@ pub fn write_dev_pki(out: &Path, audit_origin: &str) -> Result<(), DevPkiError> 
     )?;
 
     let log_key = SigningKey::generate(&mut rand_core::OsRng);
-    let verifier = c2sp_verifier_key(audit_origin, &log_key.verifying_key())?;
+    let verifier = crate::audit::note::NoteVerifier::from_public(audit_origin, log_key.verifying_key())
+        .map_err(|e| DevPkiError::InvalidKeyName(e.to_string()))?
+        .to_text();
     write_private(
         &audit_dir.join("log-key.pem"),
         log_key.to_pkcs8_pem(LineEnding::LF)?.as_bytes(),
     )?;
     write_public(&audit_dir.join("verifier-key.txt"), format!("{verifier}\n").as_bytes())?;
+
+    // The CA certificates go last: `demo` takes `ca/terminal-ca.pem` as the sign of a complete
+    // PKI, so an interrupted run must not leave it behind next to missing client files.
+    for (kind, ca) in &authorities {
+        write_private(&ca_dir.join(format!("{kind}-ca-key.pem")), ca.key_pem().as_bytes())?;
+        write_public(&ca_dir.join(format!("{kind}-ca.pem")), ca.cert_pem.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -473,8 +433,8 @@ these files may ever be used in production, trusted by a real browser profile, o
 machine that handles real case data.
 ";
 
-/// Ten seconds of difference between `new_ca` and `issue_server` calls do not matter; these two
-/// helpers exist for tests and the CLI, where reading the clock is the point.
+/// Only the convenience constructors `Authority::new_ca` and `Authority::issue_server` read the
+/// clock, for tests that want "valid now"; everything reproducible takes the time as a parameter.
 #[allow(clippy::disallowed_methods)]
 fn wall_clock() -> OffsetDateTime {
     OffsetDateTime::now_utc()
@@ -774,7 +734,7 @@ mod tests {
         assert_eq!(parts[0], ORIGIN);
         assert_eq!(parts[1].len(), 8);
         assert!(parts[1].chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
-        let encoded = BASE64.decode(parts[2]).unwrap();
+        let encoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, parts[2]).unwrap();
         assert_eq!(encoded.len(), 33);
         assert_eq!(encoded[0], 0x01);
 
@@ -790,25 +750,15 @@ mod tests {
     }
 
     #[test]
-    fn verifier_key_matches_a_known_vector() {
-        // Vector from golang.org/x/mod/sumdb/note: name PeterNeumann, Ed25519 public key
-        // ZCQRo/9Hn... (the note package's example verifier key).
-        let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-        let encoded = BASE64.decode(vkey.splitn(3, '+').nth(2).unwrap()).unwrap();
-        let key = VerifyingKey::from_bytes(&encoded[1..].try_into().unwrap()).unwrap();
-        assert_eq!(c2sp_verifier_key("PeterNeumann", &key).unwrap(), vkey);
-        assert!(c2sp_verifier_key("bad+name", &key).is_err());
-        assert!(c2sp_verifier_key("", &key).is_err());
-    }
-
-    #[test]
     fn token_issuer_keys_are_a_matching_ed25519_pair() {
         let dir = tempfile::tempdir().unwrap();
         write_dev_pki(dir.path(), ORIGIN).unwrap();
         let private = fs::read_to_string(dir.path().join("token-issuer/issuer-key.pem")).unwrap();
         let public = fs::read_to_string(dir.path().join("token-issuer/issuer-pub.pem")).unwrap();
         let key = <SigningKey as ed25519_dalek::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&private).unwrap();
-        let pubkey = <VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(&public).unwrap();
+        let pubkey =
+            <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(&public)
+                .unwrap();
         assert_eq!(key.verifying_key(), pubkey);
     }
 

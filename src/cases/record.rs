@@ -95,12 +95,15 @@ pub struct Address {
     pub text: Option<String>,
 }
 
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Child {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name_kana: Option<String>,
     pub sex: Sex,
+    #[serde(with = "iso_date")]
     pub birth_date: Date,
     pub address: Address,
 }

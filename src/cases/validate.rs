@@ -724,6 +724,15 @@ mod tests {
         })
     }
 
+    #[test]
+    fn the_canonical_form_of_a_record_parses_back_to_the_same_record() {
+        let record = parse_case(&valid()).unwrap();
+        let canonical = serde_json::to_string(&record).unwrap();
+        let (_, again) = parse_case_bytes(canonical.as_bytes()).unwrap();
+        assert_eq!(again, record);
+        assert!(canonical.contains("\"birth_date\":\"2019-05-14\""), "{canonical}");
+    }
+
     fn pointers(errs: &[FieldError]) -> Vec<&str> {
         let mut p: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
         p.sort_unstable();

@@ -1,0 +1,178 @@
+//! The handshake refuses every client that is not a known principal of the right CA.
+
+use std::sync::Arc;
+
+use cgc_gateway::client::GatewayClient;
+use cgc_gateway::devpki::Authority;
+use rustls_pki_types::pem::PemObject;
+use time::{Duration, OffsetDateTime};
+
+use crate::helpers::{pki, spawn_app};
+
+fn wall_now() -> OffsetDateTime {
+    // Certificates are checked against the real time by the TLS stack.
+    #[allow(clippy::disallowed_methods)]
+    OffsetDateTime::now_utc()
+}
+
+fn server_ca() -> Vec<u8> {
+    std::fs::read(pki().join("ca/server-ca.pem")).unwrap()
+}
+
+fn ca(kind: &str) -> Authority {
+    Authority::load(
+        &pki().join(format!("ca/{kind}-ca.pem")),
+        &pki().join(format!("ca/{kind}-ca-key.pem")),
+    )
+    .unwrap()
+}
+
+/// True if a request with this certificate gets any HTTP answer at all.
+async fn answered(addr: std::net::SocketAddr, cert_pem: &str, key_pem: &str) -> bool {
+    let client = GatewayClient::new(addr, &server_ca(), cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    client.get("/v1/terminal/cases", None).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_known_terminal_completes_the_handshake() {
+    let app = spawn_app().await;
+    let now = wall_now();
+    let cert = ca("terminal")
+        .issue_client(
+            "t",
+            "urn:cgc-gateway:terminal:kagacho:7",
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        )
+        .unwrap();
+    assert!(answered(app.app.addr(), &cert.cert_pem, &cert.key_pem).await);
+}
+
+#[tokio::test]
+async fn handshake_without_client_certificate_is_refused() {
+    let app = spawn_app().await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&server_ca()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(cgc_gateway::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(app.app.addr()).await.unwrap();
+    let result = async {
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+            .await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get("/v1/terminal/cases")
+            .header("host", "localhost")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        sender.send_request(req).await.map_err(std::io::Error::other)
+    }
+    .await;
+    assert!(result.is_err(), "a client without a certificate got an HTTP answer");
+}
+
+#[tokio::test]
+async fn handshake_with_unknown_ca_is_refused() {
+    let app = spawn_app().await;
+    let now = wall_now();
+    let rogue = Authority::new_ca("cgc-gateway development terminal CA").unwrap();
+    let cert = rogue
+        .issue_client(
+            "t",
+            "urn:cgc-gateway:terminal:kagacho:1",
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        )
+        .unwrap();
+    assert!(!answered(app.app.addr(), &cert.cert_pem, &cert.key_pem).await);
+}
+
+#[tokio::test]
+async fn handshake_with_expired_certificate_is_refused() {
+    let app = spawn_app().await;
+    let now = wall_now();
+    let cert = ca("terminal")
+        .issue_client(
+            "t",
+            "urn:cgc-gateway:terminal:kagacho:1",
+            now - Duration::days(30),
+            now - Duration::days(1),
+        )
+        .unwrap();
+    assert!(!answered(app.app.addr(), &cert.cert_pem, &cert.key_pem).await);
+}
+
+#[tokio::test]
+async fn a_center_ca_cannot_mint_a_police_terminal() {
+    let app = spawn_app().await;
+    let now = wall_now();
+    let (from, to) = (now - Duration::hours(1), now + Duration::days(1));
+    for (issuer, urn) in [
+        ("center", "urn:cgc-gateway:terminal:kagacho:1"),
+        ("terminal", "urn:cgc-gateway:center:yokohama-central"),
+        ("terminal", "urn:cgc-gateway:admin:14:pref-admin"),
+        ("admin", "urn:cgc-gateway:auditor:kanagawa-audit"),
+        ("server", "urn:cgc-gateway:terminal:kagacho:1"),
+    ] {
+        let cert = ca(issuer).issue_client("x", urn, from, to).unwrap();
+        assert!(
+            !answered(app.app.addr(), &cert.cert_pem, &cert.key_pem).await,
+            "{issuer} CA minted {urn}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_without_a_principal_is_refused() {
+    let app = spawn_app().await;
+    let now = wall_now();
+    let cert = ca("terminal")
+        .issue_client(
+            "t",
+            "https://example.invalid/terminal",
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        )
+        .unwrap();
+    assert!(!answered(app.app.addr(), &cert.cert_pem, &cert.key_pem).await);
+}
+
+#[tokio::test]
+async fn each_principal_kind_is_confined_to_its_endpoints() {
+    let app = spawn_app().await;
+    let case = crate::helpers::full_case("yokohama-central", "ROLE-1", "141046");
+    // A terminal cannot push cases.
+    let reply = app
+        .client("terminal-kagacho-1")
+        .put_json("/v1/cases/ROLE-1", &case)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    // A center cannot read terminal views, even with a token.
+    let reply = app
+        .client("center-yokohama-central")
+        .get("/v1/terminal/cases", None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 403);
+    // An administrator is neither.
+    let admin = app.client("admin-14-pref-admin");
+    let token = app.token("admin-14-pref-admin", "pref-admin");
+    assert_eq!(admin.put_json("/v1/cases/ROLE-1", &case).await.unwrap().status, 403);
+    assert_eq!(admin.get("/v1/terminal/cases", Some(&token)).await.unwrap().status, 403);
+    // An auditor is neither.
+    let auditor = app.client("auditor-kanagawa-audit");
+    assert_eq!(auditor.put_json("/v1/cases/ROLE-1", &case).await.unwrap().status, 403);
+    assert_eq!(auditor.get("/v1/terminal/cases", None).await.unwrap().status, 403);
+    // Nothing was stored.
+    assert!(app.app.context().cases.is_empty());
+}

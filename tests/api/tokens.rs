@@ -1,0 +1,115 @@
+//! Officers' tokens: pinned algorithm, required claims, bound to the terminal's certificate.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cgc_gateway::auth::x5t_s256;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::helpers::{ClockExt, TestApp, pki, spawn_app};
+
+const TERMINAL: &str = "terminal-kagacho-1";
+
+fn claims(app: &TestApp) -> Value {
+    let now = app.clock.now_at().unix_timestamp();
+    let cert = app.client(TERMINAL).cert_der().to_vec();
+    json!({
+        "iss": cgc_gateway::config::DEV_TOKEN_ISSUER,
+        "aud": cgc_gateway::config::OFFICER_AUDIENCE,
+        "sub": "K-1234",
+        "exp": now + 600,
+        "nbf": now - 10,
+        "cnf": { "x5t#S256": x5t_s256(&cert) }
+    })
+}
+
+fn sign(claims: &Value) -> String {
+    let key = std::fs::read(pki().join("token-issuer/issuer-key.pem")).unwrap();
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        claims,
+        &EncodingKey::from_ed_pem(&key).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn status_with(app: &TestApp, token: &str) -> u16 {
+    let reply = app
+        .client(TERMINAL)
+        .get("/v1/terminal/cases", Some(token))
+        .await
+        .unwrap();
+    if reply.status == 401 {
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+        assert!(reply.headers.contains_key("www-authenticate"));
+    }
+    reply.status.as_u16()
+}
+
+#[tokio::test]
+async fn a_correct_token_is_accepted() {
+    let app = spawn_app().await;
+    assert_eq!(status_with(&app, &sign(&claims(&app))).await, 200);
+    assert_eq!(status_with(&app, &app.token(TERMINAL, "K-1")).await, 200);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_all_refused_with_401() {
+    let app = spawn_app().await;
+    let base = claims(&app);
+    let now = app.clock.now_at().unix_timestamp();
+    let with = |k: &str, v: Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        c
+    };
+    let without = |k: &str| {
+        let mut c = base.clone();
+        c.as_object_mut().unwrap().remove(k);
+        c
+    };
+    let public_pem = std::fs::read(pki().join("token-issuer/issuer-pub.pem")).unwrap();
+    let hs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &base,
+        &EncodingKey::from_secret(&public_pem),
+    )
+    .unwrap();
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&base).unwrap())
+    );
+    let cases: Vec<(&str, String)> = vec![
+        ("no token", String::new()),
+        ("garbage", "not.a.token".into()),
+        ("bound to another terminal", app.token("terminal-tsurumi-1", "K-1234")),
+        ("expired", sign(&with("exp", json!(now - 3600)))),
+        ("not yet valid", sign(&with("nbf", json!(now + 3600)))),
+        ("alg none", none),
+        ("HS256 keyed with the public key", hs256),
+        (
+            "wrong aud",
+            sign(&with("aud", json!(cgc_gateway::config::ADMIN_AUDIENCE))),
+        ),
+        ("wrong iss", sign(&with("iss", json!("https://evil.invalid")))),
+        ("missing exp", sign(&without("exp"))),
+        ("missing nbf", sign(&without("nbf"))),
+        ("missing cnf", sign(&without("cnf"))),
+        ("exp as string", sign(&with("exp", json!((now + 600).to_string())))),
+        ("nbf as string", sign(&with("nbf", json!((now - 10).to_string())))),
+        ("admin token on a terminal", app.token("admin-14-pref-admin", "K-1234")),
+    ];
+    for (what, token) in cases {
+        assert_eq!(status_with(&app, &token).await, 401, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_expires_with_the_clock() {
+    let app = spawn_app().await;
+    let token = app.token(TERMINAL, "K-1");
+    assert_eq!(status_with(&app, &token).await, 200);
+    app.clock.advance(time::Duration::hours(2));
+    assert_eq!(status_with(&app, &token).await, 401);
+}
