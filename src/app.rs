@@ -66,6 +66,17 @@ impl AppContext {
         }
     }
 
+    /// Re-reads the certificates and CRLs (SPEC §3: without a restart) and cuts every open
+    /// connection whose certificate the new material refuses. Returns how many were cut.
+    pub fn reload_tls(&self) -> Result<usize, crate::tls::TlsError> {
+        self.tls.reload()?;
+        let secs = u64::try_from(self.clock.now().unix_timestamp()).unwrap_or(0);
+        let now = rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+        let cut = self.connections.cut_refused(&self.tls, now);
+        tracing::info!(cut, "TLS material reloaded");
+        Ok(cut)
+    }
+
     pub fn set_policy(&self, world: PolicyWorld) {
         let world = Arc::new(world);
         match self.policy.write() {
@@ -137,6 +148,7 @@ impl Application {
             addr: config.listen,
             source,
         })?;
+        spawn_reload_on_hangup(ctx.clone());
         let router = crate::http::router(ctx.clone());
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, tls, ctx.connections.clone(), router, rx));
@@ -168,6 +180,21 @@ impl Application {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
+}
+
+/// `kill -HUP` reloads certificates and CRLs.
+fn spawn_reload_on_hangup(ctx: Ctx) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            if let Err(e) = ctx.reload_tls() {
+                tracing::error!(error = %e, "TLS reload failed; the previous material stays in force");
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -304,6 +304,31 @@ impl Authority {
         self.sign(&params)
     }
 
+    /// A CRL (PEM) signed by this CA revoking the certificates given as DER, valid from `now`
+    /// for a week.
+    pub fn crl(&self, revoked_der: &[&[u8]], crl_number: u64, now: OffsetDateTime) -> Result<String, DevPkiError> {
+        let mut revoked_certs = Vec::with_capacity(revoked_der.len());
+        for der in revoked_der {
+            let (_, cert) = <X509Certificate as x509_parser::prelude::FromDer<_>>::from_der(der)
+                .map_err(|e| DevPkiError::Pem(format!("revoked certificate: {e}")))?;
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(cert.raw_serial()),
+                revocation_time: now,
+                reason_code: Some(rcgen::RevocationReason::CessationOfOperation),
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - Duration::minutes(5),
+            next_update: now + Duration::days(7),
+            crl_number: rcgen::SerialNumber::from(crl_number),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+
     fn sign(&self, params: &CertificateParams) -> Result<IssuedCert, DevPkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer)?;

@@ -34,10 +34,16 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_, _| {}).await
+}
+
+/// Like `spawn_app`, with a chance to adjust the configuration (given the data folder).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config, &Path)) -> TestApp {
     let data = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(NOW));
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let config = Config::development(pki(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
+    let mut config = Config::development(pki(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
+    adjust(&mut config, data.path());
     let app = Application::build(&config, clock.clone()).await.unwrap();
     TestApp { app, clock, data }
 }

@@ -176,3 +176,70 @@ async fn each_principal_kind_is_confined_to_its_endpoints() {
     // Nothing was stored.
     assert!(app.app.context().cases.is_empty());
 }
+
+#[tokio::test]
+async fn a_reloaded_crl_refuses_the_terminal_and_cuts_its_open_connection() {
+    let terminal_ca = ca("terminal");
+    let now = wall_now();
+    let crl_path = std::sync::Arc::new(std::sync::Mutex::new(std::path::PathBuf::new()));
+    let empty = terminal_ca.crl(&[], 1, now).unwrap();
+    let slot = crl_path.clone();
+    let app = crate::helpers::spawn_app_with(move |config, data| {
+        let path = data.join("terminal.crl.pem");
+        std::fs::write(&path, &empty).unwrap();
+        config.tls.crls = vec![path.clone()];
+        *slot.lock().unwrap() = path;
+    })
+    .await;
+    let doomed = terminal_ca
+        .issue_client(
+            "t",
+            "urn:cgc-gateway:terminal:kagacho:9",
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        )
+        .unwrap();
+    let other = terminal_ca
+        .issue_client(
+            "t",
+            "urn:cgc-gateway:terminal:kagacho:8",
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        )
+        .unwrap();
+    let client = |c: &cgc_gateway::devpki::IssuedCert| {
+        GatewayClient::new(
+            app.app.addr(),
+            &server_ca(),
+            c.cert_pem.as_bytes(),
+            c.key_pem.as_bytes(),
+        )
+        .unwrap()
+    };
+    let mut open = client(&doomed).connect().await.unwrap();
+    assert_eq!(
+        open.send(hyper::Method::GET, "/v1/nothing", None, None)
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+
+    let path = crl_path.lock().unwrap().clone();
+    std::fs::write(&path, terminal_ca.crl(&[&doomed.cert_der], 2, now).unwrap()).unwrap();
+    let cut = app.app.context().reload_tls().unwrap();
+    assert_eq!(cut, 1, "exactly the revoked terminal's connection is cut");
+
+    assert!(
+        open.send(hyper::Method::GET, "/v1/nothing", None, None).await.is_err(),
+        "open connection survived"
+    );
+    assert!(
+        !answered(app.app.addr(), &doomed.cert_pem, &doomed.key_pem).await,
+        "revoked terminal reconnected"
+    );
+    assert!(
+        answered(app.app.addr(), &other.cert_pem, &other.key_pem).await,
+        "another terminal was refused"
+    );
+}
