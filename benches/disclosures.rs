@@ -28,7 +28,10 @@ async fn main() {
     let data = tempfile::tempdir().unwrap();
     cgc_gateway::devpki::write_dev_pki(certs.path(), config::DEV_AUDIT_ORIGIN).unwrap();
     let policies = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let config = Config::development(certs.path(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
+    let mut config = Config::development(certs.path(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
+    // One terminal drives the whole load here; the per-terminal limit would cap it otherwise.
+    config.limits.burst = u32::MAX;
+    config.limits.per_minute = u32::MAX;
     let app = Application::build(&config, Arc::new(SystemClock)).await.unwrap();
     let addr = app.addr();
 

@@ -14,6 +14,7 @@ use crate::cases::validate::parse_case_bytes;
 use crate::cases::{CaseIndex, CurrentCase};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::limits::{BulkWatch, RateLimiter};
 use crate::policy::PolicyWorld;
 use crate::store::{self, SharedStore};
 use crate::tls::TlsState;
@@ -45,6 +46,9 @@ pub struct AppContext {
     pub tokens: TokenVerifier,
     pub tls: Arc<TlsState>,
     pub connections: Arc<Connections>,
+    pub terminal_limits: RateLimiter,
+    pub officer_limits: RateLimiter,
+    pub bulk: BulkWatch,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -137,6 +141,12 @@ impl Application {
             tokens,
             tls: tls.clone(),
             connections: Arc::new(Connections::default()),
+            terminal_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
+            officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
+            bulk: BulkWatch::new(
+                time::Duration::minutes(config.limits.bulk_window_minutes),
+                config.limits.bulk_views,
+            ),
         });
         let listener = TcpListener::bind(config.listen)
             .await

@@ -20,6 +20,8 @@ pub struct Config {
     pub tls: TlsConfig,
     pub tokens: TokensConfig,
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("tokens", &self.tokens)
             .field("audit", &self.audit)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -73,6 +76,29 @@ pub struct AuditConfig {
     pub origin: String,
     /// Ed25519 PKCS#8 PEM.
     pub signing_key: PathBuf,
+}
+
+/// Request rates per terminal certificate and per officer, and the bulk-viewing watch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub burst: u32,
+    pub per_minute: u32,
+    /// Case views (detail, search hits) by one officer within `bulk_window_minutes` above which
+    /// a security entry is written to the audit log.
+    pub bulk_views: u64,
+    pub bulk_window_minutes: i64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            burst: 120,
+            per_minute: 600,
+            bulk_views: 100,
+            bulk_window_minutes: 60,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +209,7 @@ impl Config {
                 origin: DEV_AUDIT_ORIGIN.into(),
                 signing_key: certs.join("audit").join("log-key.pem"),
             },
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod devpki;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod policy;
 pub mod registry;
 pub mod store;

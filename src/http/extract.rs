@@ -107,6 +107,20 @@ impl FromRequestParts<Ctx> for TerminalCaller {
             ));
         };
         let officer = bearer(ctx, parts, &peer, TokenAudience::Officer)?;
+        let now = ctx.clock.now();
+        let limited = ctx
+            .terminal_limits
+            .check(&peer.principal.to_string(), now)
+            .and_then(|()| ctx.officer_limits.check(&officer, now));
+        if let Err(retry_after_secs) = limited {
+            return Err(refuse(
+                ctx,
+                route_of(parts),
+                &peer.principal,
+                Some(officer),
+                ApiError::TooManyRequests { retry_after_secs },
+            ));
+        }
         Ok(Self {
             station_id: station_id.clone(),
             officer,

@@ -181,6 +181,12 @@ async fn get_case(
         ));
     };
     let mut views = disclose(&ctx, &caller, vec![item], Channel::Detail).await?;
+    if ctx.bulk.observe(&caller.officer, 1, now) {
+        ctx.audit.record_in_background(Event::Security {
+            actor: caller.actor(),
+            what: "unusual bulk viewing: case views by this officer exceeded the configured threshold".into(),
+        });
+    }
     views
         .pop()
         .map(Json)
