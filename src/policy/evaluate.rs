@@ -862,4 +862,64 @@ pub(crate) mod tests {
         let again: Vec<_> = UNITS.iter().map(|u| evaluate(&world(), &c, u, NOW)).collect();
         assert_eq!(first, again);
     }
+
+    #[test]
+    fn predicates_narrow_a_providers_scope() {
+        let mut w = world();
+        let text = std::fs::read_to_string(Path::new(DIR).join("agreements/kanagawa-2026.toml"))
+            .unwrap()
+            .replacen(
+                "operator = \"142018\"\nscope = \"all\"",
+                "operator = \"142018\"\nscope = \"all\"\n[[providers.predicates]]\nfield = \"risk_level\"\nin = [\"high\"]\n[[providers.predicates]]\nfield = \"abuse.types\"\nnot_in = [\"sexual\"]",
+                1,
+            );
+        w.agreements = vec![Agreement::from_toml(&text, "a", &w.registry).unwrap()];
+        let mut c = case("yokosuka", "142018");
+        let reason = explain(&w, &c, "yokosuka", NOW).unwrap_err();
+        assert_eq!(
+            reason.to_string(),
+            "kanagawa-2026@v1/providers/142018/all: the case does not meet the predicate `risk_level in [high]`"
+        );
+        c.risk_level = Some(RiskLevel::High);
+        assert!(evaluate(&w, &c, "yokosuka", NOW).is_some());
+        c.abuse.types.push(AbuseType::Sexual);
+        assert_eq!(evaluate(&w, &c, "yokosuka", NOW), None);
+        c.abuse.types.clear();
+        c.risk_level = None;
+        assert_eq!(
+            evaluate(&w, &c, "yokosuka", NOW),
+            None,
+            "an absent risk level meets no predicate"
+        );
+        // Other providers are untouched.
+        assert!(evaluate(&w, &case("kanagawa-central", "142123"), "atsugi", NOW).is_some());
+    }
+
+    #[test]
+    fn reasons_name_the_rule_and_never_case_values() {
+        let w = world();
+        let c = case("kawasaki-central", "141313");
+        let reason = explain(&w, &c, "kawasaki", NOW).unwrap_err();
+        assert!(
+            matches!(
+                reason,
+                NoView::NotOptedIn {
+                    state: ConsentState::Asked,
+                    ..
+                }
+            ),
+            "{reason}"
+        );
+        assert!(!reason.to_string().contains("山田"));
+        assert_eq!(
+            explain(&w, &case("sagamihara", "141534"), "hq", NOW).unwrap_err(),
+            NoView::NotAProvider {
+                operator: "141500".into()
+            }
+        );
+        assert_eq!(
+            explain(&w, &case("kanagawa-central", "142123"), "ginza", NOW).unwrap_err(),
+            NoView::UnknownUnit("ginza".into())
+        );
+    }
 }
