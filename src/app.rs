@@ -103,7 +103,6 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Self, AppError> {
         let tls = Arc::new(TlsState::load(config.tls_files())?);
-        let world = PolicyWorld::load(&config.policies)?;
         let store = store::open(&config.database_url).await?;
         let cases = CaseIndex::default();
         for stored in store.current_cases().await? {
@@ -120,6 +119,8 @@ impl Application {
         }
         let key = LogKey::from_pem_file(&config.audit.origin, &config.audit.signing_key).map_err(AppError::Other)?;
         let audit = AuditLog::open(store.clone(), key, config.audit.origin.clone(), clock.clone()).await?;
+        // Agreements and consents live in the store once imported; the files seed it once.
+        let world = crate::agreements::load_or_seed(&store, &audit, &config.policies, clock.now()).await?;
         let issuer_pem = std::fs::read(&config.tokens.public_key)
             .map_err(|e| AppError::Other(format!("cannot read {}: {e}", config.tokens.public_key.display())))?;
         let tokens = TokenVerifier::from_public_pem(

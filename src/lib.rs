@@ -6,6 +6,7 @@
 //! officers' tokens, `cases` the records centers push, `policy` the pure agreement evaluator,
 //! `audit` the signed Merkle log, `store` persistence, `http` the API, `cli` the commands.
 
+pub mod agreements;
 pub mod app;
 pub mod audit;
 pub mod auth;

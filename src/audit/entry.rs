@@ -85,6 +85,26 @@ pub enum Event {
     },
     /// Unusual activity worth an auditor's attention.
     Security { actor: Actor, what: String },
+    /// A version of a sharing agreement was accepted (or imported from the policy files at
+    /// first start). Recorded before the version can take effect.
+    AgreementVersion {
+        actor: Actor,
+        agreement_id: String,
+        version: u32,
+        /// Hex SHA-256 of the exact document stored.
+        sha256: String,
+        effective_from: String,
+    },
+    /// A step of a city provider's opt-in (or its state imported at first start). Recorded
+    /// before the new state takes effect.
+    Consent {
+        actor: Actor,
+        agreement_id: String,
+        operator: String,
+        action: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl Event {
@@ -93,6 +113,8 @@ impl Event {
             Event::Disclosure { .. } => "disclosure",
             Event::Refusal { .. } => "refusal",
             Event::Security { .. } => "security",
+            Event::AgreementVersion { .. } => "agreement_version",
+            Event::Consent { .. } => "consent",
         }
     }
 

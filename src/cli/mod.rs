@@ -1,5 +1,7 @@
 //! The `cgc-gateway` command line (SPEC §10).
 
+pub mod policy;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +68,44 @@ enum Command {
         /// Lifetime in minutes.
         #[arg(long, default_value_t = 480)]
         ttl_minutes: i64,
+    },
+    /// Checks, simulates and applies sharing agreements.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validates a policy folder or one file; prints file:line: what is wrong.
+    Check {
+        #[arg(default_value = "policies")]
+        path: PathBuf,
+    },
+    /// What would a terminal see of a case under these policies?
+    Simulate {
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// A case record (JSON, SPEC §5).
+        #[arg(long)]
+        case: PathBuf,
+        /// A terminal client name, e.g. terminal-kagacho-1.
+        #[arg(long)]
+        terminal: String,
+        /// The time to evaluate at (RFC 3339); now if absent.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Submits an agreement version to a running gateway.
+    Apply {
+        file: PathBuf,
+        #[arg(long, default_value = "https://localhost:8443")]
+        gateway: String,
+        #[arg(long, default_value = "certs-dev")]
+        certs: PathBuf,
+        #[arg(long, default_value = "admin-14-pref-admin")]
+        client: String,
     },
 }
 
@@ -145,6 +185,48 @@ async fn run(command: Command) -> Result<(), String> {
                 SystemClock.now(),
             )?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Policy { command } => run_policy(command).await,
+    }
+}
+
+async fn run_policy(command: PolicyCommand) -> Result<(), String> {
+    match command {
+        PolicyCommand::Check { path } => match policy::check(&path) {
+            Ok(summary) => {
+                println!("{summary}");
+                Ok(())
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                Err(format!("{} problem(s) found", errors.len()))
+            }
+        },
+        PolicyCommand::Simulate {
+            policies,
+            case,
+            terminal,
+            at,
+        } => {
+            let at = match at {
+                Some(t) => time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| format!("--at `{t}`: not an RFC 3339 time: {e}"))?,
+                None => SystemClock.now(),
+            };
+            print!("{}", policy::simulate(&policies, &case, &terminal, at)?);
+            Ok(())
+        }
+        PolicyCommand::Apply {
+            file,
+            gateway,
+            certs,
+            client,
+        } => {
+            let answer = policy::apply(&file, &gateway, &certs, &client, SystemClock.now()).await?;
+            println!("{answer}");
             Ok(())
         }
     }

@@ -31,6 +31,17 @@ pub enum ApiError {
     AuditUnavailable,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A policy document that cannot be used: `file:line: message` of the policy layer.
+    #[error("invalid policy document")]
+    PolicyInvalid { line: Option<usize>, message: String },
+    /// A change that contradicts the stored state (a consent step from the wrong state, an
+    /// agreement version not above the latest).
+    #[error("conflict: {detail}")]
+    StateConflict {
+        detail: String,
+        current_state: Option<String>,
+        latest_version: Option<u32>,
+    },
 }
 
 #[derive(Serialize)]
@@ -47,6 +58,12 @@ struct Problem<'a> {
     stored_version: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     candidates: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_version: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -67,6 +84,8 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::PolicyInvalid { .. } => StatusCode::BAD_REQUEST,
+            Self::StateConflict { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -85,6 +104,8 @@ impl ApiError {
                 "The audit log cannot record; nothing was disclosed",
             ),
             Self::Internal(_) => ("internal", "Internal error"),
+            Self::PolicyInvalid { .. } => ("invalid-policy", "The policy document is invalid"),
+            Self::StateConflict { .. } => ("state-conflict", "The change conflicts with the current state"),
         }
     }
 
@@ -111,6 +132,9 @@ impl IntoResponse for ApiError {
             errors: Vec::new(),
             stored_version: None,
             candidates: Vec::new(),
+            line: None,
+            current_state: None,
+            latest_version: None,
         };
         match &self {
             Self::Invalid { detail, errors } => {
@@ -139,6 +163,19 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %what, "internal error");
             }
             Self::NotFound | Self::TooLarge | Self::AuditUnavailable => {}
+            Self::PolicyInvalid { line, message } => {
+                problem.detail = Some(message.clone());
+                problem.line = *line;
+            }
+            Self::StateConflict {
+                detail,
+                current_state,
+                latest_version,
+            } => {
+                problem.detail = Some(detail.clone());
+                problem.current_state.clone_from(current_state);
+                problem.latest_version = *latest_version;
+            }
         }
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();

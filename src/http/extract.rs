@@ -157,3 +157,45 @@ fn bearer(ctx: &Ctx, parts: &Parts, peer: &SharedPeer, audience: TokenAudience) 
         )),
     }
 }
+
+/// A prefectural or city administrator with a signed-in user.
+#[derive(Debug, Clone)]
+pub struct AdminCaller {
+    /// A prefecture code (`"14"`) or a city's municipality code (`"141003"`).
+    pub jurisdiction: String,
+    /// The administrator named by the bearer token.
+    pub subject: String,
+    pub peer: SharedPeer,
+}
+
+impl AdminCaller {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            principal: self.peer.principal.to_string(),
+            subject: Some(self.subject.clone()),
+        }
+    }
+}
+
+impl FromRequestParts<Ctx> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
+        let peer = peer(parts)?;
+        let Principal::Admin { jurisdiction, .. } = &peer.principal else {
+            return Err(refuse(
+                ctx,
+                route_of(parts),
+                &peer.principal,
+                None,
+                ApiError::Forbidden("this endpoint is for administrators".into()),
+            ));
+        };
+        let subject = bearer(ctx, parts, &peer, TokenAudience::Admin)?;
+        Ok(Self {
+            jurisdiction: jurisdiction.clone(),
+            subject,
+            peer: peer.clone(),
+        })
+    }
+}

@@ -82,6 +82,112 @@ impl Criterion {
     }
 }
 
+/// The case fields a predicate may test: small enumerations, flags and the address's
+/// municipality, never free text (a predicate on a name would be a search, not a rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PredicateField {
+    RiskLevel,
+    Status,
+    AbuseTypes,
+    AbuseInjury,
+    FlagsMissing,
+    FlagsDv,
+    ChildSex,
+    ChildMunicipality,
+}
+
+impl PredicateField {
+    pub const ALL: [PredicateField; 8] = [
+        PredicateField::RiskLevel,
+        PredicateField::Status,
+        PredicateField::AbuseTypes,
+        PredicateField::AbuseInjury,
+        PredicateField::FlagsMissing,
+        PredicateField::FlagsDv,
+        PredicateField::ChildSex,
+        PredicateField::ChildMunicipality,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PredicateField::RiskLevel => "risk_level",
+            PredicateField::Status => "status",
+            PredicateField::AbuseTypes => "abuse.types",
+            PredicateField::AbuseInjury => "abuse.injury",
+            PredicateField::FlagsMissing => "flags.missing",
+            PredicateField::FlagsDv => "flags.dv",
+            PredicateField::ChildSex => "child.sex",
+            PredicateField::ChildMunicipality => "child.address.municipality_code",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Booleans take `equals`; the others take `in` / `not_in`.
+    pub fn is_bool(self) -> bool {
+        matches!(
+            self,
+            PredicateField::AbuseInjury | PredicateField::FlagsMissing | PredicateField::FlagsDv
+        )
+    }
+
+    /// The values `in` / `not_in` may list; `None` for municipality codes (any valid code).
+    pub fn values(self) -> Option<&'static [&'static str]> {
+        match self {
+            PredicateField::RiskLevel => Some(&["high", "medium", "low"]),
+            PredicateField::Status => Some(&[
+                "intake",
+                "investigating",
+                "temporary_protection",
+                "in_care",
+                "returned_home",
+                "closed",
+            ]),
+            PredicateField::AbuseTypes => Some(&["physical", "neglect", "sexual", "psychological"]),
+            PredicateField::ChildSex => Some(&["male", "female", "unknown"]),
+            PredicateField::ChildMunicipality => None,
+            PredicateField::AbuseInjury | PredicateField::FlagsMissing | PredicateField::FlagsDv => Some(&[]),
+        }
+    }
+}
+
+impl fmt::Display for PredicateField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a predicate asks of its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Test {
+    /// The value is one of these (for `abuse.types`: any listed type is present). An absent
+    /// optional value (no `risk_level`) is in no list.
+    In(Vec<String>),
+    /// The value is none of these (for `abuse.types`: no listed type is present). An absent
+    /// optional value fails too: a rule about a value cannot be met without the value.
+    NotIn(Vec<String>),
+    Equals(bool),
+}
+
+/// One condition over a case field, e.g. `risk_level in ["high"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predicate {
+    pub field: PredicateField,
+    pub test: Test,
+}
+
+impl fmt::Display for Predicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.test {
+            Test::In(v) => write!(f, "{} in [{}]", self.field, v.join(", ")),
+            Test::NotIn(v) => write!(f, "{} not in [{}]", self.field, v.join(", ")),
+            Test::Equals(b) => write!(f, "{} = {b}", self.field),
+        }
+    }
+}
+
 impl fmt::Display for Criterion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -114,6 +220,9 @@ pub struct Provider {
     /// An operator id of the registry, in the agreement's prefecture.
     pub operator: String,
     pub scope: Scope,
+    /// Further conditions a case must meet, all of them, on top of the scope. They only ever
+    /// narrow what the scope shares, so a mistaken predicate can hide a case but never expose one.
+    pub predicates: Vec<Predicate>,
 }
 
 /// One version of a sharing agreement.
@@ -187,6 +296,36 @@ impl Agreement {
         self.dv_address_audiences.contains(&audience)
     }
 
+    /// An agreement built directly, bypassing the file format (property tests generate
+    /// thousands of worlds; parsing each from text would dominate their run time).
+    #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        id: &str,
+        version: u32,
+        prefecture: PrefectureCode,
+        force: &str,
+        effective_from: OffsetDateTime,
+        effective_until: Option<OffsetDateTime>,
+        providers: Vec<Provider>,
+        views: [Option<FieldSet>; 3],
+        dv_address_audiences: BTreeSet<Audience>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            version,
+            title: "test".into(),
+            notes: String::new(),
+            prefecture,
+            force: force.to_owned(),
+            effective_from,
+            effective_until,
+            providers,
+            views,
+            dv_address_audiences,
+        }
+    }
+
     /// `effective_from <= now < effective_until`.
     pub fn is_in_force(&self, now: OffsetDateTime) -> bool {
         self.effective_from <= now && self.effective_until.is_none_or(|until| now < until)
@@ -219,6 +358,18 @@ struct RawAgreement {
 struct RawProvider {
     operator: Spanned<String>,
     scope: Spanned<RawScope>,
+    #[serde(default)]
+    predicates: Vec<Spanned<RawPredicate>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPredicate {
+    field: Spanned<String>,
+    #[serde(rename = "in")]
+    in_: Option<Spanned<Vec<Spanned<String>>>>,
+    not_in: Option<Spanned<Vec<Spanned<String>>>>,
+    equals: Option<Spanned<bool>>,
 }
 
 enum RawScope {
@@ -353,9 +504,14 @@ impl Checker<'_> {
             if providers.iter().any(|q| q.operator == *operator) {
                 return Err(self.err(&p.operator, format!("provider `{operator}` is listed twice")));
             }
+            let mut predicates = Vec::with_capacity(p.predicates.len());
+            for raw in &p.predicates {
+                predicates.push(self.predicate(raw)?);
+            }
             providers.push(Provider {
                 operator: operator.clone(),
                 scope: self.scope(&p.scope)?,
+                predicates,
             });
         }
 
@@ -442,6 +598,69 @@ impl Checker<'_> {
                 Ok(Scope::Criteria(criteria))
             }
         }
+    }
+
+    fn predicate(&self, raw: &Spanned<RawPredicate>) -> Result<Predicate, PolicyError> {
+        let p = raw.get_ref();
+        let name = p.field.get_ref();
+        let field = PredicateField::parse(name).ok_or_else(|| {
+            let known: Vec<_> = PredicateField::ALL.iter().map(|f| f.as_str()).collect();
+            self.err(
+                &p.field,
+                format!(
+                    "predicate field `{name}` cannot be tested (testable: {})",
+                    known.join(", ")
+                ),
+            )
+        })?;
+        let test = match (&p.in_, &p.not_in, &p.equals) {
+            (Some(list), None, None) => Test::In(self.predicate_values(field, list)?),
+            (None, Some(list), None) => Test::NotIn(self.predicate_values(field, list)?),
+            (None, None, Some(b)) if field.is_bool() => Test::Equals(*b.get_ref()),
+            (None, None, Some(b)) => {
+                return Err(self.err(b, format!("`{field}` is not a yes/no field; use `in` or `not_in`")));
+            }
+            _ => {
+                return Err(self.err(
+                    raw,
+                    format!("predicate on `{field}` needs exactly one of `in`, `not_in` or `equals`"),
+                ));
+            }
+        };
+        Ok(Predicate { field, test })
+    }
+
+    fn predicate_values(
+        &self,
+        field: PredicateField,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, PolicyError> {
+        if field.is_bool() {
+            return Err(self.err(list, format!("`{field}` is a yes/no field; use `equals = true|false`")));
+        }
+        if list.get_ref().is_empty() {
+            return Err(self.err(list, format!("predicate on `{field}` lists no values")));
+        }
+        let mut values: Vec<String> = Vec::with_capacity(list.get_ref().len());
+        for v in list.get_ref() {
+            let value = v.get_ref();
+            let known = match field.values() {
+                Some(allowed) => allowed.contains(&value.as_str()),
+                None => crate::registry::codes::MunicipalityCode::parse(value).is_ok(),
+            };
+            if !known {
+                let hint = match field.values() {
+                    Some(allowed) => format!("one of {}", allowed.join(", ")),
+                    None => "a 6-digit JIS X 0402 code with a valid check digit".to_owned(),
+                };
+                return Err(self.err(v, format!("`{value}` is not a value of `{field}` (expected {hint})")));
+            }
+            if values.contains(value) {
+                return Err(self.err(v, format!("value `{value}` is listed twice")));
+            }
+            values.push(value.clone());
+        }
+        Ok(values)
     }
 
     fn view(

@@ -54,6 +54,19 @@ impl ConsentState {
         }
     }
 
+    pub const ALL: [ConsentState; 6] = [
+        ConsentState::NotAsked,
+        ConsentState::Asked,
+        ConsentState::Consented,
+        ConsentState::Active,
+        ConsentState::Declined,
+        ConsentState::Withdrawn,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     pub fn is_active(self) -> bool {
         self == ConsentState::Active
     }
@@ -75,6 +88,35 @@ impl ConsentState {
             (A::Confirm, S::Consented | S::Active) => Some(S::Active),
             _ => None,
         }
+    }
+}
+
+impl ConsentAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentAction::Ask => "ask",
+            ConsentAction::Consent => "consent",
+            ConsentAction::Decline => "decline",
+            ConsentAction::Withdraw => "withdraw",
+            ConsentAction::Confirm => "confirm",
+        }
+    }
+
+    /// The actions of the admin API (asking is the agreement's provider entry itself).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ConsentAction::Consent,
+            ConsentAction::Decline,
+            ConsentAction::Withdraw,
+            ConsentAction::Confirm,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+
+    /// Whether the prefecture (not the city) takes this action.
+    pub fn by_prefecture(self) -> bool {
+        matches!(self, ConsentAction::Ask | ConsentAction::Confirm)
     }
 }
 

@@ -2,16 +2,17 @@
 //! the recipient may see and the clause that allowed it, or nothing. Pure and deterministic.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 use time::{Duration, OffsetDateTime};
 
-use super::agreement::{Agreement, Audience, Criterion, Scope};
-use super::consent::ConsentBook;
+use super::agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
+use super::consent::{ConsentBook, ConsentState};
 use super::error::PolicyError;
 use super::fields::{FieldPath, FieldSet};
-use crate::cases::record::{AbuseType, CaseRecord, Status};
-use crate::registry::{Registry, UnitKind};
+use crate::cases::record::{AbuseType, CaseRecord, RiskLevel, Sex, Status};
+use crate::registry::{Operator, Registry, Unit, UnitKind};
 
 /// How long a report may stay without a safety confirmation (national rule, 2018).
 pub const SAFETY_CONFIRMATION_WINDOW: Duration = Duration::hours(48);
@@ -60,6 +61,16 @@ impl PolicyWorld {
             }
             agreements.push(a);
         }
+        if let Some(o) = find_overlap(&agreements) {
+            let path = files
+                .get(o.second)
+                .map_or_else(String::new, |p| p.display().to_string());
+            let line = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.lines().position(|l| l.contains(&format!("\"{}\"", o.operator))))
+                .map(|i| i + 1);
+            return Err(PolicyError::new(&path, line, o.message(&agreements)));
+        }
         let consents = ConsentBook::load(&dir.join("consents.toml"), &registry, &agreements)?;
         Ok(Self {
             registry,
@@ -90,6 +101,53 @@ impl PolicyWorld {
         }
         in_force
     }
+}
+
+/// Two agreements (different ids) that could both be in force at some instant and name the
+/// same provider: which one applies would depend on id order, so such a set is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    pub first: usize,
+    pub second: usize,
+    pub operator: String,
+}
+
+impl Overlap {
+    pub fn message(&self, agreements: &[Agreement]) -> String {
+        let name = |i: usize| {
+            agreements
+                .get(i)
+                .map_or_else(String::new, |a| format!("`{}` version {}", a.id(), a.version()))
+        };
+        format!(
+            "provider `{}` is also named by {}, whose validity overlaps; an operator may be a provider of one agreement at a time",
+            self.operator,
+            name(self.first)
+        )
+    }
+}
+
+/// The first overlap among `agreements` (indices into the slice; `second` is the later one).
+pub fn find_overlap(agreements: &[Agreement]) -> Option<Overlap> {
+    let intersects = |a: &Agreement, b: &Agreement| {
+        let ends_after = |x: &Agreement, start: OffsetDateTime| x.effective_until().is_none_or(|u| u > start);
+        ends_after(a, b.effective_from()) && ends_after(b, a.effective_from())
+    };
+    for (j, b) in agreements.iter().enumerate() {
+        for (i, a) in agreements.iter().enumerate().take(j) {
+            if a.id() == b.id() || !intersects(a, b) {
+                continue;
+            }
+            if let Some(p) = b.providers().iter().find(|p| a.provider(&p.operator).is_some()) {
+                return Some(Overlap {
+                    first: i,
+                    second: j,
+                    operator: p.operator.clone(),
+                });
+            }
+        }
+    }
+    None
 }
 
 /// What a recipient may see of a case, and why.
@@ -142,62 +200,281 @@ fn safety_deadline(case: &CaseRecord) -> Option<OffsetDateTime> {
 
 /// What `unit_id` may see of `case` at `now`, or `None` if nothing.
 pub fn evaluate(world: &PolicyWorld, case: &CaseRecord, unit_id: &str, now: OffsetDateTime) -> Option<Decision> {
-    if case.status == Status::Closed {
-        return None;
+    explain(world, case, unit_id, now).ok()
+}
+
+/// Why a recipient sees nothing of a case. Rendered for `policy simulate` and administrators;
+/// it names agreements, operators, criteria and states, never a value from the case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoView {
+    Closed,
+    UnknownCenter(String),
+    UnknownUnit(String),
+    /// No version of any agreement names the case's operator as a provider.
+    NotAProvider {
+        operator: String,
+    },
+    /// Versions name the provider, but none of them is in force at that time.
+    NotInForce {
+        agreement_id: String,
+        operator: String,
+    },
+    /// A city provider that has not consented and been confirmed (or withdrew).
+    NotOptedIn {
+        agreement_id: String,
+        operator: String,
+        state: ConsentState,
+    },
+    NoCriterionMet {
+        clause: String,
+        criteria: Vec<Criterion>,
+    },
+    PredicateNotMet {
+        clause: String,
+        predicate: String,
+    },
+    OtherForce {
+        agreement_id: String,
+        force: String,
+    },
+    NoViewForAudience {
+        clause: String,
+        audience: Audience,
+    },
+}
+
+impl fmt::Display for NoView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoView::Closed => f.write_str("the case is closed; closed cases are shared with no one"),
+            NoView::UnknownCenter(c) => write!(f, "center `{c}` is not in the registry"),
+            NoView::UnknownUnit(u) => write!(f, "police unit `{u}` is not in the registry"),
+            NoView::NotAProvider { operator } => {
+                write!(f, "no agreement names operator `{operator}` as a provider")
+            }
+            NoView::NotInForce { agreement_id, operator } => write!(
+                f,
+                "agreement `{agreement_id}` names provider `{operator}`, but no version of it is in force at that time"
+            ),
+            NoView::NotOptedIn {
+                agreement_id,
+                operator,
+                state,
+            } => write!(
+                f,
+                "city provider `{operator}` has not opted in to `{agreement_id}` (state: {state}; only `active`, i.e. consented and confirmed, shares)"
+            ),
+            NoView::NoCriterionMet { clause, criteria } => {
+                let list: Vec<_> = criteria.iter().map(|c| c.as_str()).collect();
+                write!(f, "{clause}: the case meets none of the criteria [{}]", list.join(", "))
+            }
+            NoView::PredicateNotMet { clause, predicate } => {
+                write!(f, "{clause}: the case does not meet the predicate `{predicate}`")
+            }
+            NoView::OtherForce { agreement_id, force } => {
+                write!(
+                    f,
+                    "agreement `{agreement_id}` shares with force `{force}` only, not this unit's force"
+                )
+            }
+            NoView::NoViewForAudience { clause, audience } => {
+                write!(f, "{clause}: the agreement gives `{audience}` no view")
+            }
+        }
     }
-    let operator = world.registry.operator_of_center(case.center_id.as_str())?;
-    let unit = world.registry.unit(unit_id)?;
-    world
+}
+
+impl Predicate {
+    /// Whether the case meets the predicate (see `Test` for absent values).
+    pub fn holds(&self, case: &CaseRecord) -> bool {
+        let one = |value: Option<&str>| match (&self.test, value) {
+            (Test::In(list), Some(v)) => list.iter().any(|x| x == v),
+            (Test::NotIn(list), Some(v)) => !list.iter().any(|x| x == v),
+            _ => false,
+        };
+        let flag = |value: bool| matches!(self.test, Test::Equals(b) if b == value);
+        match self.field {
+            PredicateField::RiskLevel => one(case.risk_level.map(risk_str)),
+            PredicateField::Status => one(Some(status_str(case.status))),
+            PredicateField::ChildSex => one(Some(sex_str(case.child.sex))),
+            PredicateField::ChildMunicipality => one(Some(case.child.address.municipality_code.as_str())),
+            PredicateField::AbuseTypes => {
+                let present =
+                    |list: &[String]| case.abuse.types.iter().any(|t| list.iter().any(|x| x == abuse_str(*t)));
+                match &self.test {
+                    Test::In(list) => present(list),
+                    Test::NotIn(list) => !present(list),
+                    Test::Equals(_) => false,
+                }
+            }
+            PredicateField::AbuseInjury => flag(case.abuse.injury),
+            PredicateField::FlagsMissing => flag(case.flags.missing),
+            PredicateField::FlagsDv => flag(case.flags.dv),
+        }
+    }
+}
+
+// The wire names of SPEC §5, spelled out so that a predicate never depends on serializer
+// behaviour at evaluation time.
+fn risk_str(r: RiskLevel) -> &'static str {
+    match r {
+        RiskLevel::High => "high",
+        RiskLevel::Medium => "medium",
+        RiskLevel::Low => "low",
+    }
+}
+
+fn status_str(s: Status) -> &'static str {
+    match s {
+        Status::Intake => "intake",
+        Status::Investigating => "investigating",
+        Status::TemporaryProtection => "temporary_protection",
+        Status::InCare => "in_care",
+        Status::ReturnedHome => "returned_home",
+        Status::Closed => "closed",
+    }
+}
+
+fn sex_str(s: Sex) -> &'static str {
+    match s {
+        Sex::Male => "male",
+        Sex::Female => "female",
+        Sex::Unknown => "unknown",
+    }
+}
+
+fn abuse_str(t: AbuseType) -> &'static str {
+    match t {
+        AbuseType::Physical => "physical",
+        AbuseType::Neglect => "neglect",
+        AbuseType::Sexual => "sexual",
+        AbuseType::Psychological => "psychological",
+    }
+}
+
+/// `evaluate` with its reason when the answer is nothing: the first agreement (in id order)
+/// that shares the case decides; otherwise the reason given by the first agreement in force
+/// that names the provider, or why no agreement applies at all.
+pub fn explain(world: &PolicyWorld, case: &CaseRecord, unit_id: &str, now: OffsetDateTime) -> Result<Decision, NoView> {
+    if case.status == Status::Closed {
+        return Err(NoView::Closed);
+    }
+    let operator = world
+        .registry
+        .operator_of_center(case.center_id.as_str())
+        .ok_or_else(|| NoView::UnknownCenter(case.center_id.to_string()))?;
+    let unit = world
+        .registry
+        .unit(unit_id)
+        .ok_or_else(|| NoView::UnknownUnit(unit_id.to_owned()))?;
+    let mut first_reason: Option<NoView> = None;
+    for agreement in world
         .agreements_in_force(now)
         .into_values()
         .filter(|a| a.prefecture() == operator.prefecture)
-        .find_map(|agreement| {
-            let provider = agreement.provider(&operator.id)?;
-            if operator.kind.is_city() && !world.consents.state(agreement.id(), &operator.id).is_active() {
-                return None;
+    {
+        let Some(provider) = agreement.provider(&operator.id) else {
+            continue;
+        };
+        match decide(world, agreement, provider, operator, unit, case, now) {
+            Ok(d) => return Ok(d),
+            Err(reason) => {
+                first_reason.get_or_insert(reason);
             }
-            let criterion = match &provider.scope {
-                Scope::All => None,
-                Scope::Criteria(list) => Some(list.iter().copied().find(|c| c.is_met(case, now))?),
-            };
-            if unit.force != agreement.force() {
-                return None;
-            }
-            let audience = match unit.kind {
-                UnitKind::Hq => Audience::Hq,
-                UnitKind::Station if unit.municipalities.contains(&case.child.address.municipality_code) => {
-                    Audience::CoveringStation
-                }
-                UnitKind::Station => Audience::PrefectureStations,
-            };
-            let (audience, mut fields) = match (audience, agreement.view(audience)) {
-                (_, Some(view)) => (audience, view),
-                (Audience::CoveringStation, None) => (
-                    Audience::PrefectureStations,
-                    agreement.view(Audience::PrefectureStations)?,
-                ),
-                (_, None) => return None,
-            };
-            if case.flags.dv && !agreement.dv_address_allowed(audience) {
-                fields.remove(FieldPath::ChildAddress);
-            }
-            Some(Decision {
-                agreement_id: agreement.id().to_owned(),
-                agreement_version: agreement.version(),
+        }
+    }
+    Err(first_reason.unwrap_or_else(
+        || match world.agreements.iter().find(|a| a.provider(&operator.id).is_some()) {
+            Some(a) => NoView::NotInForce {
+                agreement_id: a.id().to_owned(),
                 operator: operator.id.clone(),
-                audience,
-                criterion,
-                clause: format!(
-                    "{}@v{}/providers/{}/{}/views/{}",
-                    agreement.id(),
-                    agreement.version(),
-                    operator.id,
-                    provider.scope.as_str(),
-                    audience
-                ),
-                fields,
-            })
-        })
+            },
+            None => NoView::NotAProvider {
+                operator: operator.id.clone(),
+            },
+        },
+    ))
+}
+
+fn decide(
+    world: &PolicyWorld,
+    agreement: &Agreement,
+    provider: &Provider,
+    operator: &Operator,
+    unit: &Unit,
+    case: &CaseRecord,
+    now: OffsetDateTime,
+) -> Result<Decision, NoView> {
+    let base = format!(
+        "{}@v{}/providers/{}/{}",
+        agreement.id(),
+        agreement.version(),
+        operator.id,
+        provider.scope.as_str()
+    );
+    if operator.kind.is_city() {
+        let state = world.consents.state(agreement.id(), &operator.id);
+        if !state.is_active() {
+            return Err(NoView::NotOptedIn {
+                agreement_id: agreement.id().to_owned(),
+                operator: operator.id.clone(),
+                state,
+            });
+        }
+    }
+    let criterion = match &provider.scope {
+        Scope::All => None,
+        Scope::Criteria(list) => {
+            Some(
+                list.iter()
+                    .copied()
+                    .find(|c| c.is_met(case, now))
+                    .ok_or_else(|| NoView::NoCriterionMet {
+                        clause: base.clone(),
+                        criteria: list.clone(),
+                    })?,
+            )
+        }
+    };
+    if let Some(p) = provider.predicates.iter().find(|p| !p.holds(case)) {
+        return Err(NoView::PredicateNotMet {
+            clause: base,
+            predicate: p.to_string(),
+        });
+    }
+    if unit.force != agreement.force() {
+        return Err(NoView::OtherForce {
+            agreement_id: agreement.id().to_owned(),
+            force: agreement.force().to_owned(),
+        });
+    }
+    let audience = match unit.kind {
+        UnitKind::Hq => Audience::Hq,
+        UnitKind::Station if unit.municipalities.contains(&case.child.address.municipality_code) => {
+            Audience::CoveringStation
+        }
+        UnitKind::Station => Audience::PrefectureStations,
+    };
+    let (audience, mut fields) = match (audience, agreement.view(audience)) {
+        (_, Some(view)) => (audience, view),
+        (Audience::CoveringStation, None) => match agreement.view(Audience::PrefectureStations) {
+            Some(view) => (Audience::PrefectureStations, view),
+            None => return Err(NoView::NoViewForAudience { clause: base, audience }),
+        },
+        (_, None) => return Err(NoView::NoViewForAudience { clause: base, audience }),
+    };
+    if case.flags.dv && !agreement.dv_address_allowed(audience) {
+        fields.remove(FieldPath::ChildAddress);
+    }
+    Ok(Decision {
+        agreement_id: agreement.id().to_owned(),
+        agreement_version: agreement.version(),
+        operator: operator.id.clone(),
+        audience,
+        criterion,
+        clause: format!("{base}/views/{audience}"),
+        fields,
+    })
 }
 
 /// The earliest instant after `now` at which `evaluate` could answer differently for this case
@@ -584,5 +861,65 @@ pub(crate) mod tests {
         let first: Vec<_> = UNITS.iter().map(|u| evaluate(&w, &c, u, NOW)).collect();
         let again: Vec<_> = UNITS.iter().map(|u| evaluate(&world(), &c, u, NOW)).collect();
         assert_eq!(first, again);
+    }
+
+    #[test]
+    fn predicates_narrow_a_providers_scope() {
+        let mut w = world();
+        let text = std::fs::read_to_string(Path::new(DIR).join("agreements/kanagawa-2026.toml"))
+            .unwrap()
+            .replacen(
+                "operator = \"142018\"\nscope = \"all\"",
+                "operator = \"142018\"\nscope = \"all\"\n[[providers.predicates]]\nfield = \"risk_level\"\nin = [\"high\"]\n[[providers.predicates]]\nfield = \"abuse.types\"\nnot_in = [\"sexual\"]",
+                1,
+            );
+        w.agreements = vec![Agreement::from_toml(&text, "a", &w.registry).unwrap()];
+        let mut c = case("yokosuka", "142018");
+        let reason = explain(&w, &c, "yokosuka", NOW).unwrap_err();
+        assert_eq!(
+            reason.to_string(),
+            "kanagawa-2026@v1/providers/142018/all: the case does not meet the predicate `risk_level in [high]`"
+        );
+        c.risk_level = Some(RiskLevel::High);
+        assert!(evaluate(&w, &c, "yokosuka", NOW).is_some());
+        c.abuse.types.push(AbuseType::Sexual);
+        assert_eq!(evaluate(&w, &c, "yokosuka", NOW), None);
+        c.abuse.types.clear();
+        c.risk_level = None;
+        assert_eq!(
+            evaluate(&w, &c, "yokosuka", NOW),
+            None,
+            "an absent risk level meets no predicate"
+        );
+        // Other providers are untouched.
+        assert!(evaluate(&w, &case("kanagawa-central", "142123"), "atsugi", NOW).is_some());
+    }
+
+    #[test]
+    fn reasons_name_the_rule_and_never_case_values() {
+        let w = world();
+        let c = case("kawasaki-central", "141313");
+        let reason = explain(&w, &c, "kawasaki", NOW).unwrap_err();
+        assert!(
+            matches!(
+                reason,
+                NoView::NotOptedIn {
+                    state: ConsentState::Asked,
+                    ..
+                }
+            ),
+            "{reason}"
+        );
+        assert!(!reason.to_string().contains("山田"));
+        assert_eq!(
+            explain(&w, &case("sagamihara", "141534"), "hq", NOW).unwrap_err(),
+            NoView::NotAProvider {
+                operator: "141500".into()
+            }
+        );
+        assert_eq!(
+            explain(&w, &case("kanagawa-central", "142123"), "ginza", NOW).unwrap_err(),
+            NoView::UnknownUnit("ginza".into())
+        );
     }
 }

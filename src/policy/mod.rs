@@ -8,10 +8,14 @@ pub mod error;
 pub mod evaluate;
 pub mod fields;
 pub mod project;
+#[cfg(test)]
+mod proptests;
 
-pub use agreement::{Agreement, Audience, Criterion, Provider, Scope};
+pub use agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
 pub use consent::{ConsentAction, ConsentBook, ConsentState};
 pub use error::PolicyError;
-pub use evaluate::{Decision, PolicyWorld, SAFETY_CONFIRMATION_WINDOW, evaluate, next_change};
+pub use evaluate::{
+    Decision, NoView, Overlap, PolicyWorld, SAFETY_CONFIRMATION_WINDOW, evaluate, explain, find_overlap, next_change,
+};
 pub use fields::{FieldPath, FieldSet};
 pub use project::project;

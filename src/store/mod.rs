@@ -66,6 +66,33 @@ pub struct CheckpointRow {
     pub published_at: String,
 }
 
+/// One stored version of a sharing agreement: its exact text, as submitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementVersionRow {
+    pub agreement_id: String,
+    pub version: u32,
+    pub document: String,
+    /// Lower-case hex SHA-256 of `document`'s bytes.
+    pub sha256: String,
+    /// The administrator's principal URN and token subject, or the seed's source.
+    pub submitted_by: String,
+    pub submitted_at: String,
+}
+
+/// One step of a city provider's opt-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentStepRow {
+    pub seq: i64,
+    pub agreement_id: String,
+    pub operator: String,
+    /// `consent`, `decline`, `withdraw`, `confirm`, or `seed` for the state imported from files.
+    pub action: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub actor: String,
+    pub at: String,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a case version atomically under the version rules of SPEC §5; returns only
@@ -91,6 +118,24 @@ pub trait Store: Send + Sync + 'static {
     async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError>;
     async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError>;
     async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError>;
+
+    /// Every stored agreement version, by id then version.
+    async fn agreement_versions(&self) -> Result<Vec<AgreementVersionRow>, StoreError>;
+    /// Stores a new version durably; `false` (and nothing stored) if that id and version exist.
+    async fn put_agreement_version(&self, row: &AgreementVersionRow) -> Result<bool, StoreError>;
+    /// Every consent step, in order.
+    async fn consent_steps(&self) -> Result<Vec<ConsentStepRow>, StoreError>;
+    /// Appends a step durably (its `seq` is assigned by the store and returned).
+    async fn append_consent_step(&self, row: &ConsentStepRow) -> Result<i64, StoreError>;
+    /// Imports the policy files in one transaction, unless an import happened before; returns
+    /// whether it happened now.
+    async fn seed_policy(
+        &self,
+        source: &str,
+        at: &str,
+        versions: &[AgreementVersionRow],
+        steps: &[ConsentStepRow],
+    ) -> Result<bool, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -12,13 +12,22 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{AuditRow, CheckpointRow, NewCase, PutOutcome, Store, StoreError, StoredCase};
+use super::{
+    AgreementVersionRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, Store, StoreError, StoredCase,
+};
 
 /// The migrations, compiled into the binary.
 #[derive(Debug)]
 struct Embedded;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (
+        2,
+        "agreements",
+        include_str!("../../migrations/sqlite/0002_agreements.sql"),
+    ),
+];
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
@@ -254,4 +263,124 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+
+    async fn agreement_versions(&self) -> Result<Vec<AgreementVersionRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM agreement_versions ORDER BY agreement_id, version")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgreementVersionRow {
+                    agreement_id: r.try_get("agreement_id")?,
+                    version: u32::try_from(r.try_get::<i64, _>("version")?)
+                        .map_err(|_| StoreError::Corrupt("agreement version out of range"))?,
+                    document: r.try_get("document")?,
+                    sha256: r.try_get("sha256")?,
+                    submitted_by: r.try_get("submitted_by")?,
+                    submitted_at: r.try_get("submitted_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_agreement_version(&self, row: &AgreementVersionRow) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let inserted = insert_agreement_version(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn consent_steps(&self) -> Result<Vec<ConsentStepRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM consent_steps ORDER BY seq")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentStepRow {
+                    seq: r.try_get("seq")?,
+                    agreement_id: r.try_get("agreement_id")?,
+                    operator: r.try_get("operator")?,
+                    action: r.try_get("action")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    actor: r.try_get("actor")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_consent_step(&self, row: &ConsentStepRow) -> Result<i64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let seq = insert_consent_step(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn seed_policy(
+        &self,
+        source: &str,
+        at: &str,
+        versions: &[AgreementVersionRow],
+        steps: &[ConsentStepRow],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let seeded: Option<i64> = sqlx::query_scalar("SELECT id FROM policy_seed WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if seeded.is_some() {
+            return Ok(false);
+        }
+        for v in versions {
+            insert_agreement_version(&mut tx, v).await?;
+        }
+        for s in steps {
+            insert_consent_step(&mut tx, s).await?;
+        }
+        sqlx::query("INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, ?, ?)")
+            .bind(source)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn insert_agreement_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    row: &AgreementVersionRow,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO agreement_versions (agreement_id, version, document, sha256, submitted_by, submitted_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&row.agreement_id)
+    .bind(i64::from(row.version))
+    .bind(&row.document)
+    .bind(&row.sha256)
+    .bind(&row.submitted_by)
+    .bind(&row.submitted_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn insert_consent_step(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    row: &ConsentStepRow,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO consent_steps (agreement_id, operator, action, from_state, to_state, actor, at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(&row.agreement_id)
+    .bind(&row.operator)
+    .bind(&row.action)
+    .bind(&row.from_state)
+    .bind(&row.to_state)
+    .bind(&row.actor)
+    .bind(&row.at)
+    .fetch_one(&mut **tx)
+    .await?)
 }

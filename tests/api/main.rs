@@ -2,7 +2,9 @@
 //! tests, real SQLite files, the real router. One test binary; each concern is a module.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod admin;
 mod audit;
+mod cli;
 mod helpers;
 mod ingest;
 mod tls;

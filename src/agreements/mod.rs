@@ -1,0 +1,596 @@
+//! Sharing agreements at run time (SPEC §6): versions and city opt-ins kept in the store,
+//! imported once from `policies/` on first start, changed only through the admin API. Every
+//! change is first recorded durably in the audit log, then stored, then installed as the new
+//! `PolicyWorld` with `AppContext::set_policy` (which is what tells live streams).
+
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::app::{AppError, Ctx};
+use crate::audit::{Actor, AuditLog, Event};
+use crate::http::error::ApiError;
+use crate::http::extract::AdminCaller;
+use crate::policy::{Agreement, ConsentAction, ConsentBook, ConsentState, PolicyError, PolicyWorld, find_overlap};
+use crate::registry::Registry;
+use crate::store::{AgreementVersionRow, ConsentStepRow, SharedStore};
+
+/// Serializes policy changes: each is a read-check-write of the whole world, and two at once
+/// could both pass a check that only one of them may pass (two "version 2"s, two confirms).
+/// Process-wide rather than per gateway: changes are rare and administrators wait gladly.
+static POLICY_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The hex SHA-256 of a document, as recorded in the audit log and the store.
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn actor_label(actor: &Actor) -> String {
+    match &actor.subject {
+        Some(s) => format!("{} ({s})", actor.principal),
+        None => actor.principal.clone(),
+    }
+}
+
+/// The world at start: imported from `dir` if the store has never been seeded, then read back
+/// from the store (the source of truth from then on). The registry always comes from `dir`.
+pub async fn load_or_seed(
+    store: &SharedStore,
+    audit: &AuditLog,
+    dir: &Path,
+    now: OffsetDateTime,
+) -> Result<PolicyWorld, AppError> {
+    let registry = Registry::load(&dir.join("registry.toml"))?;
+    if store.agreement_versions().await?.is_empty() {
+        seed(store, audit, dir, now).await?;
+    }
+    Ok(world_from_store(store, registry).await?)
+}
+
+async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDateTime) -> Result<(), AppError> {
+    let files = PolicyWorld::load(dir)?;
+    let at = rfc3339(now);
+    let source = dir.display().to_string();
+    let seeder = Actor {
+        principal: "urn:cgc-gateway:seed".into(),
+        subject: Some(source.clone()),
+    };
+    let agreements_dir = dir.join("agreements");
+    let mut versions = Vec::new();
+    let mut events = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&agreements_dir)
+        .map_err(|e| PolicyError::io(&agreements_dir, &e))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).map_err(|e| PolicyError::io(&path, &e))?;
+        let a = Agreement::from_toml(&text, &path.display().to_string(), &files.registry)?;
+        let sha256 = sha256_hex(&text);
+        events.push(Event::AgreementVersion {
+            actor: seeder.clone(),
+            agreement_id: a.id().to_owned(),
+            version: a.version(),
+            sha256: sha256.clone(),
+            effective_from: rfc3339(a.effective_from()),
+        });
+        versions.push(AgreementVersionRow {
+            agreement_id: a.id().to_owned(),
+            version: a.version(),
+            document: text,
+            sha256,
+            submitted_by: format!("seed: {}", path.display()),
+            submitted_at: at.clone(),
+        });
+    }
+    let mut steps = Vec::new();
+    for (agreement, operator, state) in files.consents.iter() {
+        events.push(Event::Consent {
+            actor: seeder.clone(),
+            agreement_id: agreement.to_owned(),
+            operator: operator.to_owned(),
+            action: "seed".into(),
+            from: ConsentState::NotAsked.as_str().into(),
+            to: state.as_str().into(),
+        });
+        steps.push(ConsentStepRow {
+            seq: 0,
+            agreement_id: agreement.to_owned(),
+            operator: operator.to_owned(),
+            action: "seed".into(),
+            from_state: ConsentState::NotAsked.as_str().into(),
+            to_state: state.as_str().into(),
+            actor: format!("seed: {}", dir.join("consents.toml").display()),
+            at: at.clone(),
+        });
+    }
+    audit.record(events).await?;
+    if store.seed_policy(&source, &at, &versions, &steps).await? {
+        tracing::info!(
+            versions = versions.len(),
+            consents = steps.len(),
+            "policy imported from files"
+        );
+    }
+    Ok(())
+}
+
+/// Rebuilds the world from the stored versions and consent steps.
+async fn world_from_store(store: &SharedStore, registry: Registry) -> Result<PolicyWorld, PolicyError> {
+    let rows = store
+        .agreement_versions()
+        .await
+        .map_err(|e| PolicyError::new("store", None, e.to_string()))?;
+    let mut agreements = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let label = format!("stored agreement `{}` version {}", row.agreement_id, row.version);
+        agreements.push(Agreement::from_toml(&row.document, &label, &registry)?);
+    }
+    if let Some(o) = find_overlap(&agreements) {
+        return Err(PolicyError::new("stored agreements", None, o.message(&agreements)));
+    }
+    let steps = store
+        .consent_steps()
+        .await
+        .map_err(|e| PolicyError::new("store", None, e.to_string()))?;
+    let mut consents = ConsentBook::default();
+    for step in steps {
+        let state = ConsentState::parse(&step.to_state).ok_or_else(|| {
+            PolicyError::new(
+                "stored consent steps",
+                None,
+                format!("step {} has unknown state `{}`", step.seq, step.to_state),
+            )
+        })?;
+        consents.set(&step.agreement_id, &step.operator, state);
+    }
+    Ok(PolicyWorld {
+        registry,
+        agreements,
+        consents,
+    })
+}
+
+/// A city provider's state, as the consent endpoints answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderState {
+    pub agreement_id: String,
+    pub operator: String,
+    pub name: String,
+    pub kind: &'static str,
+    /// `not_asked`, `asked`, `consented`, `active`, `declined` or `withdrawn`; a prefecture
+    /// provider is always `active` (its own cases need no consent).
+    pub state: &'static str,
+    /// Whether its cases are shared now (state and the version in force together).
+    pub sharing: bool,
+}
+
+fn provider_state(world: &PolicyWorld, agreement_id: &str, operator: &str, now: OffsetDateTime) -> ProviderState {
+    let op = world.registry.operator(operator);
+    let is_city = op.is_none_or(|o| o.kind.is_city());
+    let state = if is_city {
+        world.consents.state(agreement_id, operator)
+    } else {
+        ConsentState::Active
+    };
+    let in_force = world
+        .agreement_in_force(agreement_id, now)
+        .is_some_and(|a| a.provider(operator).is_some());
+    ProviderState {
+        agreement_id: agreement_id.to_owned(),
+        operator: operator.to_owned(),
+        name: op.map(|o| o.name.clone()).unwrap_or_default(),
+        kind: op.map_or("unknown", |o| o.kind.as_str()),
+        state: state.as_str(),
+        sharing: state.is_active() && in_force,
+    }
+}
+
+/// Operators named as providers by any version of the agreement, in first-seen order.
+fn providers_of(world: &PolicyWorld, agreement_id: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in world.agreements.iter().filter(|a| a.id() == agreement_id) {
+        for p in a.providers() {
+            if !out.contains(&p.operator) {
+                out.push(p.operator.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Who may read an agreement: the administrators of its prefecture and of its city providers.
+fn may_read(world: &PolicyWorld, agreement_id: &str, caller: &AdminCaller) -> bool {
+    let Some(latest) = latest(world, agreement_id) else {
+        return false;
+    };
+    caller.jurisdiction == latest.prefecture().to_string()
+        || providers_of(world, agreement_id)
+            .iter()
+            .any(|op| *op == caller.jurisdiction && world.registry.operator(op).is_some_and(|o| o.kind.is_city()))
+}
+
+fn latest<'w>(world: &'w PolicyWorld, agreement_id: &str) -> Option<&'w Agreement> {
+    world
+        .agreements
+        .iter()
+        .filter(|a| a.id() == agreement_id)
+        .max_by_key(|a| a.version())
+}
+
+/// `GET /v1/admin/agreements/{id}`.
+#[derive(Debug, Serialize)]
+pub struct AgreementDocument {
+    pub agreement_id: String,
+    pub prefecture: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub as_of: OffsetDateTime,
+    /// The version in force now; `null` when none is.
+    pub current_version: Option<u32>,
+    pub latest_version: u32,
+    pub providers: Vec<ProviderState>,
+    pub versions: Vec<VersionEntry>,
+    pub consent_history: Vec<ConsentEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VersionEntry {
+    pub version: u32,
+    pub title: String,
+    pub sha256: String,
+    pub effective_from: String,
+    pub effective_until: Option<String>,
+    pub in_force: bool,
+    pub submitted_by: String,
+    pub submitted_at: String,
+    /// The document exactly as submitted.
+    pub document: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConsentEntry {
+    pub seq: i64,
+    pub operator: String,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub actor: String,
+    pub at: String,
+}
+
+pub enum Denied {
+    NotFound,
+    Forbidden(String),
+}
+
+pub async fn describe(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str) -> Result<AgreementDocument, Denied> {
+    let world = ctx.policy();
+    let now = ctx.clock.now();
+    let Some(latest) = latest(&world, agreement_id) else {
+        return Err(Denied::NotFound);
+    };
+    if !may_read(&world, agreement_id, caller) {
+        return Err(Denied::Forbidden(format!(
+            "agreement `{agreement_id}` is readable by the administrators of prefecture {} and of its city providers",
+            latest.prefecture()
+        )));
+    }
+    let rows = ctx.store.agreement_versions().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read agreement versions");
+        Denied::NotFound
+    })?;
+    let steps = ctx.store.consent_steps().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read consent steps");
+        Denied::NotFound
+    })?;
+    let current = world.agreement_in_force(agreement_id, now).map(Agreement::version);
+    let versions = rows
+        .into_iter()
+        .filter(|r| r.agreement_id == agreement_id)
+        .filter_map(|r| {
+            let a = world
+                .agreements
+                .iter()
+                .find(|a| a.id() == agreement_id && a.version() == r.version)?;
+            Some(VersionEntry {
+                version: r.version,
+                title: a.title().to_owned(),
+                sha256: r.sha256,
+                effective_from: rfc3339(a.effective_from()),
+                effective_until: a.effective_until().map(rfc3339),
+                in_force: current == Some(r.version),
+                submitted_by: r.submitted_by,
+                submitted_at: r.submitted_at,
+                document: r.document,
+            })
+        })
+        .collect();
+    let consent_history = steps
+        .into_iter()
+        .filter(|s| s.agreement_id == agreement_id)
+        .map(|s| ConsentEntry {
+            seq: s.seq,
+            operator: s.operator,
+            action: s.action,
+            from: s.from_state,
+            to: s.to_state,
+            actor: s.actor,
+            at: s.at,
+        })
+        .collect();
+    Ok(AgreementDocument {
+        agreement_id: agreement_id.to_owned(),
+        prefecture: latest.prefecture().to_string(),
+        as_of: now,
+        current_version: current,
+        latest_version: latest.version(),
+        providers: providers_of(&world, agreement_id)
+            .iter()
+            .map(|op| provider_state(&world, agreement_id, op, now))
+            .collect(),
+        versions,
+        consent_history,
+    })
+}
+
+/// The answer to an accepted `PUT`.
+#[derive(Debug, Serialize)]
+pub struct Submitted {
+    pub agreement_id: String,
+    pub version: u32,
+    pub sha256: String,
+    pub effective_from: String,
+    /// Whether this version is the one in force right now (else it waits for its date, or a
+    /// higher version is in force).
+    pub in_force: bool,
+    pub audit_index: u64,
+}
+
+/// Why a change is refused before anything is recorded.
+pub enum Refused {
+    Forbidden(String),
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused::Api(e)
+    }
+}
+
+/// `PUT /v1/admin/agreements/{id}`: validates, records, stores, installs.
+pub async fn submit(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str, body: &str) -> Result<Submitted, Refused> {
+    let _writing = POLICY_WRITES.lock().await;
+    let world = ctx.policy();
+    let existing = latest(&world, agreement_id).map(|a| (a.prefecture().to_string(), a.version()));
+    if let Some((prefecture, _)) = &existing {
+        if caller.jurisdiction != *prefecture {
+            return Err(Refused::Forbidden(format!(
+                "only the administrators of prefecture {prefecture} may submit versions of `{agreement_id}`"
+            )));
+        }
+    }
+    let agreement = Agreement::from_toml(body, "body", &world.registry).map_err(|e| ApiError::PolicyInvalid {
+        line: e.line,
+        message: e.to_string(),
+    })?;
+    if agreement.id() != agreement_id {
+        return Err(ApiError::PolicyInvalid {
+            line: body
+                .lines()
+                .position(|l| l.trim_start().starts_with("id"))
+                .map(|i| i + 1),
+            message: format!(
+                "body: the document's id `{}` is not the id in the URL `{agreement_id}`",
+                agreement.id()
+            ),
+        }
+        .into());
+    }
+    let prefecture = agreement.prefecture().to_string();
+    match &existing {
+        None if caller.jurisdiction != prefecture => {
+            return Err(Refused::Forbidden(format!(
+                "only the administrators of prefecture {prefecture} may submit agreements for it"
+            )));
+        }
+        Some((stored, _)) if *stored != prefecture => {
+            return Err(ApiError::PolicyInvalid {
+                line: body
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("prefecture"))
+                    .map(|i| i + 1),
+                message: format!("body: `{agreement_id}` belongs to prefecture {stored}; a version cannot move it"),
+            }
+            .into());
+        }
+        Some((_, latest)) if agreement.version() <= *latest => {
+            return Err(ApiError::StateConflict {
+                detail: format!(
+                    "version {} is not above the latest stored version {latest}; versions are never replaced",
+                    agreement.version()
+                ),
+                current_state: None,
+                latest_version: Some(*latest),
+            }
+            .into());
+        }
+        _ => {}
+    }
+    let mut next = (*world).clone();
+    next.agreements.push(agreement.clone());
+    if let Some(o) = find_overlap(&next.agreements) {
+        let line = next
+            .agreements
+            .get(o.second)
+            .filter(|a| a.id() == agreement_id)
+            .and_then(|_| body.lines().position(|l| l.contains(&format!("\"{}\"", o.operator))))
+            .map(|i| i + 1);
+        let other = match (next.agreements.get(o.first), next.agreements.get(o.second)) {
+            (Some(a), Some(b)) if a.id() == agreement_id => Overlapping::message_for(b, &o.operator),
+            (Some(a), _) => Overlapping::message_for(a, &o.operator),
+            _ => o.message(&next.agreements),
+        };
+        return Err(ApiError::PolicyInvalid {
+            line,
+            message: format!("body: {other}"),
+        }
+        .into());
+    }
+
+    let sha256 = sha256_hex(body);
+    let now = ctx.clock.now();
+    let receipt = ctx
+        .audit
+        .record_one(Event::AgreementVersion {
+            actor: caller.actor(),
+            agreement_id: agreement_id.to_owned(),
+            version: agreement.version(),
+            sha256: sha256.clone(),
+            effective_from: rfc3339(agreement.effective_from()),
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let stored = ctx
+        .store
+        .put_agreement_version(&AgreementVersionRow {
+            agreement_id: agreement_id.to_owned(),
+            version: agreement.version(),
+            document: body.to_owned(),
+            sha256: sha256.clone(),
+            submitted_by: actor_label(&caller.actor()),
+            submitted_at: rfc3339(now),
+        })
+        .await
+        .map_err(ApiError::from)?;
+    if !stored {
+        // Only another gateway instance could have raced us here.
+        return Err(ApiError::StateConflict {
+            detail: format!("version {} was stored concurrently", agreement.version()),
+            current_state: None,
+            latest_version: Some(agreement.version()),
+        }
+        .into());
+    }
+    let in_force = next
+        .agreement_in_force(agreement_id, now)
+        .is_some_and(|a| a.version() == agreement.version());
+    ctx.set_policy(next);
+    tracing::info!(
+        agreement = agreement_id,
+        version = agreement.version(),
+        "agreement version accepted"
+    );
+    Ok(Submitted {
+        agreement_id: agreement_id.to_owned(),
+        version: agreement.version(),
+        sha256,
+        effective_from: rfc3339(agreement.effective_from()),
+        in_force,
+        audit_index: receipt.audit_index,
+    })
+}
+
+struct Overlapping;
+
+impl Overlapping {
+    fn message_for(other: &Agreement, operator: &str) -> String {
+        format!(
+            "provider `{operator}` is also named by `{}` version {}, whose validity overlaps; an operator may be a provider of one agreement at a time",
+            other.id(),
+            other.version()
+        )
+    }
+}
+
+/// `POST /v1/admin/agreements/{id}/providers/{operator}/{action}`.
+pub async fn consent_step(
+    ctx: &Ctx,
+    caller: &AdminCaller,
+    agreement_id: &str,
+    operator: &str,
+    action: ConsentAction,
+) -> Result<ProviderState, Refused> {
+    let _writing = POLICY_WRITES.lock().await;
+    let world = ctx.policy();
+    let Some(latest) = latest(&world, agreement_id) else {
+        return Err(ApiError::NotFound.into());
+    };
+    let prefecture = latest.prefecture().to_string();
+    let is_city_provider = providers_of(&world, agreement_id).iter().any(|p| p == operator)
+        && world.registry.operator(operator).is_some_and(|o| o.kind.is_city());
+    if !is_city_provider {
+        return Err(ApiError::NotFound.into());
+    }
+    let allowed = if action.by_prefecture() {
+        caller.jurisdiction == prefecture
+    } else {
+        caller.jurisdiction == operator
+    };
+    if !allowed {
+        let who = if action.by_prefecture() {
+            format!("the administrators of prefecture {prefecture}")
+        } else {
+            format!("the administrators of city {operator}")
+        };
+        return Err(Refused::Forbidden(format!("only {who} may {} here", action.as_str())));
+    }
+    let from = world.consents.state(agreement_id, operator);
+    let Some(to) = from.apply(action) else {
+        return Err(ApiError::StateConflict {
+            detail: format!("cannot {} a provider whose state is `{from}`", action.as_str()),
+            current_state: Some(from.as_str().to_owned()),
+            latest_version: None,
+        }
+        .into());
+    };
+    let now = ctx.clock.now();
+    ctx.audit
+        .record_one(Event::Consent {
+            actor: caller.actor(),
+            agreement_id: agreement_id.to_owned(),
+            operator: operator.to_owned(),
+            action: action.as_str().to_owned(),
+            from: from.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+        })
+        .await
+        .map_err(ApiError::from)?;
+    ctx.store
+        .append_consent_step(&ConsentStepRow {
+            seq: 0,
+            agreement_id: agreement_id.to_owned(),
+            operator: operator.to_owned(),
+            action: action.as_str().to_owned(),
+            from_state: from.as_str().to_owned(),
+            to_state: to.as_str().to_owned(),
+            actor: actor_label(&caller.actor()),
+            at: rfc3339(now),
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let mut next = (*world).clone();
+    next.consents.set(agreement_id, operator, to);
+    let answer = provider_state(&next, agreement_id, operator, now);
+    ctx.set_policy(next);
+    tracing::info!(
+        agreement = agreement_id,
+        operator,
+        action = action.as_str(),
+        to = to.as_str(),
+        "consent step"
+    );
+    Ok(answer)
+}
