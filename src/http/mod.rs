@@ -1,6 +1,7 @@
 //! The HTTP API: one router per resource, merged here. Handlers are thin: extract the caller,
 //! delegate, map the error.
 
+pub mod audit;
 pub mod cases;
 pub mod error;
 pub mod extract;
@@ -21,6 +22,7 @@ pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .merge(cases::routes())
         .merge(terminal::routes())
+        .merge(audit::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))

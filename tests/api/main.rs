@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod audit;
+mod audit_api;
+mod audit_verify;
 mod helpers;
 mod ingest;
 mod tls;
