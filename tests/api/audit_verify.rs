@@ -511,3 +511,20 @@ async fn verify_dir_reads_a_folder_and_a_key_file_from_disk() {
         Err(Finding::Entry { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_retired_signing_key_cannot_take_over_again() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let data = tempfile::tempdir().unwrap();
+    let store = open_store(data.path()).await;
+    let log = open_log(&store, key(1), &clock).await;
+    fill(&log, &clock, 3, "R").await;
+    drop(log);
+    let log = open_log(&store, key(2), &clock).await;
+    fill(&log, &clock, 2, "R").await;
+    drop(log);
+    let again = AuditLog::open(store.clone(), key(1), ORIGIN.into(), clock.clone()).await;
+    assert!(again.unwrap_err().to_string().contains("retired"));
+    let history = store.audit_keys().await.unwrap();
+    assert_eq!(history.iter().map(|k| k.first_index).collect::<Vec<_>>(), vec![0, 3]);
+}
