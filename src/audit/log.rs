@@ -13,7 +13,7 @@ use super::entry::{Event, LogKey, Receipt, Sealed};
 use super::merkle::{Hash, ProofError, Tree};
 use super::note::{Checkpoint, sign_note};
 use crate::clock::SharedClock;
-use crate::store::{AuditRow, CheckpointRow, SharedStore, StoreError};
+use crate::store::{AuditKeyRow, AuditRow, CheckpointRow, SharedStore, StoreError};
 
 /// How many entries one durable write may carry.
 const MAX_BATCH: usize = 4096;
@@ -65,6 +65,7 @@ impl AuditLog {
     /// Rebuilds the tree from the store and starts the appender and the checkpoint publisher.
     pub async fn open(store: SharedStore, key: LogKey, origin: String, clock: SharedClock) -> Result<Self, AuditError> {
         let tree = Tree::from_leaf_hashes(store.audit_leaf_hashes().await?);
+        record_key_takeover(&store, &key, tree.len(), &clock).await?;
         let latest = store.latest_checkpoint().await?;
         let shared = Arc::new(Shared {
             tree: RwLock::new(tree),
@@ -172,6 +173,42 @@ impl AuditLog {
         *write(&self.shared.latest_checkpoint) = Some(row);
         Ok(())
     }
+}
+
+/// Key rotation: the configured key signs from the current tree size on. The history (public
+/// keys only) is what `audit export` writes as `verifier-keys`, so entries and checkpoints
+/// signed by earlier keys stay verifiable. A log that predates the history was signed by the
+/// configured key from its first entry.
+async fn record_key_takeover(
+    store: &SharedStore,
+    key: &LogKey,
+    size: u64,
+    clock: &SharedClock,
+) -> Result<(), AuditError> {
+    let history = store.audit_keys().await?;
+    let verifier_key = key.verifier().to_text();
+    if history.last().is_some_and(|k| k.verifier_key == verifier_key) {
+        return Ok(());
+    }
+    if history.iter().any(|k| k.verifier_key == verifier_key) {
+        // Re-activating a retired key would make its validity ranges overlap and let a key
+        // that may have been retired for cause sign again.
+        return Err(AuditError::Other(format!(
+            "signing key {} was retired; configure a new key",
+            key.key_id_hex()
+        )));
+    }
+    let first_index = if history.is_empty() { 0 } else { size };
+    store
+        .add_audit_key(&AuditKeyRow {
+            first_index,
+            key_id: key.key_id_hex().to_owned(),
+            verifier_key,
+            activated_at: clock.now().format(&Rfc3339).unwrap_or_default(),
+        })
+        .await?;
+    tracing::info!(key_id = key.key_id_hex(), first_index, "audit signing key takes over");
+    Ok(())
 }
 
 async fn append_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {

@@ -4,9 +4,11 @@
 //! after its entry is durable; if the log cannot be written, nothing is disclosed.
 
 pub mod entry;
+pub mod export;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod verify;
 
 pub use entry::{Actor, CaseRef, Channel, ClauseRef, Event, LogKey, Receipt};
 pub use log::{AuditError, AuditLog};

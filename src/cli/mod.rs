@@ -74,6 +74,9 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Exports and verifies the audit log (SPEC §8, docs/audit-log.md).
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +109,33 @@ enum PolicyCommand {
         certs: PathBuf,
         #[arg(long, default_value = "admin-14-pref-admin")]
         client: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Writes entries.jsonl, checkpoint, checkpoints/<size> and verifier-keys to a new folder.
+    Export {
+        /// A demo's or server's data folder (the SQLite file is <data>/gateway.db).
+        #[arg(long, required_unless_present = "database_url", conflicts_with = "database_url")]
+        data: Option<PathBuf>,
+        /// The store's URL instead of --data (may hold credentials; never printed).
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Checks an exported folder offline with only public keys; exits non-zero at the first
+    /// bad entry or checkpoint, which it names.
+    Verify {
+        dir: PathBuf,
+        /// The trusted verifier key(s): one C2SP verifier key per line, optionally with
+        /// from=/to= validity (the format of verifier-keys).
+        #[arg(long)]
+        key: PathBuf,
+        /// A checkpoint seen earlier: the folder must extend it (detects rollbacks and forks).
+        #[arg(long)]
+        trusted_checkpoint: Option<PathBuf>,
     },
 }
 
@@ -188,6 +218,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Policy { command } => run_policy(command).await,
+        Command::Audit(command) => audit(command).await,
     }
 }
 
@@ -227,6 +258,56 @@ async fn run_policy(command: PolicyCommand) -> Result<(), String> {
         } => {
             let answer = policy::apply(&file, &gateway, &certs, &client, SystemClock.now()).await?;
             println!("{answer}");
+            Ok(())
+        }
+    }
+}
+
+async fn audit(command: AuditCommand) -> Result<(), String> {
+    match command {
+        AuditCommand::Export {
+            data,
+            database_url,
+            out,
+        } => {
+            let url = match (database_url, data) {
+                (Some(url), _) => url,
+                (None, Some(data)) => format!("sqlite://{}", data.join("gateway.db").display()),
+                (None, None) => return Err("give --data or --database-url".into()),
+            };
+            if let Some(path) = url.strip_prefix("sqlite://") {
+                // Opening would create an empty database; an export of nothing helps no one.
+                if !Path::new(path).exists() {
+                    return Err(format!("{path} does not exist"));
+                }
+            }
+            let store = crate::store::open(&url).await.map_err(|e| e.to_string())?;
+            let summary = crate::audit::export::export(&store, &out)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "exported {} entries, {} checkpoints and {} verifier keys to {}",
+                summary.entries,
+                summary.checkpoints,
+                summary.keys,
+                out.display()
+            );
+            if summary.pending > 0 {
+                println!(
+                    "{} newer entries are not yet covered by a checkpoint; the next export will include them",
+                    summary.pending
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::Verify {
+            dir,
+            key,
+            trusted_checkpoint,
+        } => {
+            let summary = crate::audit::verify::verify_dir(&dir, &key, trusted_checkpoint.as_deref())
+                .map_err(|finding| format!("verification FAILED: {finding}"))?;
+            print!("{summary}");
             Ok(())
         }
     }

@@ -199,3 +199,72 @@ impl FromRequestParts<Ctx> for AdminCaller {
         })
     }
 }
+
+/// An auditor (SPEC §2): reads the whole audit log.
+#[derive(Debug, Clone)]
+pub struct AuditorCaller {
+    pub name: String,
+    pub peer: SharedPeer,
+}
+
+impl FromRequestParts<Ctx> for AuditorCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
+        let peer = peer(parts)?;
+        match &peer.principal {
+            Principal::Auditor { name } => Ok(Self {
+                name: name.clone(),
+                peer: peer.clone(),
+            }),
+            other => Err(refuse(
+                ctx,
+                route_of(parts),
+                other,
+                None,
+                ApiError::Forbidden("this endpoint is for auditors".into()),
+            )),
+        }
+    }
+}
+
+/// Who may read the audit log's public structure (checkpoints, proofs) and "who saw my case":
+/// an auditor, or a CGC case system (for its own cases only; the handlers check that).
+#[derive(Debug, Clone)]
+pub enum AuditReader {
+    Auditor { name: String, peer: SharedPeer },
+    Center { center_id: String, peer: SharedPeer },
+}
+
+impl AuditReader {
+    pub fn peer(&self) -> &SharedPeer {
+        match self {
+            Self::Auditor { peer, .. } | Self::Center { peer, .. } => peer,
+        }
+    }
+}
+
+impl FromRequestParts<Ctx> for AuditReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
+        let peer = peer(parts)?;
+        match &peer.principal {
+            Principal::Auditor { name } => Ok(Self::Auditor {
+                name: name.clone(),
+                peer: peer.clone(),
+            }),
+            Principal::Center { center_id } => Ok(Self::Center {
+                center_id: center_id.clone(),
+                peer: peer.clone(),
+            }),
+            other => Err(refuse(
+                ctx,
+                route_of(parts),
+                other,
+                None,
+                ApiError::Forbidden("this endpoint is for auditors and CGC case systems".into()),
+            )),
+        }
+    }
+}

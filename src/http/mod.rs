@@ -2,6 +2,7 @@
 //! delegate, map the error.
 
 pub mod admin;
+pub mod audit;
 pub mod cases;
 pub mod error;
 pub mod extract;
@@ -23,6 +24,7 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(cases::routes())
         .merge(terminal::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))

@@ -66,6 +66,18 @@ pub struct CheckpointRow {
     pub published_at: String,
 }
 
+/// One signing key of the audit log's history (public parts only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditKeyRow {
+    /// The index of the first entry this key signs (the tree size when it took over).
+    pub first_index: u64,
+    /// The C2SP key id, 8 lowercase hex digits, as entries carry it in `kid`.
+    pub key_id: String,
+    /// The C2SP verifier key `<origin>+<key id>+<base64>`.
+    pub verifier_key: String,
+    pub activated_at: String,
+}
+
 /// One stored version of a sharing agreement: its exact text, as submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementVersionRow {
@@ -136,6 +148,13 @@ pub trait Store: Send + Sync + 'static {
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError>;
+
+    /// The audit log's signing keys, oldest first.
+    async fn audit_keys(&self) -> Result<Vec<AuditKeyRow>, StoreError>;
+    /// Records that a key takes over; refused if that key is already in the history.
+    async fn add_audit_key(&self, row: &AuditKeyRow) -> Result<(), StoreError>;
+    /// How many audit entries are stored.
+    async fn audit_len(&self) -> Result<u64, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

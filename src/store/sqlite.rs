@@ -13,7 +13,8 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    AgreementVersionRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, Store, StoreError, StoredCase,
+    AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, Store, StoreError,
+    StoredCase,
 };
 
 /// The migrations, compiled into the binary.
@@ -26,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "agreements",
         include_str!("../../migrations/sqlite/0002_agreements.sql"),
+    ),
+    (
+        3,
+        "audit_keys",
+        include_str!("../../migrations/sqlite/0003_audit_keys.sql"),
     ),
 ];
 
@@ -344,6 +350,41 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn audit_keys(&self) -> Result<Vec<AuditKeyRow>, StoreError> {
+        let rows: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT first_index, key_id, verifier_key, activated_at FROM audit_keys ORDER BY seq")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter()
+            .map(|(first, key_id, verifier_key, activated_at)| {
+                Ok(AuditKeyRow {
+                    first_index: to_u64(first)?,
+                    key_id,
+                    verifier_key,
+                    activated_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_audit_key(&self, row: &AuditKeyRow) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_keys (first_index, key_id, verifier_key, activated_at) VALUES (?, ?, ?, ?)")
+            .bind(to_i64(row.first_index)?)
+            .bind(&row.key_id)
+            .bind(&row.verifier_key)
+            .bind(&row.activated_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_len(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_entries")
+            .fetch_one(&self.reader)
+            .await?;
+        to_u64(n)
     }
 }
 

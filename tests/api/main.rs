@@ -4,6 +4,8 @@
 
 mod admin;
 mod audit;
+mod audit_api;
+mod audit_verify;
 mod cli;
 mod helpers;
 mod ingest;
