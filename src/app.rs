@@ -2,7 +2,7 @@
 //! with a throwaway database and talk to it over real TLS.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -14,6 +14,7 @@ use crate::cases::validate::parse_case_bytes;
 use crate::cases::{CaseIndex, CurrentCase};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::live::{Change, Hub, HubSettings};
 use crate::policy::PolicyWorld;
 use crate::store::{self, SharedStore};
 use crate::tls::TlsState;
@@ -45,6 +46,11 @@ pub struct AppContext {
     pub tokens: TokenVerifier,
     pub tls: Arc<TlsState>,
     pub connections: Arc<Connections>,
+    /// The live fan-out hub behind the terminal streams.
+    pub live: Arc<Hub>,
+    /// The development token issuer's private key, set only by `demo`: enables
+    /// `POST /v1/dev/token`. Never set in `serve`.
+    pub dev_token_issuer: OnceLock<Vec<u8>>,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -66,12 +72,16 @@ impl AppContext {
         }
     }
 
+    /// Replaces the policy world; live streams re-evaluate at once (withdrawals included).
     pub fn set_policy(&self, world: PolicyWorld) {
         let world = Arc::new(world);
-        match self.policy.write() {
-            Ok(mut g) => *g = world,
-            Err(poisoned) => *poisoned.into_inner() = world,
-        }
+        let mut guard = match self.policy.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = world.clone();
+        // Under the same lock, so that the hub sees policy changes in the order they happened.
+        self.live.apply(Change::Policy(world));
     }
 }
 
@@ -117,15 +127,19 @@ impl Application {
             },
         )
         .map_err(AppError::Other)?;
+        let world = Arc::new(world);
+        let live = Hub::start(clock.clone(), world.clone(), cases.snapshot(), HubSettings::default());
         let ctx = Arc::new(AppContext {
             clock,
             store,
             cases,
-            policy: RwLock::new(Arc::new(world)),
+            policy: RwLock::new(world),
             audit,
             tokens,
             tls: tls.clone(),
             connections: Arc::new(Connections::default()),
+            live,
+            dev_token_issuer: OnceLock::new(),
         });
         let listener = TcpListener::bind(config.listen)
             .await

@@ -4,7 +4,10 @@
 pub mod cases;
 pub mod error;
 pub mod extract;
+pub mod search;
+pub mod stream;
 pub mod terminal;
+pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -21,6 +24,9 @@ pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .merge(cases::routes())
         .merge(terminal::routes())
+        .merge(stream::routes())
+        .merge(search::routes())
+        .merge(web::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))

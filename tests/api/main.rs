@@ -5,6 +5,7 @@
 mod audit;
 mod helpers;
 mod ingest;
+mod live;
 mod tls;
 mod tokens;
 mod views;
