@@ -486,3 +486,41 @@ impl State {
 /// Events per unit remembered for resumption; older cursors get a full reset. An entry is a
 /// sequence number and a case key, so this is cheap.
 const JOURNAL_CAP: usize = 4096;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::cases::record::CaseId;
+    use crate::clock::ManualClock;
+    use crate::policy::evaluate::tests::{NOW, case, world};
+
+    fn current(id: &str, seq: i64) -> Arc<CurrentCase> {
+        let mut record = case("kanagawa-central", "142123");
+        record.case_id = CaseId::parse(id).unwrap();
+        Arc::new(CurrentCase { record, seq })
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_a_ring_behind_is_told_to_resume_and_others_are_not_held_up() {
+        let settings = HubSettings {
+            ring: 4,
+            ..HubSettings::default()
+        };
+        let hub = Hub::start(Arc::new(ManualClock::new(NOW)), Arc::new(world()), Vec::new(), settings);
+        let mut slow = hub.subscribe("atsugi", None).events;
+        let mut fast = hub.subscribe("atsugi", None).events;
+        for i in 0..10 {
+            hub.apply(Change::Case(current(&format!("C-{i}"), i + 1)));
+            // The fast one keeps up; the hub never waited for the slow one.
+            assert!(matches!(fast.recv().await.unwrap().event, UnitEvent::Case(_)));
+        }
+        assert!(matches!(slow.recv().await, Err(broadcast::error::RecvError::Lagged(_))));
+        // Evaluated once per unit: every subscriber of a unit shares the same event.
+        let mut a = hub.subscribe("hq", None).events;
+        let mut b = hub.subscribe("hq", None).events;
+        hub.apply(Change::Case(current("SHARED", 100)));
+        let (x, y) = (a.recv().await.unwrap(), b.recv().await.unwrap());
+        assert!(Arc::ptr_eq(&x, &y));
+    }
+}
