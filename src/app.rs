@@ -2,7 +2,7 @@
 //! with a throwaway database and talk to it over real TLS.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,6 +15,7 @@ use crate::cases::{CaseIndex, CurrentCase};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::limits::{BulkWatch, RateLimiter};
+use crate::live::{Change, Hub, HubSettings};
 use crate::policy::PolicyWorld;
 use crate::store::{self, SharedStore};
 use crate::tls::TlsState;
@@ -49,6 +50,11 @@ pub struct AppContext {
     pub terminal_limits: RateLimiter,
     pub officer_limits: RateLimiter,
     pub bulk: BulkWatch,
+    /// The live fan-out hub behind the terminal streams.
+    pub live: Arc<Hub>,
+    /// The development token issuer's private key, set only by `demo`: enables
+    /// `POST /v1/dev/token`. Never set in `serve`.
+    pub dev_token_issuer: OnceLock<Vec<u8>>,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -81,12 +87,16 @@ impl AppContext {
         Ok(cut)
     }
 
+    /// Replaces the policy world; live streams re-evaluate at once (withdrawals included).
     pub fn set_policy(&self, world: PolicyWorld) {
         let world = Arc::new(world);
-        match self.policy.write() {
-            Ok(mut g) => *g = world,
-            Err(poisoned) => *poisoned.into_inner() = world,
-        }
+        let mut guard = match self.policy.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = world.clone();
+        // Under the same lock, so that the hub sees policy changes in the order they happened.
+        self.live.apply(Change::Policy(world));
     }
 }
 
@@ -133,11 +143,13 @@ impl Application {
             },
         )
         .map_err(AppError::Other)?;
+        let world = Arc::new(world);
+        let live = Hub::start(clock.clone(), world.clone(), cases.snapshot(), HubSettings::default());
         let ctx = Arc::new(AppContext {
             clock,
             store,
             cases,
-            policy: RwLock::new(Arc::new(world)),
+            policy: RwLock::new(world),
             audit,
             tokens,
             tls: tls.clone(),
@@ -148,6 +160,8 @@ impl Application {
                 time::Duration::minutes(config.limits.bulk_window_minutes),
                 config.limits.bulk_views,
             ),
+            live,
+            dev_token_issuer: OnceLock::new(),
         });
         let listener = TcpListener::bind(config.listen)
             .await

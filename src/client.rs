@@ -170,6 +170,18 @@ impl Connection {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        self.send_streaming_with(method, path, token, body, &[]).await
+    }
+
+    /// `send_streaming` with extra request headers (e.g. `Last-Event-ID`).
+    pub async fn send_streaming_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -179,6 +191,9 @@ impl Connection {
         }
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

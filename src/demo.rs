@@ -52,6 +52,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let app = Application::build(&config, clock.clone())
         .await
         .map_err(|e| e.to_string())?;
+    // The demo's sign-in button: development tokens, bound to the calling terminal's cert.
+    let issuer_key = options.certs.join("token-issuer").join("issuer-key.pem");
+    let issuer_key = std::fs::read(&issuer_key).map_err(|e| format!("cannot read {}: {e}", issuer_key.display()))?;
+    let _ = app.context().dev_token_issuer.set(issuer_key);
     let addr = app.addr();
     print_welcome(&options, addr.port());
     if options.feed {
@@ -71,6 +75,7 @@ fn print_welcome(options: &DemoOptions, port: u16) {
     println!();
     println!("cgc-gateway demo (Kanagawa) — development certificates, never for real data");
     println!();
+    println!("  web terminal   https://localhost:{port}/terminal/");
     println!("  API            https://localhost:{port}/v1/terminal/cases");
     println!("  browser cert   {certs}/clients/terminal-kagacho-1.p12   (password: demo)");
     println!("  server CA      {certs}/ca/server-ca.pem");

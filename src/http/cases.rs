@@ -87,7 +87,9 @@ async fn put_case(
     match outcome {
         PutOutcome::Stored { seq } => {
             let answer = response("stored");
-            ctx.cases.upsert(CurrentCase { record, seq });
+            let current = ctx.cases.upsert(CurrentCase { record, seq });
+            // Acknowledged and durable: live streams may now show it.
+            ctx.live.apply(crate::live::Change::Case(current));
             Ok((StatusCode::OK, Json(answer)))
         }
         PutOutcome::Identical => Ok((StatusCode::OK, Json(response("unchanged")))),

@@ -81,6 +81,8 @@ pub struct TerminalCaller {
     pub station_id: String,
     pub officer: String,
     pub peer: SharedPeer,
+    /// When the officer's token expires: a live stream closes then.
+    pub token_expires_at: time::OffsetDateTime,
 }
 
 impl TerminalCaller {
@@ -106,37 +108,73 @@ impl FromRequestParts<Ctx> for TerminalCaller {
                 ApiError::Forbidden("this endpoint is for police terminals".into()),
             ));
         };
-        let officer = bearer(ctx, parts, &peer, TokenAudience::Officer)?;
+        let token = bearer_subject(ctx, parts, &peer, TokenAudience::Officer)?;
         let now = ctx.clock.now();
         let limited = ctx
             .terminal_limits
             .check(&peer.principal.to_string(), now)
-            .and_then(|()| ctx.officer_limits.check(&officer, now));
+            .and_then(|()| ctx.officer_limits.check(&token.subject, now));
         if let Err(retry_after_secs) = limited {
             return Err(refuse(
                 ctx,
                 route_of(parts),
                 &peer.principal,
-                Some(officer),
+                Some(token.subject),
                 ApiError::TooManyRequests { retry_after_secs },
             ));
         }
         Ok(Self {
             station_id: station_id.clone(),
-            officer,
+            officer: token.subject,
             peer: peer.clone(),
+            token_expires_at: token.expires_at,
         })
     }
 }
 
+/// The cookie in which the web terminal holds the officer's token, because a browser's
+/// `EventSource` cannot send an `Authorization` header. `HttpOnly; Secure; SameSite=Strict`,
+/// and the token inside is still bound to the terminal's certificate.
+pub const OFFICER_COOKIE: &str = "cgc_officer";
+
+/// The officer token presented as the session cookie, if any.
+fn cookie_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == OFFICER_COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
 /// Verifies the request's bearer token against the connection's certificate.
+#[allow(dead_code)]
 fn bearer(ctx: &Ctx, parts: &Parts, peer: &SharedPeer, audience: TokenAudience) -> Result<String, ApiError> {
+    bearer_subject(ctx, parts, peer, audience).map(|t| t.subject)
+}
+
+/// Verifies the request's bearer token (for officers, the session cookie if there is no
+/// `Authorization` header) against the connection's certificate.
+fn bearer_subject(
+    ctx: &Ctx,
+    parts: &Parts,
+    peer: &SharedPeer,
+    audience: TokenAudience,
+) -> Result<crate::auth::TokenSubject, ApiError> {
     let token = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
+        .map(str::trim)
+        .or_else(|| {
+            (audience == TokenAudience::Officer)
+                .then(|| cookie_token(parts))
+                .flatten()
+        });
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(refuse(
             ctx,
@@ -147,7 +185,7 @@ fn bearer(ctx: &Ctx, parts: &Parts, peer: &SharedPeer, audience: TokenAudience) 
         ));
     };
     match ctx.tokens.verify(token, audience, &peer.cert_sha256, ctx.clock.now()) {
-        Ok(subject) => Ok(subject.subject),
+        Ok(subject) => Ok(subject),
         Err(e) => Err(refuse(
             ctx,
             route_of(parts),

@@ -6,7 +6,10 @@ pub mod audit;
 pub mod cases;
 pub mod error;
 pub mod extract;
+pub mod search;
+pub mod stream;
 pub mod terminal;
+pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +28,9 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(terminal::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(stream::routes())
+        .merge(search::routes())
+        .merge(web::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))

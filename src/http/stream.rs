@@ -1,0 +1,244 @@
+//! `GET /v1/terminal/stream` (SPEC §7): Server-Sent Events.
+//!
+//! - `event: reset` — discard everything shown; the full current view follows.
+//! - `event: case` — a case in the terminal's view (the same JSON as the list, plus `allowed`).
+//! - `event: withdraw` — `{"ref": …}`: the case left the view; only for cases this terminal's
+//!   unit was shown.
+//! - `event: synced` — the initial view (or the catch-up after `Last-Event-ID`) is complete.
+//! - `event: end` — `{"reason": "token_expired"}` before the server closes the stream.
+//! - `: hb` comment lines as heartbeats.
+//!
+//! Catch-up events carry no `id:` (so a stream cut half-way resumes from the previous cursor
+//! again); `synced` and every live event carry the cursor (see `live::cursor`). Every event
+//! that carries case data is a disclosure entry (channel `stream`) made durable before the
+//! event is written; if the log refuses, the stream closes without sending it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{broadcast, oneshot};
+
+use super::error::ApiError;
+use super::extract::{OFFICER_COOKIE, TerminalCaller};
+use crate::app::Ctx;
+use crate::audit::{Actor, Channel};
+use crate::live::{Cursor, Stamped, Start, UnitCase, UnitEvent, hub::ExpiryGuard};
+use crate::views::{ViewReceipt, disclosure_event};
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/v1/terminal/stream", get(stream))
+        .route("/v1/terminal/session", post(sign_in).delete(sign_out))
+}
+
+async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderMap) -> Result<Response, ApiError> {
+    let cursor = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Cursor::parse);
+    let sub = ctx.live.subscribe(&caller.station_id, cursor);
+    let actor = caller.actor();
+    let mut out = VecDeque::new();
+    let cases: Vec<&Arc<UnitCase>> = match &sub.start {
+        Start::Full(cases) => {
+            out.push_back(Bytes::from_static(b"event: reset\ndata: {}\n\n"));
+            cases.iter().collect()
+        }
+        Start::Resume(events) => events
+            .iter()
+            .filter_map(|e| match e {
+                UnitEvent::Case(c) => Some(c),
+                UnitEvent::Withdraw { .. } => None,
+            })
+            .collect(),
+    };
+    // The catch-up is recorded as one batch before the response starts, so a log failure is
+    // still a 503 problem rather than a silent empty stream.
+    let events = cases
+        .iter()
+        .map(|c| {
+            disclosure_event(
+                actor.clone(),
+                &caller.station_id,
+                &c.case.record,
+                &c.decision,
+                c.disclosed,
+                Channel::Stream,
+            )
+        })
+        .collect();
+    let mut receipts = ctx.audit.record(events).await?.into_iter();
+    let items: Vec<UnitEvent> = match sub.start {
+        Start::Full(cases) => cases.into_iter().map(UnitEvent::Case).collect(),
+        Start::Resume(events) => events,
+    };
+    for event in items {
+        match event {
+            UnitEvent::Case(c) => {
+                let receipt = receipts
+                    .next()
+                    .ok_or_else(|| ApiError::Internal("a receipt is missing".into()))?;
+                out.push_back(case_event(&c, receipt, None));
+            }
+            UnitEvent::Withdraw { reference } => out.push_back(withdraw_event(&reference, None)),
+        }
+    }
+    out.push_back(Bytes::from(format!(
+        "event: synced\nid: {}\ndata: {{}}\n\n",
+        sub.cursor
+    )));
+
+    let (expired, guard) = ctx.live.expire_at(caller.token_expires_at);
+    let mut heartbeat = tokio::time::interval(ctx.live.settings().heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset();
+    let state = StreamState {
+        ctx: ctx.clone(),
+        actor,
+        station: caller.station_id.clone(),
+        expires_at: caller.token_expires_at,
+        out,
+        events: sub.events,
+        heartbeat,
+        expired,
+        _guard: guard,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(state, |mut s| async move {
+        s.next_chunk().await.map(|b| (Ok::<_, std::convert::Infallible>(b), s))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Tells reverse proxies (nginx) not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn case_event(c: &UnitCase, receipt: crate::audit::Receipt, cursor: Option<Cursor>) -> Bytes {
+    let receipt = ViewReceipt::new(receipt, c.decision.clause.clone());
+    let receipt = serde_json::to_string(&receipt).unwrap_or_else(|_| "null".into());
+    let id = cursor.map(|c| format!("id: {c}\n")).unwrap_or_default();
+    Bytes::from(format!("event: case\n{id}data: {},\"receipt\":{receipt}}}\n\n", c.head))
+}
+
+fn withdraw_event(reference: &str, cursor: Option<Cursor>) -> Bytes {
+    let id = cursor.map(|c| format!("id: {c}\n")).unwrap_or_default();
+    let data = serde_json::json!({ "ref": reference });
+    Bytes::from(format!("event: withdraw\n{id}data: {data}\n\n"))
+}
+
+struct StreamState {
+    ctx: Ctx,
+    actor: Actor,
+    station: String,
+    expires_at: time::OffsetDateTime,
+    out: VecDeque<Bytes>,
+    events: broadcast::Receiver<Arc<Stamped>>,
+    heartbeat: tokio::time::Interval,
+    expired: oneshot::Receiver<()>,
+    _guard: ExpiryGuard,
+    done: bool,
+}
+
+const TOKEN_EXPIRED: &[u8] = b"event: end\ndata: {\"reason\":\"token_expired\"}\n\n";
+
+impl StreamState {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.out.pop_front() {
+                return Some(b);
+            }
+            if self.done {
+                return None;
+            }
+            if self.ctx.clock.now() >= self.expires_at {
+                self.done = true;
+                return Some(Bytes::from_static(TOKEN_EXPIRED));
+            }
+            tokio::select! {
+                received = self.events.recv() => match received {
+                    Ok(stamped) => self.deliver(&stamped).await,
+                    // Fell a whole ring behind, or the hub is gone: close; the terminal
+                    // resumes by cursor and loses nothing.
+                    Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
+                        self.done = true;
+                    }
+                },
+                _ = self.heartbeat.tick() => self.out.push_back(Bytes::from_static(b": hb\n\n")),
+                _ = &mut self.expired => {
+                    self.done = true;
+                    self.out.push_back(Bytes::from_static(TOKEN_EXPIRED));
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, stamped: &Stamped) {
+        let cursor = Some(self.ctx.live.cursor(stamped.seq));
+        match &stamped.event {
+            UnitEvent::Case(c) => {
+                let event = disclosure_event(
+                    self.actor.clone(),
+                    &self.station,
+                    &c.case.record,
+                    &c.decision,
+                    c.disclosed,
+                    Channel::Stream,
+                );
+                match self.ctx.audit.record_one(event).await {
+                    Ok(receipt) => self.out.push_back(case_event(c, receipt, cursor)),
+                    Err(e) => {
+                        // Fail closed: not recorded, not sent. The terminal reconnects and
+                        // gets a 503 until the log is back.
+                        tracing::error!(error = %e, "stream closed: the audit log refused a disclosure");
+                        self.done = true;
+                    }
+                }
+            }
+            UnitEvent::Withdraw { reference } => self.out.push_back(withdraw_event(reference, cursor)),
+        }
+    }
+}
+
+/// `POST /v1/terminal/session`: with the officer's bearer token, sets it as the session cookie
+/// the web terminal's `EventSource` and `fetch` calls carry. Expires with the token.
+async fn sign_in(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b','))
+        .ok_or_else(|| ApiError::Unauthorized("sign in with the token in the Authorization header".into()))?;
+    let max_age = (caller.token_expires_at - ctx.clock.now()).whole_seconds().max(0);
+    let cookie = format!("{OFFICER_COOKIE}={token}; Path=/v1/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict");
+    let cookie = HeaderValue::from_str(&cookie).map_err(|_| ApiError::Internal("cookie".into()))?;
+    let body = serde_json::json!({
+        "officer": caller.officer,
+        "station": caller.station_id,
+        "expires_at": caller.token_expires_at.unix_timestamp(),
+    });
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+async fn sign_out() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("cgc_officer=; Path=/v1/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"),
+    );
+    response
+}

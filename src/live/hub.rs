@@ -1,0 +1,526 @@
+//! The hub's state and its one critical section. Everything that changes what a unit sees
+//! happens under one mutex, in the order the hub's sequence numbers record, so a subscriber
+//! that reads a unit's view and subscribes under that same lock misses nothing and sees
+//! nothing twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, oneshot};
+
+use super::cursor::Cursor;
+use crate::cases::CurrentCase;
+use crate::clock::SharedClock;
+use crate::policy::{Decision, FieldPath, FieldSet, PolicyWorld, evaluate, next_change, project};
+use crate::views::case_ref;
+
+/// (center id, case id).
+type CaseKey = (String, String);
+
+/// What the hub reacts to.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A case version was stored (acknowledged to its center).
+    Case(Arc<CurrentCase>),
+    /// The agreements, consents or registry changed (`AppContext::set_policy`).
+    Policy(Arc<PolicyWorld>),
+    /// Time may have passed a deadline or an effective date: re-check what is due.
+    Tick,
+}
+
+/// Where changes come from besides this process's own ingest: e.g. a PostgreSQL
+/// LISTEN/NOTIFY listener that loads each notified row and yields `Change::Case`.
+pub trait ChangeSource: Send + 'static {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Change>> + Send;
+}
+
+impl ChangeSource for tokio::sync::mpsc::Receiver<Change> {
+    async fn next(&mut self) -> Option<Change> {
+        self.recv().await
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HubSettings {
+    /// Events a unit's ring holds: a stream that falls this far behind is cut and resumes by
+    /// cursor.
+    pub ring: usize,
+    /// How often (real time) the hub compares the clock with the next due instant and with
+    /// the earliest token expiry. With a manual clock, tests advance it and wait one period
+    /// (or call `apply(Change::Tick)`).
+    pub recheck: Duration,
+    /// Comment lines that keep proxies and the browser from timing the stream out.
+    pub heartbeat: Duration,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            ring: 256,
+            recheck: Duration::from_millis(250),
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+/// One case as one unit sees it: evaluated and projected once, shared by all its streams.
+#[derive(Debug)]
+pub struct UnitCase {
+    pub reference: String,
+    pub case: Arc<CurrentCase>,
+    pub decision: Decision,
+    /// allowed ∩ present: what the audit entry records.
+    pub disclosed: FieldSet,
+    /// The event's JSON object without its closing brace; each stream appends its own receipt.
+    pub head: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum UnitEvent {
+    Case(Arc<UnitCase>),
+    /// The case left the unit's view; only ever sent to a unit that was shown it.
+    Withdraw {
+        reference: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Stamped {
+    pub seq: u64,
+    pub event: UnitEvent,
+}
+
+/// How a subscription starts.
+#[derive(Debug)]
+pub enum Start {
+    /// The cursor could not be honoured: the full current view, after a `reset`.
+    Full(Vec<Arc<UnitCase>>),
+    /// Everything that changed after the cursor, each case in its current state.
+    Resume(Vec<UnitEvent>),
+}
+
+pub struct Subscription {
+    pub start: Start,
+    /// The cursor that covers `start`.
+    pub cursor: Cursor,
+    pub events: broadcast::Receiver<Arc<Stamped>>,
+}
+
+struct UnitState {
+    tx: broadcast::Sender<Arc<Stamped>>,
+    visible: BTreeMap<CaseKey, Arc<UnitCase>>,
+    journal: VecDeque<(u64, CaseKey)>,
+    /// Events up to this seq may have left the journal.
+    floor: u64,
+}
+
+struct State {
+    seq: u64,
+    world: Arc<PolicyWorld>,
+    cases: HashMap<CaseKey, Arc<CurrentCase>>,
+    due: BTreeSet<(OffsetDateTime, CaseKey)>,
+    due_of: HashMap<CaseKey, OffsetDateTime>,
+    units: BTreeMap<String, UnitState>,
+}
+
+type Expiries = BTreeMap<(OffsetDateTime, u64), oneshot::Sender<()>>;
+
+pub struct Hub {
+    state: Mutex<State>,
+    expiries: Mutex<Expiries>,
+    next_expiry_id: std::sync::atomic::AtomicU64,
+    clock: SharedClock,
+    instance: u64,
+    settings: HubSettings,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("instance", &format_args!("{:x}", self.instance))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn key_of(case: &CurrentCase) -> CaseKey {
+    (
+        case.record.center_id.as_str().to_owned(),
+        case.record.case_id.as_str().to_owned(),
+    )
+}
+
+/// The shared part of a stream `case` event.
+#[derive(Serialize)]
+struct Head<'a> {
+    #[serde(rename = "ref")]
+    reference: &'a str,
+    center_id: &'a str,
+    case_id: &'a str,
+    version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    case: serde_json::Map<String, serde_json::Value>,
+    /// The fields the view allows, so a terminal can tell "not shared" from "not set" (the
+    /// 48-hour badge needs to know whether a missing safety confirmation is just hidden).
+    allowed: Vec<&'static str>,
+}
+
+impl UnitCase {
+    fn build(case: Arc<CurrentCase>, decision: Decision) -> Self {
+        let (view, disclosed) = project(&case.record, decision.fields);
+        let reference = case_ref(&case.record);
+        let r = &case.record;
+        let head = Head {
+            reference: &reference,
+            center_id: r.center_id.as_str(),
+            case_id: r.case_id.as_str(),
+            version: r.version,
+            updated_at: r.updated_at,
+            case: view,
+            allowed: decision.fields.iter().map(FieldPath::as_str).collect(),
+        };
+        let mut head = serde_json::to_string(&head).unwrap_or_else(|_| "{".to_owned());
+        head.pop();
+        Self {
+            reference,
+            case,
+            decision,
+            disclosed,
+            head,
+        }
+    }
+}
+
+impl Hub {
+    /// A hub over the current cases and policy; starts its re-check task.
+    pub fn start(
+        clock: SharedClock,
+        world: Arc<PolicyWorld>,
+        cases: Vec<Arc<CurrentCase>>,
+        settings: HubSettings,
+    ) -> Arc<Self> {
+        use rand_core::RngCore;
+        let hub = Arc::new(Self {
+            state: Mutex::new(State {
+                seq: 0,
+                world,
+                cases: HashMap::new(),
+                due: BTreeSet::new(),
+                due_of: HashMap::new(),
+                units: BTreeMap::new(),
+            }),
+            expiries: Mutex::new(BTreeMap::new()),
+            next_expiry_id: std::sync::atomic::AtomicU64::new(0),
+            clock,
+            instance: rand_core::OsRng.next_u64() >> 1,
+            settings,
+        });
+        {
+            let now = hub.clock.now();
+            let mut state = lock(&hub.state);
+            let unit_ids: Vec<String> = state.world.registry.units().map(|u| u.id.clone()).collect();
+            for id in unit_ids {
+                state.unit(&id, &hub.settings);
+            }
+            for case in cases {
+                state.apply_case(case, now);
+            }
+        }
+        tokio::spawn(recheck_loop(Arc::downgrade(&hub), settings.recheck));
+        hub
+    }
+
+    pub fn settings(&self) -> HubSettings {
+        self.settings
+    }
+
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// Applies one change: evaluated once per unit, broadcast to the units whose view changed.
+    pub fn apply(&self, change: Change) {
+        let now = self.clock.now();
+        let mut state = lock(&self.state);
+        match change {
+            Change::Case(case) => state.apply_case(case, now),
+            Change::Policy(world) => state.apply_policy(world, now, &self.settings),
+            Change::Tick => state.apply_due(now),
+        }
+    }
+
+    /// Feeds the hub from `source` until it ends.
+    pub fn attach(self: &Arc<Self>, mut source: impl ChangeSource) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(change) = source.next().await {
+                let Some(hub) = hub.upgrade() else { return };
+                hub.apply(change);
+            }
+        });
+    }
+
+    /// Subscribes to `unit`'s events, starting after `cursor` when the hub can honour it.
+    pub fn subscribe(&self, unit: &str, cursor: Option<Cursor>) -> Subscription {
+        let mut state = lock(&self.state);
+        let seq = state.seq;
+        let u = state.unit(unit, &self.settings);
+        let events = u.tx.subscribe();
+        let resumable = cursor.filter(|c| c.instance == self.instance && c.seq <= seq && c.seq >= u.floor);
+        let start = match resumable {
+            Some(c) => {
+                // Each touched case once, in its current state, in the order last touched.
+                let mut seen = HashSet::new();
+                let mut touched: Vec<&CaseKey> = u
+                    .journal
+                    .iter()
+                    .rev()
+                    .take_while(|(s, _)| *s > c.seq)
+                    .map(|(_, k)| k)
+                    .filter(|k| seen.insert(*k))
+                    .collect();
+                touched.reverse();
+                Start::Resume(
+                    touched
+                        .into_iter()
+                        .map(|k| match u.visible.get(k) {
+                            Some(uc) => UnitEvent::Case(uc.clone()),
+                            None => UnitEvent::Withdraw {
+                                reference: format!("{}:{}", k.0, k.1),
+                            },
+                        })
+                        .collect(),
+                )
+            }
+            None => Start::Full(u.visible.values().cloned().collect()),
+        };
+        Subscription {
+            start,
+            cursor: Cursor {
+                instance: self.instance,
+                seq,
+            },
+            events,
+        }
+    }
+
+    pub fn cursor(&self, seq: u64) -> Cursor {
+        Cursor {
+            instance: self.instance,
+            seq,
+        }
+    }
+
+    /// Closes the returned receiver once the clock passes `at` (a token's expiry). Dropping
+    /// the guard unregisters it.
+    pub fn expire_at(self: &Arc<Self>, at: OffsetDateTime) -> (oneshot::Receiver<()>, ExpiryGuard) {
+        let (tx, rx) = oneshot::channel();
+        let id = self.next_expiry_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.expiries).insert((at, id), tx);
+        (
+            rx,
+            ExpiryGuard {
+                hub: Arc::downgrade(self),
+                key: (at, id),
+            },
+        )
+    }
+
+    fn expire(&self, now: OffsetDateTime) {
+        let mut expiries = lock(&self.expiries);
+        let still = expiries.split_off(&(now, u64::MAX));
+        let expired = std::mem::replace(&mut *expiries, still);
+        drop(expiries);
+        for (_, tx) in expired {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub struct ExpiryGuard {
+    hub: Weak<Hub>,
+    key: (OffsetDateTime, u64),
+}
+
+impl Drop for ExpiryGuard {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            lock(&hub.expiries).remove(&self.key);
+        }
+    }
+}
+
+async fn recheck_loop(hub: Weak<Hub>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        let now = hub.clock.now();
+        let due = {
+            let state = lock(&hub.state);
+            state.due.first().is_some_and(|(t, _)| *t <= now)
+        };
+        if due {
+            hub.apply(Change::Tick);
+        }
+        hub.expire(now);
+    }
+}
+
+impl State {
+    fn unit(&mut self, id: &str, settings: &HubSettings) -> &mut UnitState {
+        self.units.entry(id.to_owned()).or_insert_with(|| UnitState {
+            tx: broadcast::channel(settings.ring.max(1)).0,
+            visible: BTreeMap::new(),
+            journal: VecDeque::new(),
+            floor: 0,
+        })
+    }
+
+    fn apply_case(&mut self, case: Arc<CurrentCase>, now: OffsetDateTime) {
+        let key = key_of(&case);
+        // Updates may arrive out of order (concurrent pushes, or a second instance's NOTIFY).
+        if self.cases.get(&key).is_some_and(|c| c.seq >= case.seq) {
+            return;
+        }
+        self.cases.insert(key.clone(), case);
+        self.schedule(&key, now);
+        self.reevaluate(&key, now, true);
+    }
+
+    fn apply_policy(&mut self, world: Arc<PolicyWorld>, now: OffsetDateTime, settings: &HubSettings) {
+        self.world = world;
+        let unit_ids: Vec<String> = self.world.registry.units().map(|u| u.id.clone()).collect();
+        for id in unit_ids {
+            self.unit(&id, settings);
+        }
+        let keys: Vec<CaseKey> = self.cases.keys().cloned().collect();
+        for key in keys {
+            self.schedule(&key, now);
+            self.reevaluate(&key, now, false);
+        }
+    }
+
+    fn apply_due(&mut self, now: OffsetDateTime) {
+        let mut keys = Vec::new();
+        while let Some((t, _)) = self.due.first() {
+            if *t > now {
+                break;
+            }
+            if let Some((_, k)) = self.due.pop_first() {
+                self.due_of.remove(&k);
+                keys.push(k);
+            }
+        }
+        for key in keys {
+            self.schedule(&key, now);
+            self.reevaluate(&key, now, false);
+        }
+    }
+
+    fn schedule(&mut self, key: &CaseKey, now: OffsetDateTime) {
+        if let Some(t) = self.due_of.remove(key) {
+            self.due.remove(&(t, key.clone()));
+        }
+        let next = self
+            .cases
+            .get(key)
+            .and_then(|c| next_change(&self.world, &c.record, now));
+        if let Some(t) = next {
+            self.due.insert((t, key.clone()));
+            self.due_of.insert(key.clone(), t);
+        }
+    }
+
+    /// Re-decides `key` for every unit. `new_version`: the case itself changed, so every unit
+    /// that sees it gets the new version; otherwise only units whose decision changed.
+    fn reevaluate(&mut self, key: &CaseKey, now: OffsetDateTime, new_version: bool) {
+        let Some(case) = self.cases.get(key).cloned() else {
+            return;
+        };
+        let world = self.world.clone();
+        let mut seq = self.seq;
+        for (unit_id, unit) in &mut self.units {
+            let decision = evaluate(&world, &case.record, unit_id, now);
+            let event = match (decision, unit.visible.get(key)) {
+                (Some(d), Some(prev)) if !new_version && prev.decision == d => None,
+                (Some(d), _) => {
+                    let uc = Arc::new(UnitCase::build(case.clone(), d));
+                    unit.visible.insert(key.clone(), uc.clone());
+                    Some(UnitEvent::Case(uc))
+                }
+                (None, Some(prev)) => {
+                    let reference = prev.reference.clone();
+                    unit.visible.remove(key);
+                    Some(UnitEvent::Withdraw { reference })
+                }
+                (None, None) => None,
+            };
+            if let Some(event) = event {
+                seq += 1;
+                unit.journal.push_back((seq, key.clone()));
+                while unit.journal.len() > JOURNAL_CAP {
+                    if let Some((s, _)) = unit.journal.pop_front() {
+                        unit.floor = s;
+                    }
+                }
+                // No receivers is not an error: nobody of this unit is watching right now.
+                let _ = unit.tx.send(Arc::new(Stamped { seq, event }));
+            }
+        }
+        self.seq = seq;
+    }
+}
+
+/// Events per unit remembered for resumption; older cursors get a full reset. An entry is a
+/// sequence number and a case key, so this is cheap.
+const JOURNAL_CAP: usize = 4096;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::cases::record::CaseId;
+    use crate::clock::ManualClock;
+    use crate::policy::evaluate::tests::{NOW, case, world};
+
+    fn current(id: &str, seq: i64) -> Arc<CurrentCase> {
+        let mut record = case("kanagawa-central", "142123");
+        record.case_id = CaseId::parse(id).unwrap();
+        Arc::new(CurrentCase { record, seq })
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_a_ring_behind_is_told_to_resume_and_others_are_not_held_up() {
+        let settings = HubSettings {
+            ring: 4,
+            ..HubSettings::default()
+        };
+        let hub = Hub::start(Arc::new(ManualClock::new(NOW)), Arc::new(world()), Vec::new(), settings);
+        let mut slow = hub.subscribe("atsugi", None).events;
+        let mut fast = hub.subscribe("atsugi", None).events;
+        for i in 0..10 {
+            hub.apply(Change::Case(current(&format!("C-{i}"), i + 1)));
+            // The fast one keeps up; the hub never waited for the slow one.
+            assert!(matches!(fast.recv().await.unwrap().event, UnitEvent::Case(_)));
+        }
+        assert!(matches!(slow.recv().await, Err(broadcast::error::RecvError::Lagged(_))));
+        // Evaluated once per unit: every subscriber of a unit shares the same event.
+        let mut a = hub.subscribe("hq", None).events;
+        let mut b = hub.subscribe("hq", None).events;
+        hub.apply(Change::Case(current("SHARED", 100)));
+        let (x, y) = (a.recv().await.unwrap(), b.recv().await.unwrap());
+        assert!(Arc::ptr_eq(&x, &y));
+    }
+}
