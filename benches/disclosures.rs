@@ -40,7 +40,9 @@ async fn main() {
     let mut synth = Synth::new(7);
     let mut refs = Vec::new();
     for i in 0..CASES {
-        let case = synth.case("kanagawa-central", &format!("B-{i:05}"), "142123", 1, SystemClock.now());
+        let mut case = synth.case("kanagawa-central", &format!("B-{i:05}"), "142123", 1, SystemClock.now());
+        // Closed cases leave every view; every case here must stay visible.
+        case["status"] = serde_json::json!("investigating");
         let reply = center.put_json(&format!("/v1/cases/B-{i:05}"), &case).await.unwrap();
         assert!(reply.status.is_success(), "{}", reply.text());
         refs.push(format!("kanagawa-central:B-{i:05}"));

@@ -90,6 +90,9 @@ async fn main() {
             .arg("--policies")
             .arg(&policies)
             .env("RUST_LOG", "warn")
+            // A thousand streams share one terminal certificate here; lift its rate limit.
+            .env("CGC_GATEWAY_LIMITS_BURST", "1000000")
+            .env("CGC_GATEWAY_LIMITS_PER_MINUTE", "100000000")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),

@@ -127,7 +127,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`.
+    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`,
+    /// `CGC_GATEWAY_LIMITS_BURST`, `CGC_GATEWAY_LIMITS_PER_MINUTE`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
@@ -140,6 +141,18 @@ impl Config {
         }
         if let Some(v) = var("CGC_GATEWAY_POLICIES") {
             self.policies = v.into();
+        }
+        let number = |name: &str, v: String| {
+            v.parse::<u32>().map_err(|_| ConfigError::Env {
+                name: name.into(),
+                message: "expected a whole number".into(),
+            })
+        };
+        if let Some(v) = var("CGC_GATEWAY_LIMITS_BURST") {
+            self.limits.burst = number("CGC_GATEWAY_LIMITS_BURST", v)?;
+        }
+        if let Some(v) = var("CGC_GATEWAY_LIMITS_PER_MINUTE") {
+            self.limits.per_minute = number("CGC_GATEWAY_LIMITS_PER_MINUTE", v)?;
         }
         Ok(())
     }

@@ -42,12 +42,15 @@ pub fn ensure_dev_certs(certs: &Path) -> Result<(), String> {
 pub async fn run(options: DemoOptions) -> Result<(), String> {
     ensure_dev_certs(&options.certs)?;
     std::fs::create_dir_all(&options.data).map_err(|e| format!("cannot create {}: {e}", options.data.display()))?;
-    let config = Config::development(
+    let mut config = Config::development(
         &options.certs,
         &options.data,
         &options.policies,
         crate::cli::localhost(options.port),
     );
+    config
+        .apply_env(|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
     let clock: SharedClock = Arc::new(SystemClock);
     let app = Application::build(&config, clock.clone())
         .await
