@@ -47,6 +47,17 @@ pub fn refuse(ctx: &Ctx, request: String, principal: &Principal, subject: Option
     error
 }
 
+/// Refuses (and records) a principal of the wrong kind for this endpoint.
+fn wrong_kind(ctx: &Ctx, parts: &Parts, principal: &Principal, meant_for: &str) -> ApiError {
+    refuse(
+        ctx,
+        route_of(parts),
+        principal,
+        None,
+        ApiError::Forbidden(format!("this endpoint is for {meant_for}")),
+    )
+}
+
 /// A CGC case system.
 #[derive(Debug, Clone)]
 pub struct CenterCaller {
@@ -64,13 +75,7 @@ impl FromRequestParts<Ctx> for CenterCaller {
                 center_id: center_id.clone(),
                 peer: peer.clone(),
             }),
-            other => Err(refuse(
-                ctx,
-                route_of(parts),
-                other,
-                None,
-                ApiError::Forbidden("this endpoint is for CGC case systems".into()),
-            )),
+            other => Err(wrong_kind(ctx, parts, other, "CGC case systems")),
         }
     }
 }
@@ -100,13 +105,7 @@ impl FromRequestParts<Ctx> for TerminalCaller {
     async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
         let peer = peer(parts)?;
         let Principal::Terminal { station_id, .. } = &peer.principal else {
-            return Err(refuse(
-                ctx,
-                route_of(parts),
-                &peer.principal,
-                None,
-                ApiError::Forbidden("this endpoint is for police terminals".into()),
-            ));
+            return Err(wrong_kind(ctx, parts, &peer.principal, "police terminals"));
         };
         let token = bearer_subject(ctx, parts, &peer, TokenAudience::Officer)?;
         let now = ctx.clock.now();
@@ -221,13 +220,7 @@ impl FromRequestParts<Ctx> for AdminCaller {
     async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
         let peer = peer(parts)?;
         let Principal::Admin { jurisdiction, .. } = &peer.principal else {
-            return Err(refuse(
-                ctx,
-                route_of(parts),
-                &peer.principal,
-                None,
-                ApiError::Forbidden("this endpoint is for administrators".into()),
-            ));
+            return Err(wrong_kind(ctx, parts, &peer.principal, "administrators"));
         };
         let subject = bearer(ctx, parts, &peer, TokenAudience::Admin)?;
         Ok(Self {
@@ -255,13 +248,7 @@ impl FromRequestParts<Ctx> for AuditorCaller {
                 name: name.clone(),
                 peer: peer.clone(),
             }),
-            other => Err(refuse(
-                ctx,
-                route_of(parts),
-                other,
-                None,
-                ApiError::Forbidden("this endpoint is for auditors".into()),
-            )),
+            other => Err(wrong_kind(ctx, parts, other, "auditors")),
         }
     }
 }
@@ -296,13 +283,7 @@ impl FromRequestParts<Ctx> for AuditReader {
                 center_id: center_id.clone(),
                 peer: peer.clone(),
             }),
-            other => Err(refuse(
-                ctx,
-                route_of(parts),
-                other,
-                None,
-                ApiError::Forbidden("this endpoint is for auditors and CGC case systems".into()),
-            )),
+            other => Err(wrong_kind(ctx, parts, other, "auditors and CGC case systems")),
         }
     }
 }
