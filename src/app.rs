@@ -50,6 +50,8 @@ pub struct AppContext {
     pub terminal_limits: RateLimiter,
     pub officer_limits: RateLimiter,
     pub bulk: BulkWatch,
+    /// Terminals and officers revoked by an administrator.
+    pub revocations: crate::revocations::Revocations,
     /// The live fan-out hub behind the terminal streams.
     pub live: Arc<Hub>,
     /// The development token issuer's private key, set only by `demo`: enables
@@ -114,6 +116,7 @@ impl Application {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Self, AppError> {
         let tls = Arc::new(TlsState::load(config.tls_files())?);
         let store = store::open(&config.database_url).await?;
+        let revocations = crate::revocations::Revocations::from_rows(store.revocations().await?);
         let cases = CaseIndex::default();
         for stored in store.current_cases().await? {
             match parse_case_bytes(stored.body.as_bytes()) {
@@ -156,6 +159,7 @@ impl Application {
             connections: Arc::new(Connections::default()),
             terminal_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
+            revocations,
             bulk: BulkWatch::new(
                 time::Duration::minutes(config.limits.bulk_window_minutes),
                 config.limits.bulk_views,

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod live;
 pub mod policy;
 pub mod registry;
+pub mod revocations;
 pub mod search;
 pub mod store;
 pub mod tls;

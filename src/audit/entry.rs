@@ -105,6 +105,13 @@ pub enum Event {
         from: String,
         to: String,
     },
+    /// An administrator revoked a terminal (`target` its principal URN) or an officer (`target`
+    /// the token subject). Recorded before the revocation takes effect.
+    Revocation {
+        actor: Actor,
+        target_kind: &'static str,
+        target: String,
+    },
 }
 
 impl Event {
@@ -115,6 +122,7 @@ impl Event {
             Event::Security { .. } => "security",
             Event::AgreementVersion { .. } => "agreement_version",
             Event::Consent { .. } => "consent",
+            Event::Revocation { .. } => "revocation",
         }
     }
 

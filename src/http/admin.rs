@@ -14,6 +14,7 @@ use super::extract::{AdminCaller, refuse};
 use crate::agreements::{self, AgreementDocument, Denied, ProviderState, Refused, Submitted};
 use crate::app::Ctx;
 use crate::policy::ConsentAction;
+use crate::revocations::{self, Refusal as RevokeRefusal, Revoked, Target};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -25,6 +26,67 @@ pub fn routes() -> Router<Ctx> {
             "/v1/admin/agreements/{agreement_id}/providers/{operator}/{action}",
             post(provider_action),
         )
+        .route(
+            "/v1/admin/terminals/{station_id}/{terminal_no}/revoke",
+            post(revoke_terminal),
+        )
+        .route("/v1/admin/officers/{officer_id}/revoke", post(revoke_officer))
+}
+
+/// `POST /v1/admin/terminals/{station_id}/{terminal_no}/revoke`: the terminal's open
+/// connections are cut at once and every later request is refused.
+async fn revoke_terminal(
+    State(ctx): State<Ctx>,
+    caller: AdminCaller,
+    Path((station_id, terminal_no)): Path<(String, String)>,
+    route: MatchedPath,
+) -> Result<Json<Revoked>, ApiError> {
+    let terminal_no = terminal_no
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| ApiError::invalid("/terminal_no", "must be a terminal number from 1"))?;
+    revoked(
+        &ctx,
+        &caller,
+        &route,
+        Target::Terminal {
+            station_id,
+            terminal_no,
+        },
+    )
+    .await
+}
+
+/// `POST /v1/admin/officers/{officer_id}/revoke`: the officer's open streams end at once and
+/// every later request with their token is refused, on any terminal.
+async fn revoke_officer(
+    State(ctx): State<Ctx>,
+    caller: AdminCaller,
+    Path(subject): Path<String>,
+    route: MatchedPath,
+) -> Result<Json<Revoked>, ApiError> {
+    if subject.is_empty() || subject.len() > 128 || subject.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "/officer_id",
+            "must be an officer id as tokens name it",
+        ));
+    }
+    revoked(&ctx, &caller, &route, Target::Officer { subject }).await
+}
+
+async fn revoked(
+    ctx: &Ctx,
+    caller: &AdminCaller,
+    route: &MatchedPath,
+    target: Target,
+) -> Result<Json<Revoked>, ApiError> {
+    match revocations::revoke(ctx, caller, target).await {
+        Ok(r) => Ok(Json(r)),
+        Err(RevokeRefusal::Forbidden(reason)) => Err(forbidden(ctx, caller, route, "POST", reason)),
+        Err(RevokeRefusal::NotFound) => Err(ApiError::NotFound),
+        Err(RevokeRefusal::Failed(e)) => Err(e),
+    }
 }
 
 fn forbidden(ctx: &Ctx, caller: &AdminCaller, route: &MatchedPath, method: &str, reason: String) -> ApiError {

@@ -108,6 +108,23 @@ impl FromRequestParts<Ctx> for TerminalCaller {
             return Err(wrong_kind(ctx, parts, &peer.principal, "police terminals"));
         };
         let token = bearer_subject(ctx, parts, &peer, TokenAudience::Officer)?;
+        if ctx.revocations.terminal_revoked(&peer.principal) {
+            return Err(wrong_kind(
+                ctx,
+                parts,
+                &peer.principal,
+                "terminals that have not been revoked",
+            ));
+        }
+        if ctx.revocations.officer_revoked(&token.subject) {
+            return Err(refuse(
+                ctx,
+                route_of(parts),
+                &peer.principal,
+                Some(token.subject),
+                ApiError::Unauthorized("this officer has been revoked".into()),
+            ));
+        }
         let now = ctx.clock.now();
         let limited = ctx
             .terminal_limits

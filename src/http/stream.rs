@@ -108,6 +108,8 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
         heartbeat,
         expired,
         _guard: guard,
+        officer: caller.officer.clone(),
+        officers: ctx.revocations.watch_officers(),
         done: false,
     };
     let body = futures_util::stream::unfold(state, |mut s| async move {
@@ -148,10 +150,14 @@ struct StreamState {
     heartbeat: tokio::time::Interval,
     expired: oneshot::Receiver<()>,
     _guard: ExpiryGuard,
+    officer: String,
+    /// Changes when any officer is revoked; the stream then checks its own.
+    officers: tokio::sync::watch::Receiver<u64>,
     done: bool,
 }
 
 const TOKEN_EXPIRED: &[u8] = b"event: end\ndata: {\"reason\":\"token_expired\"}\n\n";
+const OFFICER_REVOKED: &[u8] = b"event: end\ndata: {\"reason\":\"officer_revoked\"}\n\n";
 
 impl StreamState {
     async fn next_chunk(&mut self) -> Option<Bytes> {
@@ -179,6 +185,12 @@ impl StreamState {
                 _ = &mut self.expired => {
                     self.done = true;
                     self.out.push_back(Bytes::from_static(TOKEN_EXPIRED));
+                }
+                changed = self.officers.changed() => {
+                    if changed.is_err() || self.ctx.revocations.officer_revoked(&self.officer) {
+                        self.done = true;
+                        self.out.push_back(Bytes::from_static(OFFICER_REVOKED));
+                    }
                 }
             }
         }

@@ -78,6 +78,16 @@ pub struct AuditKeyRow {
     pub activated_at: String,
 }
 
+/// A terminal (`kind` "terminal", `subject` its principal URN) or an officer (`kind`
+/// "officer", `subject` the token subject) revoked by an administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRow {
+    pub kind: String,
+    pub subject: String,
+    pub revoked_by: String,
+    pub revoked_at: String,
+}
+
 /// One stored version of a sharing agreement: its exact text, as submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementVersionRow {
@@ -155,6 +165,10 @@ pub trait Store: Send + Sync + 'static {
     async fn add_audit_key(&self, row: &AuditKeyRow) -> Result<(), StoreError>;
     /// How many audit entries are stored.
     async fn audit_len(&self) -> Result<u64, StoreError>;
+
+    /// Records a revocation; false if that terminal or officer was already revoked.
+    async fn add_revocation(&self, row: &RevocationRow) -> Result<bool, StoreError>;
+    async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

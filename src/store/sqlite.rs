@@ -13,8 +13,8 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, Store, StoreError,
-    StoredCase,
+    AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, RevocationRow,
+    Store, StoreError, StoredCase,
 };
 
 /// The migrations, compiled into the binary.
@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "audit_keys",
         include_str!("../../migrations/sqlite/0003_audit_keys.sql"),
+    ),
+    (
+        4,
+        "revocations",
+        include_str!("../../migrations/sqlite/0004_revocations.sql"),
     ),
 ];
 
@@ -385,6 +390,36 @@ impl Store for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         to_u64(n)
+    }
+
+    async fn add_revocation(&self, row: &RevocationRow) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO revocations (kind, subject, revoked_by, revoked_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (kind, subject) DO NOTHING",
+        )
+        .bind(&row.kind)
+        .bind(&row.subject)
+        .bind(&row.revoked_by)
+        .bind(&row.revoked_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT kind, subject, revoked_by, revoked_at FROM revocations ORDER BY seq")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, subject, revoked_by, revoked_at)| RevocationRow {
+                kind,
+                subject,
+                revoked_by,
+                revoked_at,
+            })
+            .collect())
     }
 }
 

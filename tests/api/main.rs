@@ -11,6 +11,7 @@ mod e2e;
 mod helpers;
 mod ingest;
 mod live;
+mod revocation;
 mod tls;
 mod tokens;
 mod views;
