@@ -86,14 +86,7 @@ async fn when_the_log_cannot_be_written_nothing_is_disclosed() {
     assert_eq!(listed(&app.list("terminal-kagacho-1").await).len(), 1);
 
     // Break the log's storage from outside, as a full disk or a failing volume would.
-    let url = format!("sqlite://{}", app.db_path().display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    let broken = app.break_audit_log().await;
     let size_before = app.app.context().audit.size();
 
     for (path, what) in [
@@ -119,7 +112,7 @@ async fn when_the_log_cannot_be_written_nothing_is_disclosed() {
     );
 
     // Repaired: disclosures resume, and the tree has no gap.
-    sqlx::query("DROP TRIGGER audit_broken").execute(&pool).await.unwrap();
+    broken.repair().await;
     assert_eq!(listed(&app.list("terminal-kagacho-1").await).len(), 1);
     let lines = app.audit_lines().await;
     let keys = log_keys();

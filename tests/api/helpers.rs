@@ -92,6 +92,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Makes the audit log's storage refuse every write, as a full disk or a failing volume
+    /// would: from outside the gateway, on its real SQLite file.
+    pub async fn break_audit_log(&self) -> BrokenLog {
+        let url = format!("sqlite://{}", self.db_path().display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        BrokenLog { pool }
+    }
+
     /// Every audit line stored so far.
     pub async fn audit_lines(&self) -> Vec<String> {
         let ctx = self.app.context();
@@ -195,3 +209,17 @@ pub const TERMINALS: &[&str] = &[
     "terminal-atsugi-1",
     "terminal-hq-1",
 ];
+
+/// The audit log's storage, broken by `TestApp::break_audit_log`.
+pub struct BrokenLog {
+    pool: sqlx::SqlitePool,
+}
+
+impl BrokenLog {
+    pub async fn repair(self) {
+        sqlx::query("DROP TRIGGER audit_broken")
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+}

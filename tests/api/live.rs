@@ -337,14 +337,7 @@ async fn when_the_log_cannot_be_written_the_stream_sends_nothing_and_closes() {
     let app = spawn_app().await;
     let mut s = stream(&app, "terminal-atsugi-1").await;
     s.until_synced().await;
-    let url = format!("sqlite://{}", app.db_path().display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    let _broken = app.break_audit_log().await;
     app.push(&full_case("kanagawa-central", "FC-S", "142123")).await;
     assert!(s.next().await.is_none(), "closed without sending the case");
     let (status, mut again) = open(&app, "terminal-atsugi-1", None).await;
