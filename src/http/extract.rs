@@ -91,6 +91,17 @@ pub struct TerminalCaller {
 }
 
 impl TerminalCaller {
+    /// Counts `views` cases this officer has just been shown one by one (detail, search) and
+    /// records a security entry when they cross the bulk-viewing threshold.
+    pub fn note_case_views(&self, ctx: &Ctx, views: u64) {
+        if ctx.bulk.observe(&self.officer, views, ctx.clock.now()) {
+            ctx.audit.record_in_background(Event::Security {
+                actor: self.actor(),
+                what: "unusual bulk viewing: case views by this officer exceeded the configured threshold".into(),
+            });
+        }
+    }
+
     pub fn actor(&self) -> Actor {
         Actor {
             principal: self.peer.principal.to_string(),
@@ -167,7 +178,6 @@ fn cookie_token(parts: &Parts) -> Option<&str> {
 }
 
 /// Verifies the request's bearer token against the connection's certificate.
-#[allow(dead_code)]
 fn bearer(ctx: &Ctx, parts: &Parts, peer: &SharedPeer, audience: TokenAudience) -> Result<String, ApiError> {
     bearer_subject(ctx, parts, peer, audience).map(|t| t.subject)
 }

@@ -62,5 +62,6 @@ async fn search_cases(
     let truncated = hits.len() > MAX_RESULTS;
     hits.truncate(MAX_RESULTS);
     let cases = disclose(&ctx.audit, &caller.actor(), &caller.station_id, hits, Channel::Search).await?;
+    caller.note_case_views(&ctx, cases.len() as u64);
     Ok(Json(SearchResults { truncated, cases }))
 }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use super::error::ApiError;
 use super::extract::TerminalCaller;
 use crate::app::Ctx;
-use crate::audit::{Channel, Event};
+use crate::audit::Channel;
 use crate::views::{CaseView, Visible, disclose, visible};
 
 pub fn routes() -> Router<Ctx> {
@@ -82,12 +82,7 @@ async fn get_case(
         Channel::Detail,
     )
     .await?;
-    if ctx.bulk.observe(&caller.officer, 1, now) {
-        ctx.audit.record_in_background(Event::Security {
-            actor: caller.actor(),
-            what: "unusual bulk viewing: case views by this officer exceeded the configured threshold".into(),
-        });
-    }
+    caller.note_case_views(&ctx, 1);
     views
         .pop()
         .map(Json)

@@ -168,3 +168,39 @@ async fn unusual_bulk_viewing_raises_a_security_entry() {
     }
     assert!(found, "no security entry for bulk viewing");
 }
+
+#[tokio::test]
+async fn search_hits_count_toward_bulk_viewing() {
+    let app = crate::helpers::spawn_app_with(|config, _| config.limits.bulk_views = 3).await;
+    for i in 0..4 {
+        app.push(&crate::helpers::full_case(
+            "kanagawa-central",
+            &format!("BS-{i}"),
+            "142123",
+        ))
+        .await;
+    }
+    let token = app.token("terminal-atsugi-1", "officer-9");
+    // "やまだ" in hiragana finds all four ヤマダ children.
+    let reply = app
+        .client("terminal-atsugi-1")
+        .get("/v1/terminal/search?q=%E3%82%84%E3%81%BE%E3%81%A0", Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json().unwrap()["cases"].as_array().unwrap().len(), 4);
+    let mut found = false;
+    for _ in 0..50 {
+        if app
+            .audit_lines()
+            .await
+            .iter()
+            .any(|l| l.contains("\"kind\":\"security\"") && l.contains("officer-9"))
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(found, "no security entry for bulk viewing through search");
+}
