@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::cases::validate::FieldError;
 
+/// How long a client should wait before retrying while the audit log or the store cannot write.
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("invalid request")]
@@ -29,6 +32,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("audit log unavailable")]
     AuditUnavailable,
+    /// The store cannot write now (a full disk, an I/O error): nothing was acknowledged.
+    #[error("store unavailable")]
+    StoreUnavailable,
     #[error("internal error: {0}")]
     Internal(String),
     /// A policy document that cannot be used: `file:line: message` of the policy layer.
@@ -82,7 +88,7 @@ impl ApiError {
             Self::VersionConflict { .. } | Self::Ambiguous { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AuditUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::PolicyInvalid { .. } => StatusCode::BAD_REQUEST,
             Self::StateConflict { .. } => StatusCode::CONFLICT,
@@ -102,6 +108,10 @@ impl ApiError {
             Self::AuditUnavailable => (
                 "audit-unavailable",
                 "The audit log cannot record; nothing was disclosed",
+            ),
+            Self::StoreUnavailable => (
+                "store-unavailable",
+                "The gateway cannot store anything now; nothing was accepted or disclosed",
             ),
             Self::Internal(_) => ("internal", "Internal error"),
             Self::PolicyInvalid { .. } => ("invalid-policy", "The policy document is invalid"),
@@ -162,7 +172,10 @@ impl IntoResponse for ApiError {
             Self::Internal(what) => {
                 tracing::error!(error = %what, "internal error");
             }
-            Self::NotFound | Self::TooLarge | Self::AuditUnavailable => {}
+            Self::AuditUnavailable | Self::StoreUnavailable => {
+                problem.detail = Some(format!("retry after {UNAVAILABLE_RETRY_SECS} s"));
+            }
+            Self::NotFound | Self::TooLarge => {}
             Self::PolicyInvalid { line, message } => {
                 problem.detail = Some(message.clone());
                 problem.line = *line;
@@ -196,6 +209,9 @@ impl IntoResponse for ApiError {
                     headers.insert(header::RETRY_AFTER, v);
                 }
             }
+            Self::AuditUnavailable | Self::StoreUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECS));
+            }
             _ => {}
         }
         response
@@ -211,6 +227,11 @@ impl From<crate::audit::AuditError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_unavailable() {
+            tracing::error!(error = %e, "the store refused a write; answering 503");
+            ApiError::StoreUnavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }

@@ -19,6 +19,22 @@ pub enum StoreError {
     Corrupt(&'static str),
 }
 
+impl StoreError {
+    /// Whether the store could not be reached or written now (a full disk, an I/O error, a
+    /// lock or pool timeout, a lost connection): a condition that passes, during which nothing
+    /// is acknowledged. Anything else (a constraint the caller broke, corrupt data) is a fault.
+    pub fn is_unavailable(&self) -> bool {
+        use sqlx::error::ErrorKind;
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => matches!(db.kind(), ErrorKind::Other),
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed,
+            ) => true,
+            _ => false,
+        }
+    }
+}
+
 /// A case version about to be stored. `body` is its canonical JSON.
 #[derive(Debug, Clone)]
 pub struct NewCase<'a> {

@@ -1,5 +1,12 @@
 //! SQLite: WAL, `synchronous=FULL` on every pooled connection (a commit is on disk before it
 //! is acknowledged), one writer connection so that write transactions never race.
+//!
+//! Every write goes through `WriteTx`, which issues `BEGIN IMMEDIATE` / `COMMIT` itself and
+//! discards the writer connection after any error. sqlx's own transactions are not used for
+//! writes: when SQLite rolls a transaction back by itself (`SQLITE_FULL`, `SQLITE_IOERR`), sqlx's
+//! `ROLLBACK` fails, its depth counter stays at 1, and every later `begin()`/`commit()` becomes a
+//! `SAVEPOINT`/`RELEASE` inside an outer transaction that never ends: writes are acknowledged
+//! and never committed. A fresh connection after an error cannot carry such state.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -7,8 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
-use sqlx::Row;
 use sqlx::error::BoxDynError;
+use sqlx::pool::PoolConnection;
+use sqlx::{Row, Sqlite, SqliteConnection};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -80,6 +88,41 @@ impl SqliteStore {
     }
 }
 
+/// One write transaction on the writer connection. Dropped without `commit` (an error, an
+/// early return, a cancelled request), the connection is closed instead of going back to the
+/// pool, which rolls back whatever SQLite still holds open.
+struct WriteTx {
+    conn: PoolConnection<Sqlite>,
+    open: bool,
+}
+
+impl WriteTx {
+    async fn begin(pool: &SqlitePool) -> Result<Self, StoreError> {
+        let conn = pool.acquire().await?;
+        let mut tx = Self { conn, open: true };
+        sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await?;
+        Ok(tx)
+    }
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        sqlx::query("COMMIT").execute(self.conn()).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 fn to_u64(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt("negative integer"))
 }
@@ -104,11 +147,11 @@ fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
 impl Store for SqliteStore {
     async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError> {
         let version = to_i64(case.version)?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(&self.writer).await?;
         let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE center_id = ? AND case_id = ?")
             .bind(case.center_id)
             .bind(case.case_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
         if let Some(stored) = stored {
             if version <= stored {
@@ -118,8 +161,9 @@ impl Store for SqliteStore {
                 .bind(case.center_id)
                 .bind(case.case_id)
                 .bind(version)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(tx.conn())
                 .await?;
+                tx.commit().await?;
                 return Ok(if body.as_deref() == Some(case.body) {
                     PutOutcome::Identical
                 } else {
@@ -137,7 +181,7 @@ impl Store for SqliteStore {
         .bind(version)
         .bind(case.body)
         .bind(case.received_at)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
         sqlx::query(
             "INSERT INTO cases (center_id, case_id, version, seq) VALUES (?, ?, ?, ?) \
@@ -147,7 +191,7 @@ impl Store for SqliteStore {
         .bind(case.case_id)
         .bind(version)
         .bind(seq)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         tx.commit().await?;
         Ok(PutOutcome::Stored { seq })
@@ -173,7 +217,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(&self.writer).await?;
         for row in rows {
             sqlx::query(
                 "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) VALUES (?, ?, ?, ?, ?, ?)",
@@ -184,7 +228,7 @@ impl Store for SqliteStore {
             .bind(&row.kind)
             .bind(row.center_id.as_deref())
             .bind(row.case_id.as_deref())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         }
         tx.commit().await?;
@@ -234,13 +278,14 @@ impl Store for SqliteStore {
     }
 
     async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
         sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?)")
             .bind(to_i64(row.tree_size)?)
             .bind(&row.note)
             .bind(&row.published_at)
-            .execute(&self.writer)
+            .execute(tx.conn())
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
@@ -295,7 +340,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_agreement_version(&self, row: &AgreementVersionRow) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(&self.writer).await?;
         let inserted = insert_agreement_version(&mut tx, row).await?;
         tx.commit().await?;
         Ok(inserted)
@@ -322,7 +367,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_consent_step(&self, row: &ConsentStepRow) -> Result<i64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(&self.writer).await?;
         let seq = insert_consent_step(&mut tx, row).await?;
         tx.commit().await?;
         Ok(seq)
@@ -335,11 +380,12 @@ impl Store for SqliteStore {
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = WriteTx::begin(&self.writer).await?;
         let seeded: Option<i64> = sqlx::query_scalar("SELECT id FROM policy_seed WHERE id = 1")
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
         if seeded.is_some() {
+            tx.commit().await?;
             return Ok(false);
         }
         for v in versions {
@@ -351,7 +397,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, ?, ?)")
             .bind(source)
             .bind(at)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         tx.commit().await?;
         Ok(true)
@@ -375,14 +421,15 @@ impl Store for SqliteStore {
     }
 
     async fn add_audit_key(&self, row: &AuditKeyRow) -> Result<(), StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
         sqlx::query("INSERT INTO audit_keys (first_index, key_id, verifier_key, activated_at) VALUES (?, ?, ?, ?)")
             .bind(to_i64(row.first_index)?)
             .bind(&row.key_id)
             .bind(&row.verifier_key)
             .bind(&row.activated_at)
-            .execute(&self.writer)
+            .execute(tx.conn())
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     async fn audit_len(&self) -> Result<u64, StoreError> {
@@ -393,6 +440,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_revocation(&self, row: &RevocationRow) -> Result<bool, StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
         let done = sqlx::query(
             "INSERT INTO revocations (kind, subject, revoked_by, revoked_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (kind, subject) DO NOTHING",
@@ -401,8 +449,9 @@ impl Store for SqliteStore {
         .bind(&row.subject)
         .bind(&row.revoked_by)
         .bind(&row.revoked_at)
-        .execute(&self.writer)
+        .execute(tx.conn())
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -424,7 +473,7 @@ impl Store for SqliteStore {
 }
 
 async fn insert_agreement_version(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut WriteTx,
     row: &AgreementVersionRow,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
@@ -437,13 +486,13 @@ async fn insert_agreement_version(
     .bind(&row.sha256)
     .bind(&row.submitted_by)
     .bind(&row.submitted_at)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 async fn insert_consent_step(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut WriteTx,
     row: &ConsentStepRow,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
@@ -457,6 +506,6 @@ async fn insert_consent_step(
     .bind(&row.to_state)
     .bind(&row.actor)
     .bind(&row.at)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?)
 }
