@@ -14,7 +14,10 @@ use crate::app::{AppError, Ctx};
 use crate::audit::{Actor, AuditLog, Event};
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
-use crate::policy::{Agreement, ConsentAction, ConsentBook, ConsentState, PolicyError, PolicyWorld, find_overlap};
+use crate::policy::{
+    Agreement, ConsentAction, ConsentBook, ConsentState, PolicyError, PolicyWorld, ProviderConsent, Widening,
+    find_overlap, widening,
+};
 use crate::registry::Registry;
 use crate::store::{AgreementVersionRow, ConsentStepRow, SharedStore};
 
@@ -96,25 +99,17 @@ async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDate
         });
     }
     let mut steps = Vec::new();
-    for (agreement, operator, state) in files.consents.iter() {
-        events.push(Event::Consent {
-            actor: seeder.clone(),
-            agreement_id: agreement.to_owned(),
-            operator: operator.to_owned(),
-            action: "seed".into(),
-            from: ConsentState::NotAsked.as_str().into(),
-            to: state.as_str().into(),
-        });
-        steps.push(ConsentStepRow {
-            seq: 0,
-            agreement_id: agreement.to_owned(),
-            operator: operator.to_owned(),
-            action: "seed".into(),
-            from_state: ConsentState::NotAsked.as_str().into(),
-            to_state: state.as_str().into(),
-            actor: format!("seed: {}", dir.join("consents.toml").display()),
-            at: at.clone(),
-        });
+    let consents_file = format!("seed: {}", dir.join("consents.toml").display());
+    for (agreement, operator, consent) in files.consents.iter() {
+        let step = Step {
+            agreement_id: agreement,
+            operator,
+            action: "seed",
+            from: ProviderConsent::default(),
+            to: consent,
+        };
+        events.push(step.event(seeder.clone()));
+        steps.push(step.row(consents_file.clone(), at.clone()));
     }
     audit.record(events).await?;
     if store.seed_policy(&source, &at, &versions, &steps).await? {
@@ -154,13 +149,60 @@ async fn world_from_store(store: &SharedStore, registry: Registry) -> Result<Pol
                 format!("step {} has unknown state `{}`", step.seq, step.to_state),
             )
         })?;
-        consents.set(&step.agreement_id, &step.operator, state);
+        consents.set(
+            &step.agreement_id,
+            &step.operator,
+            ProviderConsent {
+                state,
+                consented: step.consented_version,
+                confirmed: step.confirmed_version,
+            },
+        );
     }
     Ok(PolicyWorld {
         registry,
         agreements,
         consents,
     })
+}
+
+/// One step of a city provider's opt-in: what the audit log records first and the store keeps.
+struct Step<'a> {
+    agreement_id: &'a str,
+    operator: &'a str,
+    action: &'a str,
+    from: ProviderConsent,
+    to: ProviderConsent,
+}
+
+impl Step<'_> {
+    fn event(&self, actor: Actor) -> Event {
+        Event::Consent {
+            actor,
+            agreement_id: self.agreement_id.to_owned(),
+            operator: self.operator.to_owned(),
+            action: self.action.to_owned(),
+            from: self.from.state.as_str().to_owned(),
+            to: self.to.state.as_str().to_owned(),
+            consented_version: self.to.consented,
+            confirmed_version: self.to.confirmed,
+        }
+    }
+
+    fn row(&self, actor: String, at: String) -> ConsentStepRow {
+        ConsentStepRow {
+            seq: 0,
+            agreement_id: self.agreement_id.to_owned(),
+            operator: self.operator.to_owned(),
+            action: self.action.to_owned(),
+            from_state: self.from.state.as_str().to_owned(),
+            to_state: self.to.state.as_str().to_owned(),
+            consented_version: self.to.consented,
+            confirmed_version: self.to.confirmed,
+            actor,
+            at,
+        }
+    }
 }
 
 /// A city provider's state, as the consent endpoints answer.
@@ -173,28 +215,39 @@ pub struct ProviderState {
     /// `not_asked`, `asked`, `consented`, `active`, `declined` or `withdrawn`; a prefecture
     /// provider is always `active` (its own cases need no consent).
     pub state: &'static str,
-    /// Whether its cases are shared now (state and the version in force together).
+    /// Whether its cases are shared now (confirmed terms and a version in force together).
     pub sharing: bool,
+    /// The agreement version whose terms the city consented to; `null` when none.
+    pub consented_version: Option<u32>,
+    /// The version whose terms the prefecture confirmed: the city's cases are shared under
+    /// these terms and never beyond the version in force. While a city is asked again about a
+    /// widening version, this is the earlier version it agreed to.
+    pub confirmed_version: Option<u32>,
 }
 
 fn provider_state(world: &PolicyWorld, agreement_id: &str, operator: &str, now: OffsetDateTime) -> ProviderState {
     let op = world.registry.operator(operator);
     let is_city = op.is_none_or(|o| o.kind.is_city());
-    let state = if is_city {
-        world.consents.state(agreement_id, operator)
+    let in_force = world.agreement_in_force(agreement_id, now);
+    let consent = if is_city {
+        world.consents.get(agreement_id, operator)
     } else {
-        ConsentState::Active
+        let version = in_force.map(Agreement::version);
+        ProviderConsent {
+            state: ConsentState::Active,
+            consented: version,
+            confirmed: version,
+        }
     };
-    let in_force = world
-        .agreement_in_force(agreement_id, now)
-        .is_some_and(|a| a.provider(operator).is_some());
     ProviderState {
         agreement_id: agreement_id.to_owned(),
         operator: operator.to_owned(),
         name: op.map(|o| o.name.clone()).unwrap_or_default(),
         kind: op.map_or("unknown", |o| o.kind.as_str()),
-        state: state.as_str(),
-        sharing: state.is_active() && in_force,
+        state: consent.state.as_str(),
+        sharing: consent.confirmed.is_some() && in_force.is_some_and(|a| a.provider(operator).is_some()),
+        consented_version: consent.consented,
+        confirmed_version: consent.confirmed,
     }
 }
 
@@ -356,6 +409,17 @@ pub struct Submitted {
     /// higher version is in force).
     pub in_force: bool,
     pub audit_index: u64,
+    /// City providers this version shares more of than they agreed to: each is `asked` again,
+    /// and its cases stay under the terms it agreed to until it consents and the prefecture
+    /// confirms.
+    pub reasked: Vec<Reasked>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reasked {
+    pub operator: String,
+    /// What widened, e.g. `prefecture_stations newly sees assessment`.
+    pub widened: Vec<String>,
 }
 
 /// Why a change is refused before anything is recorded.
@@ -452,27 +516,49 @@ pub async fn submit(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str, body: &
 
     let sha256 = sha256_hex(body);
     let now = ctx.clock.now();
+    let reasks = reasks(&world, &agreement);
+    let steps: Vec<Step> = reasks
+        .iter()
+        .map(|r| Step {
+            agreement_id,
+            operator: &r.operator,
+            action: ConsentAction::Reask.as_str(),
+            from: r.from,
+            to: r.to,
+        })
+        .collect();
+    let mut events = vec![Event::AgreementVersion {
+        actor: caller.actor(),
+        agreement_id: agreement_id.to_owned(),
+        version: agreement.version(),
+        sha256: sha256.clone(),
+        effective_from: rfc3339(agreement.effective_from()),
+    }];
+    events.extend(steps.iter().map(|s| s.event(caller.actor())));
     let receipt = ctx
         .audit
-        .record_one(Event::AgreementVersion {
-            actor: caller.actor(),
-            agreement_id: agreement_id.to_owned(),
-            version: agreement.version(),
-            sha256: sha256.clone(),
-            effective_from: rfc3339(agreement.effective_from()),
-        })
+        .record(events)
         .await
-        .map_err(ApiError::from)?;
+        .map_err(ApiError::from)?
+        .into_iter()
+        .next()
+        .ok_or(ApiError::AuditUnavailable)?;
     let stored = ctx
         .store
-        .put_agreement_version(&AgreementVersionRow {
-            agreement_id: agreement_id.to_owned(),
-            version: agreement.version(),
-            document: body.to_owned(),
-            sha256: sha256.clone(),
-            submitted_by: actor_label(&caller.actor()),
-            submitted_at: rfc3339(now),
-        })
+        .put_agreement_version(
+            &AgreementVersionRow {
+                agreement_id: agreement_id.to_owned(),
+                version: agreement.version(),
+                document: body.to_owned(),
+                sha256: sha256.clone(),
+                submitted_by: actor_label(&caller.actor()),
+                submitted_at: rfc3339(now),
+            },
+            &steps
+                .iter()
+                .map(|s| s.row(actor_label(&caller.actor()), rfc3339(now)))
+                .collect::<Vec<_>>(),
+        )
         .await
         .map_err(ApiError::from)?;
     if !stored {
@@ -483,6 +569,9 @@ pub async fn submit(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str, body: &
             latest_version: Some(agreement.version()),
         }
         .into());
+    }
+    for r in &reasks {
+        next.consents.set(agreement_id, &r.operator, r.to);
     }
     let in_force = next
         .agreement_in_force(agreement_id, now)
@@ -500,7 +589,61 @@ pub async fn submit(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str, body: &
         effective_from: rfc3339(agreement.effective_from()),
         in_force,
         audit_index: receipt.audit_index,
+        reasked: reasks
+            .into_iter()
+            .map(|r| Reasked {
+                operator: r.operator,
+                widened: r.widened.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
     })
+}
+
+/// A city provider that a new version asks again.
+struct Reask {
+    operator: String,
+    from: ProviderConsent,
+    to: ProviderConsent,
+    widened: Vec<Widening>,
+}
+
+/// The city providers that consented (and may share) under terms that `new` widens: each is
+/// asked again, and its cases stay under the terms it agreed to until it consents and the
+/// prefecture confirms. A narrowing needs no one's consent and applies at once.
+fn reasks(world: &PolicyWorld, new: &Agreement) -> Vec<Reask> {
+    new.providers()
+        .iter()
+        .filter(|p| world.registry.operator(&p.operator).is_some_and(|o| o.kind.is_city()))
+        .filter_map(|p| {
+            let from = world.consents.get(new.id(), &p.operator);
+            let agreed = from.consented.or(from.confirmed);
+            let widened = match agreed.and_then(|v| version(world, new.id(), v)) {
+                Some(old) => widening(new, old, &p.operator),
+                // Consented to nothing this gateway knows: everything is new to it.
+                None => vec![Widening::Scope {
+                    old: "nothing",
+                    new: p.scope.as_str(),
+                }],
+            };
+            if widened.is_empty() {
+                return None;
+            }
+            let to = from.after(ConsentAction::Reask, new.version())?;
+            Some(Reask {
+                operator: p.operator.clone(),
+                from,
+                to,
+                widened,
+            })
+        })
+        .collect()
+}
+
+fn version<'w>(world: &'w PolicyWorld, agreement_id: &str, version: u32) -> Option<&'w Agreement> {
+    world
+        .agreements
+        .iter()
+        .find(|a| a.id() == agreement_id && a.version() == version)
 }
 
 struct Overlapping;
@@ -547,38 +690,29 @@ pub async fn consent_step(
         };
         return Err(Refused::Forbidden(format!("only {who} may {} here", action.as_str())));
     }
-    let from = world.consents.state(agreement_id, operator);
-    let Some(to) = from.apply(action) else {
+    let from = world.consents.get(agreement_id, operator);
+    let Some(to) = from.after(action, latest.version()) else {
         return Err(ApiError::StateConflict {
-            detail: format!("cannot {} a provider whose state is `{from}`", action.as_str()),
-            current_state: Some(from.as_str().to_owned()),
+            detail: format!("cannot {} a provider whose state is `{}`", action.as_str(), from.state),
+            current_state: Some(from.state.as_str().to_owned()),
             latest_version: None,
         }
         .into());
     };
     let now = ctx.clock.now();
+    let step = Step {
+        agreement_id,
+        operator,
+        action: action.as_str(),
+        from,
+        to,
+    };
     ctx.audit
-        .record_one(Event::Consent {
-            actor: caller.actor(),
-            agreement_id: agreement_id.to_owned(),
-            operator: operator.to_owned(),
-            action: action.as_str().to_owned(),
-            from: from.as_str().to_owned(),
-            to: to.as_str().to_owned(),
-        })
+        .record_one(step.event(caller.actor()))
         .await
         .map_err(ApiError::from)?;
     ctx.store
-        .append_consent_step(&ConsentStepRow {
-            seq: 0,
-            agreement_id: agreement_id.to_owned(),
-            operator: operator.to_owned(),
-            action: action.as_str().to_owned(),
-            from_state: from.as_str().to_owned(),
-            to_state: to.as_str().to_owned(),
-            actor: actor_label(&caller.actor()),
-            at: rfc3339(now),
-        })
+        .append_consent_step(&step.row(actor_label(&caller.actor()), rfc3339(now)))
         .await
         .map_err(ApiError::from)?;
     let mut next = (*world).clone();
@@ -589,7 +723,7 @@ pub async fn consent_step(
         agreement = agreement_id,
         operator,
         action = action.as_str(),
-        to = to.as_str(),
+        to = to.state.as_str(),
         "consent step"
     );
     Ok(answer)

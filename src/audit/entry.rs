@@ -104,6 +104,13 @@ pub enum Event {
         action: String,
         from: String,
         to: String,
+        /// The agreement version whose terms the city has consented to after this step
+        /// (absent when none), and the one confirmed by the prefecture: its cases are shared
+        /// under the confirmed terms, never beyond the version in force.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        consented_version: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confirmed_version: Option<u32>,
     },
     /// An administrator revoked a terminal (`target` its principal URN) or an officer (`target`
     /// the token subject). Recorded before the revocation takes effect.

@@ -40,6 +40,10 @@ pub enum ConsentAction {
     Withdraw,
     /// The prefecture confirms the city's consent.
     Confirm,
+    /// A new agreement version widens what the city shares: the city is asked again, and its
+    /// cases stay under the terms it consented to until it consents and the prefecture
+    /// confirms.
+    Reask,
 }
 
 impl ConsentState {
@@ -99,6 +103,7 @@ impl ConsentAction {
             ConsentAction::Decline => "decline",
             ConsentAction::Withdraw => "withdraw",
             ConsentAction::Confirm => "confirm",
+            ConsentAction::Reask => "reask",
         }
     }
 
@@ -116,7 +121,67 @@ impl ConsentAction {
 
     /// Whether the prefecture (not the city) takes this action.
     pub fn by_prefecture(self) -> bool {
-        matches!(self, ConsentAction::Ask | ConsentAction::Confirm)
+        matches!(self, ConsentAction::Ask | ConsentAction::Confirm | ConsentAction::Reask)
+    }
+}
+
+/// A city provider's opt-in: its state, and the agreement versions whose terms it consented to
+/// and had confirmed. Its cases are shared only under confirmed terms, and never beyond the
+/// version in force (the evaluator takes the narrower of the two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ProviderConsent {
+    pub state: ConsentState,
+    /// The version whose terms the city consented to (awaiting or past confirmation).
+    pub consented: Option<u32>,
+    /// The version whose terms the city consented to and the prefecture confirmed.
+    pub confirmed: Option<u32>,
+}
+
+/// A state with no terms consented: what a city that withdrew, declined or was never asked has.
+impl From<ConsentState> for ProviderConsent {
+    fn from(state: ConsentState) -> Self {
+        ProviderConsent {
+            state,
+            consented: None,
+            confirmed: None,
+        }
+    }
+}
+
+impl ProviderConsent {
+    /// The opt-in after `action`, `latest` being the agreement's latest version (what a city
+    /// consents to); `None` if the action makes no sense from here. Repeating an action that
+    /// already holds is allowed and changes nothing, so retried requests are harmless.
+    pub fn after(self, action: ConsentAction, latest: u32) -> Option<ProviderConsent> {
+        use ConsentAction as A;
+        use ConsentState as S;
+        let next = |state, consented, confirmed| {
+            Some(ProviderConsent {
+                state,
+                consented,
+                confirmed,
+            })
+        };
+        match action {
+            A::Ask => next(self.state.apply(action)?, None, self.confirmed),
+            A::Consent => next(self.state.apply(action)?, Some(latest), self.confirmed),
+            A::Decline => next(self.state.apply(action)?, None, self.confirmed),
+            // A city may withdraw at any time it shares or is about to: also while it is asked
+            // again about a widening and its cases still go out under the terms it had agreed.
+            A::Withdraw if self.state.apply(action).is_some() || self.confirmed.is_some() => {
+                next(S::Withdrawn, None, None)
+            }
+            A::Withdraw => None,
+            // The prefecture confirms what the city consented to, never a later version.
+            A::Confirm => {
+                let consented = self.consented?;
+                next(self.state.apply(action)?, Some(consented), Some(consented))
+            }
+            A::Reask => match self.state {
+                S::Active | S::Consented => next(S::Asked, None, self.confirmed),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -130,8 +195,8 @@ impl fmt::Display for ConsentState {
 /// id, not to one version, so that a new version does not silently drop or re-ask every city.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsentBook {
-    // agreement id -> operator -> state; nested so lookups by `&str` need no allocation.
-    states: BTreeMap<String, BTreeMap<String, ConsentState>>,
+    // agreement id -> operator -> opt-in; nested so lookups by `&str` need no allocation.
+    states: BTreeMap<String, BTreeMap<String, ProviderConsent>>,
 }
 
 impl ConsentBook {
@@ -141,7 +206,8 @@ impl ConsentBook {
     }
 
     /// Parses a consents document. Each entry must name an agreement id that exists (in any
-    /// version) and a city operator that is one of its providers (in any version).
+    /// version) and a city operator that is one of its providers (in any version). A state
+    /// of `consented` or `active` is a consent to the latest loaded version's terms.
     pub fn from_toml(
         text: &str,
         source: &str,
@@ -182,8 +248,16 @@ impl ConsentBook {
                     format!("operator `{operator}` is not a provider of `{agreement}`"),
                 ));
             }
+            let latest = versions.iter().map(|a| a.version()).max();
+            let consent = ProviderConsent {
+                state: c.state,
+                consented: matches!(c.state, ConsentState::Consented | ConsentState::Active)
+                    .then_some(latest)
+                    .flatten(),
+                confirmed: (c.state == ConsentState::Active).then_some(latest).flatten(),
+            };
             let per_agreement = book.states.entry(agreement.clone()).or_default();
-            if per_agreement.insert(operator.clone(), c.state).is_some() {
+            if per_agreement.insert(operator.clone(), consent).is_some() {
                 return Err(err(
                     c.operator.span(),
                     format!("consent of `{operator}` to `{agreement}` is listed twice"),
@@ -193,8 +267,8 @@ impl ConsentBook {
         Ok(book)
     }
 
-    /// The state of a city provider; `NotAsked` when nothing is recorded.
-    pub fn state(&self, agreement_id: &str, operator: &str) -> ConsentState {
+    /// The opt-in of a city provider; `NotAsked`, nothing consented, when nothing is recorded.
+    pub fn get(&self, agreement_id: &str, operator: &str) -> ProviderConsent {
         self.states
             .get(agreement_id)
             .and_then(|m| m.get(operator))
@@ -202,25 +276,36 @@ impl ConsentBook {
             .unwrap_or_default()
     }
 
-    /// Records a state; returns the previous one.
-    pub fn set(&mut self, agreement_id: &str, operator: &str, state: ConsentState) -> ConsentState {
+    /// The state of a city provider; `NotAsked` when nothing is recorded.
+    pub fn state(&self, agreement_id: &str, operator: &str) -> ConsentState {
+        self.get(agreement_id, operator).state
+    }
+
+    /// Records an opt-in; returns the previous one.
+    pub fn set(&mut self, agreement_id: &str, operator: &str, consent: ProviderConsent) -> ProviderConsent {
         self.states
             .entry(agreement_id.to_owned())
             .or_default()
-            .insert(operator.to_owned(), state)
+            .insert(operator.to_owned(), consent)
             .unwrap_or_default()
     }
 
-    /// Applies an administrator's action; `None` (and no change) if it is not allowed from the
-    /// current state.
-    pub fn apply(&mut self, agreement_id: &str, operator: &str, action: ConsentAction) -> Option<ConsentState> {
-        let next = self.state(agreement_id, operator).apply(action)?;
+    /// Applies an administrator's action (`latest`: the agreement's latest version); `None`
+    /// (and no change) if it is not allowed from the current state.
+    pub fn apply(
+        &mut self,
+        agreement_id: &str,
+        operator: &str,
+        action: ConsentAction,
+        latest: u32,
+    ) -> Option<ProviderConsent> {
+        let next = self.get(agreement_id, operator).after(action, latest)?;
         self.set(agreement_id, operator, next);
         Some(next)
     }
 
-    /// Every recorded (agreement id, operator, state), in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, ConsentState)> {
+    /// Every recorded (agreement id, operator, opt-in), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, ProviderConsent)> {
         self.states
             .iter()
             .flat_map(|(a, m)| m.iter().map(move |(o, s)| (a.as_str(), o.as_str(), *s)))
@@ -291,22 +376,75 @@ mod tests {
     fn opt_in_needs_consent_then_confirmation_and_withdrawal_is_immediate() {
         let mut book = ConsentBook::default();
         let (ag, city) = ("kanagawa-2026", "141305");
-        assert_eq!(book.apply(ag, city, ConsentAction::Confirm), None);
-        assert_eq!(book.apply(ag, city, ConsentAction::Ask), Some(ConsentState::Asked));
+        let state = |c: Option<ProviderConsent>| c.map(|c| c.state);
+        assert_eq!(book.apply(ag, city, ConsentAction::Confirm, 1), None);
         assert_eq!(
-            book.apply(ag, city, ConsentAction::Consent),
-            Some(ConsentState::Consented)
+            state(book.apply(ag, city, ConsentAction::Ask, 1)),
+            Some(ConsentState::Asked)
+        );
+        assert_eq!(
+            book.apply(ag, city, ConsentAction::Consent, 1),
+            Some(ProviderConsent {
+                state: ConsentState::Consented,
+                consented: Some(1),
+                confirmed: None
+            })
         );
         assert!(!book.state(ag, city).is_active());
-        assert_eq!(book.apply(ag, city, ConsentAction::Confirm), Some(ConsentState::Active));
+        assert_eq!(book.get(ag, city).confirmed, None);
+        assert_eq!(
+            book.apply(ag, city, ConsentAction::Confirm, 1),
+            Some(ProviderConsent {
+                state: ConsentState::Active,
+                consented: Some(1),
+                confirmed: Some(1)
+            })
+        );
         assert!(book.state(ag, city).is_active());
-        assert_eq!(book.apply(ag, city, ConsentAction::Decline), None);
+        assert_eq!(book.apply(ag, city, ConsentAction::Decline, 1), None);
         assert_eq!(
-            book.apply(ag, city, ConsentAction::Withdraw),
-            Some(ConsentState::Withdrawn)
+            book.apply(ag, city, ConsentAction::Withdraw, 1),
+            Some(ProviderConsent {
+                state: ConsentState::Withdrawn,
+                consented: None,
+                confirmed: None
+            })
         );
         assert!(!book.state(ag, city).is_active());
-        assert_eq!(book.apply(ag, city, ConsentAction::Confirm), None);
+        assert_eq!(book.apply(ag, city, ConsentAction::Confirm, 1), None);
         assert_eq!(book.state(ag, city), ConsentState::Withdrawn);
+    }
+
+    #[test]
+    fn a_widening_reasks_but_keeps_the_confirmed_terms_until_confirmed_again() {
+        let mut book = ConsentBook::default();
+        let (ag, city) = ("kanagawa-2026", "141003");
+        book.apply(ag, city, ConsentAction::Consent, 1).unwrap();
+        book.apply(ag, city, ConsentAction::Confirm, 1).unwrap();
+        let asked = book.apply(ag, city, ConsentAction::Reask, 2).unwrap();
+        assert_eq!(asked.state, ConsentState::Asked);
+        assert_eq!(asked.confirmed, Some(1), "the consented terms still govern");
+        // The prefecture cannot confirm what the city has not consented to.
+        assert_eq!(book.apply(ag, city, ConsentAction::Confirm, 2), None);
+        let consented = book.apply(ag, city, ConsentAction::Consent, 2).unwrap();
+        assert_eq!((consented.consented, consented.confirmed), (Some(2), Some(1)));
+        let confirmed = book.apply(ag, city, ConsentAction::Confirm, 2).unwrap();
+        assert_eq!((confirmed.state, confirmed.confirmed), (ConsentState::Active, Some(2)));
+        // Reasking a city that shares nothing changes nothing.
+        let mut other = ConsentBook::default();
+        assert_eq!(other.apply(ag, "141305", ConsentAction::Reask, 2), None);
+    }
+
+    #[test]
+    fn a_city_asked_again_may_withdraw_at_once_or_decline_only_the_widening() {
+        let mut book = ConsentBook::default();
+        let (ag, city) = ("kanagawa-2026", "141003");
+        book.apply(ag, city, ConsentAction::Consent, 1).unwrap();
+        book.apply(ag, city, ConsentAction::Confirm, 1).unwrap();
+        book.apply(ag, city, ConsentAction::Reask, 2).unwrap();
+        let declined = book.apply(ag, city, ConsentAction::Decline, 2).unwrap();
+        assert_eq!((declined.state, declined.confirmed), (ConsentState::Declined, Some(1)));
+        let withdrawn = book.apply(ag, city, ConsentAction::Withdraw, 2).unwrap();
+        assert_eq!((withdrawn.state, withdrawn.confirmed), (ConsentState::Withdrawn, None));
     }
 }

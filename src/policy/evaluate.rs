@@ -396,8 +396,50 @@ pub fn explain(world: &PolicyWorld, case: &CaseRecord, unit_id: &str, now: Offse
     ))
 }
 
+/// The decision under the version in force, and for a city provider also under the terms it
+/// consented to and had confirmed: a case is shared only if both share it, with the fields both
+/// allow. So a version that narrows applies at once, and one that widens waits for the city.
 fn decide(
     world: &PolicyWorld,
+    agreement: &Agreement,
+    provider: &Provider,
+    operator: &Operator,
+    unit: &Unit,
+    case: &CaseRecord,
+    now: OffsetDateTime,
+) -> Result<Decision, NoView> {
+    if !operator.kind.is_city() {
+        return decide_terms(agreement, provider, operator, unit, case, now);
+    }
+    let consent = world.consents.get(agreement.id(), &operator.id);
+    let not_opted_in = || NoView::NotOptedIn {
+        agreement_id: agreement.id().to_owned(),
+        operator: operator.id.clone(),
+        state: consent.state,
+    };
+    let Some(confirmed) = consent.confirmed else {
+        return Err(not_opted_in());
+    };
+    let decision = decide_terms(agreement, provider, operator, unit, case, now)?;
+    if confirmed == agreement.version() {
+        return Ok(decision);
+    }
+    let (consented, consented_provider) = world
+        .agreements
+        .iter()
+        .find(|a| a.id() == agreement.id() && a.version() == confirmed)
+        .and_then(|a| a.provider(&operator.id).map(|p| (a, p)))
+        .ok_or_else(not_opted_in)?;
+    let within = decide_terms(consented, consented_provider, operator, unit, case, now)?;
+    Ok(Decision {
+        fields: decision.fields.intersection(within.fields),
+        clause: format!("{}&consented@v{confirmed}", decision.clause),
+        ..decision
+    })
+}
+
+/// The decision under one version's terms for the provider, consent aside.
+fn decide_terms(
     agreement: &Agreement,
     provider: &Provider,
     operator: &Operator,
@@ -412,16 +454,6 @@ fn decide(
         operator.id,
         provider.scope.as_str()
     );
-    if operator.kind.is_city() {
-        let state = world.consents.state(agreement.id(), &operator.id);
-        if !state.is_active() {
-            return Err(NoView::NotOptedIn {
-                agreement_id: agreement.id().to_owned(),
-                operator: operator.id.clone(),
-                state,
-            });
-        }
-    }
     let criterion = match &provider.scope {
         Scope::All => None,
         Scope::Criteria(list) => {
@@ -700,12 +732,12 @@ pub(crate) mod tests {
         let mut w = world();
         let c = case("kawasaki-central", "141313");
         use crate::policy::consent::ConsentAction as A;
-        w.consents.apply("kanagawa-2026", "141305", A::Consent).unwrap();
+        w.consents.apply("kanagawa-2026", "141305", A::Consent, 1).unwrap();
         assert_eq!(evaluate(&w, &c, "kawasaki", NOW), None, "consented, not confirmed");
-        w.consents.apply("kanagawa-2026", "141305", A::Confirm).unwrap();
+        w.consents.apply("kanagawa-2026", "141305", A::Confirm, 1).unwrap();
         let d = evaluate(&w, &c, "kawasaki", NOW).unwrap();
         assert_eq!(d.clause, "kanagawa-2026@v1/providers/141305/all/views/covering_station");
-        w.consents.apply("kanagawa-2026", "141305", A::Withdraw).unwrap();
+        w.consents.apply("kanagawa-2026", "141305", A::Withdraw, 1).unwrap();
         assert_eq!(evaluate(&w, &c, "kawasaki", NOW), None, "withdrawn");
     }
 

@@ -96,6 +96,9 @@ impl FieldSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+    pub fn intersection(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 & other.0)
+    }
     pub fn is_subset_of(self, other: FieldSet) -> bool {
         self.0 & !other.0 == 0
     }

@@ -10,12 +10,14 @@ pub mod fields;
 pub mod project;
 #[cfg(test)]
 mod proptests;
+pub mod widening;
 
 pub use agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
-pub use consent::{ConsentAction, ConsentBook, ConsentState};
+pub use consent::{ConsentAction, ConsentBook, ConsentState, ProviderConsent};
 pub use error::PolicyError;
 pub use evaluate::{
     Decision, NoView, Overlap, PolicyWorld, SAFETY_CONFIRMATION_WINDOW, evaluate, explain, find_overlap, next_change,
 };
 pub use fields::{FieldPath, FieldSet};
 pub use project::project;
+pub use widening::{Widening, widening};

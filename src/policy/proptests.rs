@@ -20,7 +20,7 @@ use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
 
 use super::agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
-use super::consent::{ConsentBook, ConsentState};
+use super::consent::{ConsentBook, ConsentState, ProviderConsent};
 use super::evaluate::{PolicyWorld, evaluate, explain};
 use super::fields::{FieldPath, FieldSet};
 use super::project::project;
@@ -162,15 +162,30 @@ fn world() -> impl Strategy<Value = PolicyWorld> {
         prop::collection::vec(agreement("agr-a", 1), 1..=1),
         prop::option::of(agreement("agr-a", 2)),
         prop::option::of(agreement("agr-b", 1)),
-        prop::collection::vec((0..ConsentState::ALL.len(), 0..ConsentState::ALL.len()), 4),
+        prop::collection::vec(
+            (
+                0..ConsentState::ALL.len(),
+                prop::option::of(1u32..=2),
+                0..ConsentState::ALL.len(),
+                prop::option::of(1u32..=2),
+            ),
+            4,
+        ),
     )
         .prop_map(|(mut agreements, a2, b1, states)| {
             agreements.extend(a2);
             agreements.extend(b1);
             let mut consents = ConsentBook::default();
-            for (op, (sa, sb)) in ["141003", "141305", "141500", "142018"].iter().zip(states) {
-                consents.set("agr-a", op, ConsentState::ALL[sa]);
-                consents.set("agr-b", op, ConsentState::ALL[sb]);
+            // Any state with any confirmed terms: a city asked again about a widening still
+            // shares under the version it had confirmed, possibly an older one.
+            let opt_in = |state: usize, confirmed: Option<u32>| ProviderConsent {
+                state: ConsentState::ALL[state],
+                consented: confirmed,
+                confirmed,
+            };
+            for (op, (sa, ca, sb, cb)) in ["141003", "141305", "141500", "142018"].iter().zip(states) {
+                consents.set("agr-a", op, opt_in(sa, ca));
+                consents.set("agr-b", op, opt_in(sb, cb));
             }
             PolicyWorld {
                 registry: REGISTRY.clone(),
@@ -352,38 +367,66 @@ fn model(
         let Some(p) = a.providers().iter().find(|p| p.operator == op) else {
             continue;
         };
-        if op != "14" && w.consents.state(id, op) != ConsentState::Active {
+        let Some(mut fields) = model_terms(a, p, case, json, unit, now) else {
             continue;
-        }
-        let scoped = match &p.scope {
-            Scope::All => true,
-            Scope::Criteria(list) => list.iter().any(|c| model_criterion(*c, json, now)),
         };
-        if !scoped || !p.predicates.iter().all(|q| model_predicate(q, json)) {
-            continue;
-        }
-        let covering = unit.2.contains(&case.child.address.municipality_code.as_str());
-        let audience = if unit.1 {
-            Audience::Hq
-        } else if covering {
-            Audience::CoveringStation
-        } else {
-            Audience::PrefectureStations
-        };
-        let (audience, mut fields) = match a.view(audience) {
-            Some(v) => (audience, v),
-            None if audience == Audience::CoveringStation => match a.view(Audience::PrefectureStations) {
-                Some(v) => (Audience::PrefectureStations, v),
-                None => continue,
-            },
-            None => continue,
-        };
-        if case.flags.dv && !a.dv_address_allowed(audience) {
-            fields.remove(FieldPath::ChildAddress);
+        if op != "14" {
+            // A city shares only under the terms it had confirmed, and never beyond the
+            // version in force.
+            let Some(c) = w.consents.get(id, op).confirmed else {
+                continue;
+            };
+            let Some(ca) = w.agreements.iter().find(|x| x.id() == id && x.version() == c) else {
+                continue;
+            };
+            let Some(cp) = ca.providers().iter().find(|p| p.operator == op) else {
+                continue;
+            };
+            let Some(within) = model_terms(ca, cp, case, json, unit, now) else {
+                continue;
+            };
+            fields = fields.iter().filter(|f| within.contains(*f)).collect();
         }
         return Some((id.to_owned(), a.version(), fields));
     }
     None
+}
+
+/// The fields one version's terms give `unit` for the provider, consent aside.
+fn model_terms(
+    a: &Agreement,
+    p: &Provider,
+    case: &CaseRecord,
+    json: &Value,
+    unit: &(&str, bool, &[&str]),
+    now: OffsetDateTime,
+) -> Option<FieldSet> {
+    let scoped = match &p.scope {
+        Scope::All => true,
+        Scope::Criteria(list) => list.iter().any(|c| model_criterion(*c, json, now)),
+    };
+    if !scoped || !p.predicates.iter().all(|q| model_predicate(q, json)) {
+        return None;
+    }
+    let covering = unit.2.contains(&case.child.address.municipality_code.as_str());
+    let audience = if unit.1 {
+        Audience::Hq
+    } else if covering {
+        Audience::CoveringStation
+    } else {
+        Audience::PrefectureStations
+    };
+    let (audience, mut fields) = match a.view(audience) {
+        Some(v) => (audience, v),
+        None if audience == Audience::CoveringStation => {
+            (Audience::PrefectureStations, a.view(Audience::PrefectureStations)?)
+        }
+        None => return None,
+    };
+    if case.flags.dv && !a.dv_address_allowed(audience) {
+        fields.remove(FieldPath::ChildAddress);
+    }
+    Some(fields)
 }
 
 fn paths_of(v: &Value) -> BTreeSet<String> {
@@ -447,7 +490,7 @@ fn check(w: &PolicyWorld, case: &CaseRecord, now: OffsetDateTime) -> Result<(), 
                 prop_assert_eq!(text.contains(&canary), disclosed.contains(FieldPath::ChildAddress));
                 prop_assert!(!d.clause.contains(&canary));
                 if op != "14" {
-                    prop_assert_eq!(w.consents.state(&d.agreement_id, op), ConsentState::Active);
+                    prop_assert!(w.consents.get(&d.agreement_id, op).confirmed.is_some());
                 }
             }
             None => {
@@ -457,12 +500,12 @@ fn check(w: &PolicyWorld, case: &CaseRecord, now: OffsetDateTime) -> Result<(), 
                 prop_assert!(!debug.contains(&canary));
             }
         }
-        // A city that is not active in any agreement discloses nothing, to anyone.
+        // A city that has confirmed no terms in any agreement discloses nothing, to anyone.
         if op != "14"
             && !w
                 .agreements
                 .iter()
-                .any(|a| w.consents.state(a.id(), op) == ConsentState::Active)
+                .any(|a| w.consents.get(a.id(), op).confirmed.is_some())
         {
             prop_assert!(decision.is_none());
         }

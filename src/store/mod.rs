@@ -123,10 +123,15 @@ pub struct ConsentStepRow {
     pub seq: i64,
     pub agreement_id: String,
     pub operator: String,
-    /// `consent`, `decline`, `withdraw`, `confirm`, or `seed` for the state imported from files.
+    /// `consent`, `decline`, `withdraw`, `confirm`, `reask` (a new version widened what the
+    /// city shares), or `seed` for the state imported from files.
     pub action: String,
     pub from_state: String,
     pub to_state: String,
+    /// After the step: the agreement version whose terms the city consented to, and the one
+    /// the prefecture confirmed (what its cases are shared under).
+    pub consented_version: Option<u32>,
+    pub confirmed_version: Option<u32>,
     pub actor: String,
     pub at: String,
 }
@@ -159,8 +164,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored agreement version, by id then version.
     async fn agreement_versions(&self) -> Result<Vec<AgreementVersionRow>, StoreError>;
-    /// Stores a new version durably; `false` (and nothing stored) if that id and version exist.
-    async fn put_agreement_version(&self, row: &AgreementVersionRow) -> Result<bool, StoreError>;
+    /// Stores a new version and the consent steps it causes (cities asked again about a
+    /// widening) in one durable transaction; `false` (and nothing stored) if that id and
+    /// version exist.
+    async fn put_agreement_version(
+        &self,
+        row: &AgreementVersionRow,
+        steps: &[ConsentStepRow],
+    ) -> Result<bool, StoreError>;
     /// Every consent step, in order.
     async fn consent_steps(&self) -> Result<Vec<ConsentStepRow>, StoreError>;
     /// Appends a step durably (its `seq` is assigned by the store and returned).

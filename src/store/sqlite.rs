@@ -15,10 +15,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use sqlx::error::BoxDynError;
-use sqlx::pool::PoolConnection;
-use sqlx::{Row, Sqlite, SqliteConnection};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::{
     AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, RevocationRow,
@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "revocations",
         include_str!("../../migrations/sqlite/0004_revocations.sql"),
+    ),
+    (
+        5,
+        "consented_terms",
+        include_str!("../../migrations/sqlite/0005_consented_terms.sql"),
     ),
 ];
 
@@ -129,6 +134,12 @@ fn to_u64(v: i64) -> Result<u64, StoreError> {
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt("integer out of range"))
+}
+
+fn version_of(r: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<u32>, StoreError> {
+    r.try_get::<Option<i64>, _>(column)?
+        .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("agreement version out of range")))
+        .transpose()
 }
 
 fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
@@ -339,9 +350,18 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn put_agreement_version(&self, row: &AgreementVersionRow) -> Result<bool, StoreError> {
+    async fn put_agreement_version(
+        &self,
+        row: &AgreementVersionRow,
+        steps: &[ConsentStepRow],
+    ) -> Result<bool, StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
         let inserted = insert_agreement_version(&mut tx, row).await?;
+        if inserted {
+            for step in steps {
+                insert_consent_step(&mut tx, step).await?;
+            }
+        }
         tx.commit().await?;
         Ok(inserted)
     }
@@ -359,6 +379,8 @@ impl Store for SqliteStore {
                     action: r.try_get("action")?,
                     from_state: r.try_get("from_state")?,
                     to_state: r.try_get("to_state")?,
+                    consented_version: version_of(r, "consented_version")?,
+                    confirmed_version: version_of(r, "confirmed_version")?,
                     actor: r.try_get("actor")?,
                     at: r.try_get("at")?,
                 })
@@ -472,10 +494,7 @@ impl Store for SqliteStore {
     }
 }
 
-async fn insert_agreement_version(
-    tx: &mut WriteTx,
-    row: &AgreementVersionRow,
-) -> Result<bool, StoreError> {
+async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT OR IGNORE INTO agreement_versions (agreement_id, version, document, sha256, submitted_by, submitted_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -491,19 +510,18 @@ async fn insert_agreement_version(
     Ok(done.rows_affected() == 1)
 }
 
-async fn insert_consent_step(
-    tx: &mut WriteTx,
-    row: &ConsentStepRow,
-) -> Result<i64, StoreError> {
+async fn insert_consent_step(tx: &mut WriteTx, row: &ConsentStepRow) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO consent_steps (agreement_id, operator, action, from_state, to_state, actor, at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        "INSERT INTO consent_steps (agreement_id, operator, action, from_state, to_state, consented_version, confirmed_version, actor, at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
     )
     .bind(&row.agreement_id)
     .bind(&row.operator)
     .bind(&row.action)
     .bind(&row.from_state)
     .bind(&row.to_state)
+    .bind(row.consented_version.map(i64::from))
+    .bind(row.confirmed_version.map(i64::from))
     .bind(&row.actor)
     .bind(&row.at)
     .fetch_one(tx.conn())

@@ -8,12 +8,12 @@ use time::Duration;
 
 use crate::helpers::{TestApp, full_case, listed, spawn_app};
 
-const PREF: &str = "admin-14-pref-admin";
-const YOKOHAMA: &str = "admin-141003-city-admin";
+pub(crate) const PREF: &str = "admin-14-pref-admin";
+pub(crate) const YOKOHAMA: &str = "admin-141003-city-admin";
 const KAWASAKI: &str = "admin-141305-city-admin";
-const AGREEMENT: &str = "/v1/admin/agreements/kanagawa-2026";
+pub(crate) const AGREEMENT: &str = "/v1/admin/agreements/kanagawa-2026";
 
-fn demo_agreement() -> String {
+pub(crate) fn demo_agreement() -> String {
     std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/policies/agreements/kanagawa-2026.toml"
@@ -21,7 +21,7 @@ fn demo_agreement() -> String {
     .unwrap()
 }
 
-async fn admin(app: &TestApp, who: &str, method: Method, path: &str, body: Option<&str>) -> Reply {
+pub(crate) async fn admin(app: &TestApp, who: &str, method: Method, path: &str, body: Option<&str>) -> Reply {
     let token = app.token(who, who);
     app.client(who)
         .send(method, path, Some(&token), body.map(|b| b.as_bytes().to_vec()))
@@ -29,7 +29,7 @@ async fn admin(app: &TestApp, who: &str, method: Method, path: &str, body: Optio
         .unwrap()
 }
 
-async fn step(app: &TestApp, who: &str, operator: &str, action: &str) -> Reply {
+pub(crate) async fn step(app: &TestApp, who: &str, operator: &str, action: &str) -> Reply {
     admin(
         app,
         who,
@@ -40,13 +40,13 @@ async fn step(app: &TestApp, who: &str, operator: &str, action: &str) -> Reply {
     .await
 }
 
-fn problem(reply: &Reply, status: u16) -> Value {
+pub(crate) fn problem(reply: &Reply, status: u16) -> Value {
     assert_eq!(reply.status, status, "{}", reply.text());
     assert_eq!(reply.headers["content-type"], "application/problem+json");
     reply.json().unwrap()
 }
 
-fn state_of(doc: &Value, operator: &str) -> String {
+pub(crate) fn state_of(doc: &Value, operator: &str) -> String {
     doc["providers"]
         .as_array()
         .unwrap()
@@ -60,7 +60,7 @@ fn state_of(doc: &Value, operator: &str) -> String {
 
 /// Waits until the audit log holds a line containing all of `needles` (refusals are recorded
 /// in the background).
-async fn audit_has(app: &TestApp, needles: &[&str]) -> bool {
+pub(crate) async fn audit_has(app: &TestApp, needles: &[&str]) -> bool {
     for _ in 0..50 {
         if app
             .audit_lines()

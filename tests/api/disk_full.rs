@@ -91,7 +91,12 @@ async fn nothing_is_acknowledged_while_the_disk_is_full_and_nothing_acknowledged
             .get("/v1/terminal/cases/yokosuka:BEFORE-1", Some(&token))
             .await
             .unwrap();
-        assert_eq!(view.status, 503, "a disclosure went out without its entry: {}", view.text());
+        assert_eq!(
+            view.status,
+            503,
+            "a disclosure went out without its entry: {}",
+            view.text()
+        );
         assert!(!view.text().contains("山田"), "case data in a refusal");
     }
     assert_eq!(refused, 40);
@@ -123,7 +128,11 @@ async fn nothing_is_acknowledged_while_the_disk_is_full_and_nothing_acknowledged
         .iter()
         .map(|r| r.get::<String, _>(0))
         .collect();
-    assert_eq!(cases, ["AFTER-1", "BEFORE-1"], "acknowledged cases missing after the disk was freed");
+    assert_eq!(
+        cases,
+        ["AFTER-1", "BEFORE-1"],
+        "acknowledged cases missing after the disk was freed"
+    );
     let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_entries WHERE idx <= ?")
         .bind(i64::try_from(receipt_index).unwrap())
         .fetch_one(&outside)

@@ -88,7 +88,9 @@ async fn the_web_terminal_works_in_chromium() {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(operator) = line.strip_prefix("WITHDRAW ") {
                 let mut world = (*ctx.policy()).clone();
-                world.consents.set("kanagawa-2026", operator, ConsentState::Withdrawn);
+                world
+                    .consents
+                    .set("kanagawa-2026", operator, ConsentState::Withdrawn.into());
                 ctx.set_policy(world);
                 stdin.write_all(b"OK\n").await.unwrap();
             }

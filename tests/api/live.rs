@@ -129,7 +129,9 @@ fn refs(events: &[Sse], kind: &str) -> Vec<String> {
 
 fn without_consent(app: &TestApp, operator: &str) -> PolicyWorld {
     let mut world = (*app.app.context().policy()).clone();
-    world.consents.set("kanagawa-2026", operator, ConsentState::Withdrawn);
+    world
+        .consents
+        .set("kanagawa-2026", operator, ConsentState::Withdrawn.into());
     world
 }
 
