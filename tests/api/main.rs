@@ -8,6 +8,7 @@ mod audit_api;
 mod audit_verify;
 mod cli;
 mod e2e;
+mod floods;
 mod helpers;
 mod ingest;
 mod live;
