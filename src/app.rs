@@ -14,7 +14,7 @@ use crate::cases::validate::parse_case_bytes;
 use crate::cases::{CaseIndex, CurrentCase};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::limits::{BulkWatch, RateLimiter};
+use crate::limits::{BulkWatch, RateLimiter, RefusalCoalescer};
 use crate::live::{Change, Hub, HubSettings};
 use crate::policy::PolicyWorld;
 use crate::store::{self, SharedStore};
@@ -47,9 +47,13 @@ pub struct AppContext {
     pub tokens: TokenVerifier,
     pub tls: Arc<TlsState>,
     pub connections: Arc<Connections>,
-    pub terminal_limits: RateLimiter,
+    /// Every request of every principal kind, keyed by the certificate's principal.
+    pub certificate_limits: RateLimiter,
     pub officer_limits: RateLimiter,
+    /// Case disclosures per officer, every channel.
     pub bulk: BulkWatch,
+    /// Repeated refusals become counts; a flood of them, a security entry.
+    pub refusals: RefusalCoalescer,
     /// Terminals and officers revoked by an administrator.
     pub revocations: crate::revocations::Revocations,
     /// The live fan-out hub behind the terminal streams.
@@ -110,6 +114,7 @@ pub struct Application {
     ctx: Ctx,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    refusal_flush: JoinHandle<()>,
 }
 
 impl Application {
@@ -157,12 +162,16 @@ impl Application {
             tokens,
             tls: tls.clone(),
             connections: Arc::new(Connections::default()),
-            terminal_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
+            certificate_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             revocations,
             bulk: BulkWatch::new(
                 time::Duration::minutes(config.limits.bulk_window_minutes),
                 config.limits.bulk_views,
+            ),
+            refusals: RefusalCoalescer::new(
+                time::Duration::seconds(config.limits.refusal_window_seconds),
+                config.limits.flood_refusals,
             ),
             live,
             dev_token_issuer: OnceLock::new(),
@@ -180,6 +189,7 @@ impl Application {
         spawn_reload_on_hangup(ctx.clone());
         let router = crate::http::router(ctx.clone());
         let (shutdown, rx) = watch::channel(false);
+        let refusal_flush = tokio::spawn(crate::http::extract::flush_refusals(ctx.clone(), rx.clone()));
         let task = tokio::spawn(serve(listener, tls, ctx.connections.clone(), router, rx));
         tracing::info!(%addr, cases = ctx.cases.len(), audit_entries = ctx.audit.size(), "gateway listening");
         Ok(Self {
@@ -187,6 +197,7 @@ impl Application {
             ctx,
             shutdown,
             task,
+            refusal_flush,
         })
     }
 
@@ -208,6 +219,8 @@ impl Application {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        // Records the counts of refusal windows still open.
+        let _ = self.refusal_flush.await;
     }
 }
 

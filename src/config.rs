@@ -78,16 +78,26 @@ pub struct AuditConfig {
     pub signing_key: PathBuf,
 }
 
-/// Request rates per terminal certificate and per officer, and the bulk-viewing watch.
+/// Request rates per client certificate and per officer, the bulk-viewing watch, and the
+/// coalescing of repeated refusals.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
+    /// Requests at once, per client certificate (every kind, checked before anything else)
+    /// and per officer.
     pub burst: u32,
     pub per_minute: u32,
-    /// Case views (detail, search hits) by one officer within `bulk_window_minutes` above which
-    /// a security entry is written to the audit log.
+    /// Case disclosures to one officer (every channel: list items, detail views, search hits,
+    /// stream events) within `bulk_window_minutes` above which a security entry is written to
+    /// the audit log.
     pub bulk_views: u64,
     pub bulk_window_minutes: i64,
+    /// Repeats of a refusal (same certificate, officer, route and status) within this window
+    /// are recorded as one entry with a count when the window closes.
+    pub refusal_window_seconds: i64,
+    /// Refusals of one certificate within one refusal window above which a security entry is
+    /// written to the audit log.
+    pub flood_refusals: u64,
 }
 
 impl Default for LimitsConfig {
@@ -95,8 +105,10 @@ impl Default for LimitsConfig {
         Self {
             burst: 120,
             per_minute: 600,
-            bulk_views: 100,
+            bulk_views: 1000,
             bulk_window_minutes: 60,
+            refusal_window_seconds: 60,
+            flood_refusals: 100,
         }
     }
 }
@@ -127,8 +139,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`,
-    /// `CGC_GATEWAY_LIMITS_BURST`, `CGC_GATEWAY_LIMITS_PER_MINUTE`.
+    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES` and
+    /// `CGC_GATEWAY_LIMITS_<KEY>` for each key of `[limits]` (`…_LIMITS_BURST`,
+    /// `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`, `…_LIMITS_BULK_WINDOW_MINUTES`,
+    /// `…_LIMITS_REFUSAL_WINDOW_SECONDS`, `…_LIMITS_FLOOD_REFUSALS`).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
@@ -142,18 +156,34 @@ impl Config {
         if let Some(v) = var("CGC_GATEWAY_POLICIES") {
             self.policies = v.into();
         }
-        let number = |name: &str, v: String| {
-            v.parse::<u32>().map_err(|_| ConfigError::Env {
-                name: name.into(),
-                message: "expected a whole number".into(),
-            })
-        };
-        if let Some(v) = var("CGC_GATEWAY_LIMITS_BURST") {
-            self.limits.burst = number("CGC_GATEWAY_LIMITS_BURST", v)?;
+        fn number<T: std::str::FromStr>(
+            var: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            into: &mut T,
+        ) -> Result<(), ConfigError> {
+            if let Some(v) = var(name) {
+                *into = v.parse().map_err(|_| ConfigError::Env {
+                    name: name.into(),
+                    message: "expected a whole number".into(),
+                })?;
+            }
+            Ok(())
         }
-        if let Some(v) = var("CGC_GATEWAY_LIMITS_PER_MINUTE") {
-            self.limits.per_minute = number("CGC_GATEWAY_LIMITS_PER_MINUTE", v)?;
-        }
+        let limits = &mut self.limits;
+        number(&var, "CGC_GATEWAY_LIMITS_BURST", &mut limits.burst)?;
+        number(&var, "CGC_GATEWAY_LIMITS_PER_MINUTE", &mut limits.per_minute)?;
+        number(&var, "CGC_GATEWAY_LIMITS_BULK_VIEWS", &mut limits.bulk_views)?;
+        number(
+            &var,
+            "CGC_GATEWAY_LIMITS_BULK_WINDOW_MINUTES",
+            &mut limits.bulk_window_minutes,
+        )?;
+        number(
+            &var,
+            "CGC_GATEWAY_LIMITS_REFUSAL_WINDOW_SECONDS",
+            &mut limits.refusal_window_seconds,
+        )?;
+        number(&var, "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS", &mut limits.flood_refusals)?;
         Ok(())
     }
 
@@ -231,3 +261,39 @@ pub const DEV_TOKEN_ISSUER: &str = "https://idp.dev.cgc-gateway.invalid";
 pub const OFFICER_AUDIENCE: &str = "cgc-gateway:terminal";
 pub const ADMIN_AUDIENCE: &str = "cgc-gateway:admin";
 pub const DEV_AUDIT_ORIGIN: &str = "dev.cgc-gateway.invalid/audit/kanagawa";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_can_be_overridden_from_the_environment() {
+        let dir = Path::new("/nonexistent");
+        let mut config = Config::development(dir, dir, dir, "127.0.0.1:0".parse().unwrap());
+        config
+            .apply_env(|name| {
+                let value = match name {
+                    "CGC_GATEWAY_LIMITS_BURST" => "7",
+                    "CGC_GATEWAY_LIMITS_PER_MINUTE" => "8",
+                    "CGC_GATEWAY_LIMITS_BULK_VIEWS" => "9",
+                    "CGC_GATEWAY_LIMITS_BULK_WINDOW_MINUTES" => "10",
+                    "CGC_GATEWAY_LIMITS_REFUSAL_WINDOW_SECONDS" => "11",
+                    "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS" => "12",
+                    _ => return None,
+                };
+                Some(value.to_owned())
+            })
+            .unwrap();
+        let l = &config.limits;
+        assert_eq!(
+            (l.burst, l.per_minute, l.bulk_views, l.bulk_window_minutes),
+            (7, 8, 9, 10)
+        );
+        assert_eq!((l.refusal_window_seconds, l.flood_refusals), (11, 12));
+        let err = config
+            .apply_env(|name| (name == "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS").then(|| "many".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("CGC_GATEWAY_LIMITS_FLOOD_REFUSALS"));
+    }
+}

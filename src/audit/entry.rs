@@ -82,6 +82,11 @@ pub enum Event {
         request: String,
         status: u16,
         reason: String,
+        /// Present when the entry stands for several refusals: repeats of an already recorded
+        /// refusal (same actor, request and status) within one window, counted instead of
+        /// recorded one by one; `reason` is then the last one's.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
     },
     /// Unusual activity worth an auditor's attention.
     Security { actor: Actor, what: String },
@@ -321,6 +326,7 @@ mod tests {
             request: "GET /v1/terminal/cases/{case_ref}".into(),
             status: 404,
             reason: "not visible".into(),
+            count: None,
         }
     }
 
@@ -338,5 +344,30 @@ mod tests {
         let tampered = s.line.replace("404", "403");
         assert_eq!(verify_line(&tampered, 5, &keys), Err(EntryError::Signature));
         assert!(s.line.ends_with("\"}") && s.line.starts_with("{\"v\":1,\"index\":5,"));
+        // A single refusal carries no count member at all.
+        assert!(!s.line.contains("count"));
+    }
+
+    #[test]
+    fn a_coalesced_refusal_carries_its_count_and_verifies() {
+        let k = key();
+        let coalesced = Event::Refusal {
+            actor: Actor {
+                principal: "urn:cgc-gateway:terminal:kagacho:1".into(),
+                subject: None,
+            },
+            request: "GET /v1/terminal/cases".into(),
+            status: 401,
+            reason: "not visible".into(),
+            count: Some(1999),
+        };
+        let s = k.seal(6, OffsetDateTime::UNIX_EPOCH, &coalesced).unwrap();
+        assert!(
+            s.line.contains(",\"reason\":\"not visible\",\"count\":1999,\"sig\":"),
+            "{}",
+            s.line
+        );
+        let keys = vec![(k.key_id_hex().to_owned(), k.signing.verifying_key())];
+        assert_eq!(verify_line(&s.line, 6, &keys).unwrap()["count"], 1999);
     }
 }

@@ -1,24 +1,38 @@
 //! Who is calling: the connection's certificate identity (set once per connection by the TLS
 //! layer) and, where the route needs a person, the bearer token bound to that certificate.
-//! Every refusal here is recorded in the audit log.
+//! Every request is first held to its certificate's rate limit; every refusal here is recorded
+//! in the audit log, repeats coalesced into counts (`limits::RefusalCoalescer`).
 
-use axum::extract::{FromRequestParts, MatchedPath};
-use axum::http::header;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
+use axum::http::{Extensions, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
 
 use super::error::ApiError;
-use crate::app::Ctx;
-use crate::audit::{Actor, Event};
+use crate::app::{AppContext, Ctx};
+use crate::audit::{Actor, Channel, Event};
 use crate::auth::TokenAudience;
 use crate::identity::{Principal, SharedPeer};
+use crate::limits::{RefusalKey, RefusalNote};
+use crate::views::{CaseView, Visible};
+
+/// How often refusal windows that ended without a further refusal have their counts recorded.
+const REFUSAL_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The route a request matched (its template, never its values), for audit entries.
 pub fn route_of(parts: &Parts) -> String {
-    let path = parts
-        .extensions
+    route(&parts.method, &parts.extensions)
+}
+
+fn route(method: &Method, extensions: &Extensions) -> String {
+    let path = extensions
         .get::<MatchedPath>()
         .map_or("<unmatched>", MatchedPath::as_str);
-    format!("{} {}", parts.method, path)
+    format!("{method} {path}")
 }
 
 fn peer(parts: &Parts) -> Result<SharedPeer, ApiError> {
@@ -29,22 +43,132 @@ fn peer(parts: &Parts) -> Result<SharedPeer, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("no client certificate on this connection".into()))
 }
 
+/// Middleware, before every handler and extractor: each client certificate (any principal
+/// kind) gets `limits.burst` requests at once and `limits.per_minute` sustained. Nothing is
+/// verified or written for a request over the limit but the coalesced refusal.
+pub async fn limit_per_certificate(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
+    if let Some(peer) = request.extensions().get::<SharedPeer>() {
+        let now = ctx.clock.now();
+        if let Err(retry_after_secs) = ctx.certificate_limits.check(&peer.principal.to_string(), now) {
+            return refuse(
+                &ctx,
+                route(request.method(), request.extensions()),
+                &peer.principal,
+                None,
+                ApiError::TooManyRequests { retry_after_secs },
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// Records a refusal of `request` (a route template) and returns the error to answer with.
+/// The first refusal of its kind (principal, subject, request, status) in a window is recorded
+/// at once; repeats are counted and recorded as one entry when the window closes.
 pub fn refuse(ctx: &Ctx, request: String, principal: &Principal, subject: Option<String>, error: ApiError) -> ApiError {
     let reason = match &error {
         ApiError::Unauthorized(r) | ApiError::Forbidden(r) => r.clone(),
         other => other.to_string(),
     };
-    ctx.audit.record_in_background(Event::Refusal {
-        actor: Actor {
-            principal: principal.to_string(),
-            subject,
-        },
+    let key = RefusalKey {
+        principal: principal.to_string(),
+        subject,
         request,
         status: error.status().as_u16(),
-        reason,
-    });
+    };
+    let notes = ctx.refusals.refused(key, &reason, ctx.clock.now());
+    record_in_background(ctx, refusal_events(ctx, notes));
     error
+}
+
+/// The audit entries for what the coalescer noted, in order.
+fn refusal_events(ctx: &AppContext, notes: Vec<RefusalNote>) -> Vec<Event> {
+    notes
+        .into_iter()
+        .map(|note| match note {
+            RefusalNote::First { key, reason } => refusal(key, reason, None),
+            RefusalNote::Repeated { key, count, reason } => refusal(key, reason, Some(count)),
+            RefusalNote::Flood { principal, count } => Event::Security {
+                actor: Actor {
+                    principal,
+                    subject: None,
+                },
+                what: format!(
+                    "refusal flood: {count} refusals of this certificate within {} s exceeded the configured threshold",
+                    ctx.refusals.window().whole_seconds()
+                ),
+            },
+        })
+        .collect()
+}
+
+fn refusal(key: RefusalKey, reason: String, count: Option<u64>) -> Event {
+    Event::Refusal {
+        actor: Actor {
+            principal: key.principal,
+            subject: key.subject,
+        },
+        request: key.request,
+        status: key.status,
+        reason,
+        count,
+    }
+}
+
+/// Records `events` as one batch whose loss must not fail the request: logged if it fails.
+fn record_in_background(ctx: &AppContext, events: Vec<Event>) {
+    if events.is_empty() {
+        return;
+    }
+    let audit = ctx.audit.clone();
+    tokio::spawn(async move {
+        if let Err(e) = audit.record(events).await {
+            tracing::error!(error = %e, "could not record refusals or a security entry in the audit log");
+        }
+    });
+}
+
+/// Records the counts of refusal windows that closed without a further refusal, every
+/// second, until `shutdown`; then the counts of every open window, so that none is lost.
+pub async fn flush_refusals(ctx: Ctx, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REFUSAL_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let notes = ctx.refusals.flush(ctx.clock.now());
+                record_in_background(&ctx, refusal_events(&ctx, notes));
+            }
+            changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() {
+                break;
+            },
+        }
+    }
+    let events = refusal_events(&ctx, ctx.refusals.drain(ctx.clock.now()));
+    if let Err(e) = ctx.audit.record(events).await {
+        tracing::error!(error = %e, "could not record the last refusal counts in the audit log");
+    }
+}
+
+/// Counts `count` cases just disclosed to `actor` (by any channel: list, detail, search,
+/// stream) toward the bulk-viewing watch, and records a security entry when the officer
+/// crosses its threshold (once per window).
+pub fn note_disclosures(ctx: &AppContext, actor: &Actor, count: usize) {
+    let officer = actor.subject.as_deref().unwrap_or(&actor.principal);
+    let count = u64::try_from(count).unwrap_or(u64::MAX);
+    if let Some(total) = ctx.bulk.observe(officer, count, ctx.clock.now()) {
+        record_in_background(
+            ctx,
+            vec![Event::Security {
+                actor: actor.clone(),
+                what: format!(
+                    "unusual bulk viewing: {total} case disclosures to this officer within {} min exceeded the configured threshold",
+                    ctx.bulk.window().whole_minutes()
+                ),
+            }],
+        );
+    }
 }
 
 /// Refuses (and records) a principal of the wrong kind for this endpoint.
@@ -91,15 +215,13 @@ pub struct TerminalCaller {
 }
 
 impl TerminalCaller {
-    /// Counts `views` cases this officer has just been shown one by one (detail, search) and
-    /// records a security entry when they cross the bulk-viewing threshold.
-    pub fn note_case_views(&self, ctx: &Ctx, views: u64) {
-        if ctx.bulk.observe(&self.officer, views, ctx.clock.now()) {
-            ctx.audit.record_in_background(Event::Security {
-                actor: self.actor(),
-                what: "unusual bulk viewing: case views by this officer exceeded the configured threshold".into(),
-            });
-        }
+    /// Discloses `items` to this officer (`views::disclose`: recorded before anything is
+    /// built) and counts them toward the bulk-viewing watch.
+    pub async fn disclose(&self, ctx: &Ctx, items: Vec<Visible>, channel: Channel) -> Result<Vec<CaseView>, ApiError> {
+        let actor = self.actor();
+        let views = crate::views::disclose(&ctx.audit, &actor, &self.station_id, items, channel).await?;
+        note_disclosures(ctx, &actor, views.len());
+        Ok(views)
     }
 
     pub fn actor(&self) -> Actor {
@@ -136,12 +258,8 @@ impl FromRequestParts<Ctx> for TerminalCaller {
                 ApiError::Unauthorized("this officer has been revoked".into()),
             ));
         }
-        let now = ctx.clock.now();
-        let limited = ctx
-            .terminal_limits
-            .check(&peer.principal.to_string(), now)
-            .and_then(|()| ctx.officer_limits.check(&token.subject, now));
-        if let Err(retry_after_secs) = limited {
+        // The certificate's own limit was checked before anything else (`limit_per_certificate`).
+        if let Err(retry_after_secs) = ctx.officer_limits.check(&token.subject, ctx.clock.now()) {
             return Err(refuse(
                 ctx,
                 route_of(parts),

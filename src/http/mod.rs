@@ -32,6 +32,10 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(search::routes())
         .merge(web::routes())
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            extract::limit_per_certificate,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))
         .with_state(ctx)

@@ -14,7 +14,7 @@ use super::extract::TerminalCaller;
 use crate::app::Ctx;
 use crate::audit::Channel;
 use crate::search::{self, QueryError, result_fields};
-use crate::views::{CaseView, Visible, disclose, visible};
+use crate::views::{CaseView, Visible, visible};
 
 /// The most hits answered: a name search, not a bulk export.
 pub const MAX_RESULTS: usize = 50;
@@ -61,7 +61,6 @@ async fn search_cases(
         .collect();
     let truncated = hits.len() > MAX_RESULTS;
     hits.truncate(MAX_RESULTS);
-    let cases = disclose(&ctx.audit, &caller.actor(), &caller.station_id, hits, Channel::Search).await?;
-    caller.note_case_views(&ctx, cases.len() as u64);
+    let cases = caller.disclose(&ctx, hits, Channel::Search).await?;
     Ok(Json(SearchResults { truncated, cases }))
 }

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use tokio::sync::{broadcast, oneshot};
 
 use super::error::ApiError;
-use super::extract::{OFFICER_COOKIE, TerminalCaller};
+use super::extract::{OFFICER_COOKIE, TerminalCaller, note_disclosures};
 use crate::app::Ctx;
 use crate::audit::{Actor, Channel};
 use crate::live::{Cursor, Stamped, Start, UnitCase, UnitEvent, hub::ExpiryGuard};
@@ -73,7 +73,9 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
             )
         })
         .collect();
-    let mut receipts = ctx.audit.record(events).await?.into_iter();
+    let receipts = ctx.audit.record(events).await?;
+    note_disclosures(&ctx, &actor, receipts.len());
+    let mut receipts = receipts.into_iter();
     let items: Vec<UnitEvent> = match sub.start {
         Start::Full(cases) => cases.into_iter().map(UnitEvent::Case).collect(),
         Start::Resume(events) => events,
@@ -209,7 +211,10 @@ impl StreamState {
                     Channel::Stream,
                 );
                 match self.ctx.audit.record_one(event).await {
-                    Ok(receipt) => self.out.push_back(case_event(c, receipt, cursor)),
+                    Ok(receipt) => {
+                        note_disclosures(&self.ctx, &self.actor, 1);
+                        self.out.push_back(case_event(c, receipt, cursor));
+                    }
                     Err(e) => {
                         // Fail closed: not recorded, not sent. The terminal reconnects and
                         // gets a 503 until the log is back.

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::extract::TerminalCaller;
 use crate::app::Ctx;
 use crate::audit::Channel;
-use crate::views::{CaseView, Visible, disclose, visible};
+use crate::views::{CaseView, Visible, visible};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -37,7 +37,7 @@ async fn list_cases(State(ctx): State<Ctx>, caller: TerminalCaller) -> Result<Js
         .into_iter()
         .filter_map(|c| visible(&world, c, &caller.station_id, now))
         .collect();
-    let cases = disclose(&ctx.audit, &caller.actor(), &caller.station_id, items, Channel::List).await?;
+    let cases = caller.disclose(&ctx, items, Channel::List).await?;
     Ok(Json(CaseList { as_of: now, cases }))
 }
 
@@ -74,15 +74,7 @@ async fn get_case(
             ApiError::NotFound,
         ));
     };
-    let mut views = disclose(
-        &ctx.audit,
-        &caller.actor(),
-        &caller.station_id,
-        vec![item],
-        Channel::Detail,
-    )
-    .await?;
-    caller.note_case_views(&ctx, 1);
+    let mut views = caller.disclose(&ctx, vec![item], Channel::Detail).await?;
     views
         .pop()
         .map(Json)

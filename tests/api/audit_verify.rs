@@ -49,6 +49,7 @@ fn event(n: u64, salt: &str) -> Event {
             request: "GET /v1/centers/{center_id}/cases/{case_id}/disclosures".into(),
             status: 404,
             reason: "not found".into(),
+            count: None,
         },
         _ => Event::Disclosure {
             actor: Actor {

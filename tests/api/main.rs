@@ -10,6 +10,7 @@ mod cli;
 mod consent_widening;
 mod disk_full;
 mod e2e;
+mod floods;
 mod helpers;
 mod ingest;
 mod live;
