@@ -2,7 +2,7 @@
 //! with a throwaway database and talk to it over real TLS.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,7 +15,7 @@ use crate::cases::{CaseIndex, CurrentCase};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::limits::{BulkWatch, RateLimiter, RefusalCoalescer};
-use crate::live::{Change, Hub, HubSettings};
+use crate::live::{Hub, HubSettings};
 use crate::policy::PolicyWorld;
 use crate::store::{self, SharedStore};
 use crate::tls::TlsState;
@@ -31,6 +31,8 @@ pub enum AppError {
     Policy(#[from] crate::policy::PolicyError),
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("{0}")]
+    Agreements(#[from] crate::agreements::AgreementError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
@@ -42,7 +44,8 @@ pub struct AppContext {
     pub clock: SharedClock,
     pub store: SharedStore,
     pub cases: CaseIndex,
-    policy: RwLock<Arc<PolicyWorld>>,
+    /// The agreements and consents in force, and the one way to change them.
+    pub agreements: crate::agreements::Agreements,
     pub audit: AuditLog,
     pub tokens: TokenVerifier,
     pub tls: Arc<TlsState>,
@@ -76,10 +79,7 @@ impl AppContext {
     /// The agreements, consents and registry in force now (a snapshot: never changes under a
     /// request that holds it).
     pub fn policy(&self) -> Arc<PolicyWorld> {
-        match self.policy.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.agreements.current()
     }
 
     /// Re-reads the certificates and CRLs (SPEC §3: without a restart) and cuts every open
@@ -95,14 +95,7 @@ impl AppContext {
 
     /// Replaces the policy world; live streams re-evaluate at once (withdrawals included).
     pub fn set_policy(&self, world: PolicyWorld) {
-        let world = Arc::new(world);
-        let mut guard = match self.policy.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = world.clone();
-        // Under the same lock, so that the hub sees policy changes in the order they happened.
-        self.live.apply(Change::Policy(world));
+        self.agreements.install(world);
     }
 }
 
@@ -153,11 +146,13 @@ impl Application {
         .map_err(AppError::Other)?;
         let world = Arc::new(world);
         let live = Hub::start(clock.clone(), world.clone(), cases.snapshot(), HubSettings::default());
+        let agreements =
+            crate::agreements::Agreements::new(store.clone(), audit.clone(), clock.clone(), live.clone(), world);
         let ctx = Arc::new(AppContext {
             clock,
             store,
             cases,
-            policy: RwLock::new(world),
+            agreements,
             audit,
             tokens,
             tls: tls.clone(),

@@ -1,7 +1,7 @@
-//! Sharing agreements at run time (SPEC §6): versions and city opt-ins kept in the store,
-//! imported once from `policies/` on first start, changed only through the admin API. Every
-//! change is first recorded durably in the audit log, then stored, then installed as the new
-//! `PolicyWorld` with `AppContext::set_policy` (which is what tells live streams).
+//! Sharing agreements at run time: versions and city opt-ins kept in the store, imported once
+//! from `policies/` on first start, changed only by administrators. Every change is first
+//! recorded durably in the audit log, then stored, then installed as the new `PolicyWorld`
+//! (which is what tells live streams). A service: it owns its errors and knows nothing of HTTP.
 
 use std::path::Path;
 
@@ -10,21 +10,117 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::app::{AppError, Ctx};
-use crate::audit::{Actor, AuditLog, Event};
-use crate::http::error::ApiError;
-use crate::http::extract::AdminCaller;
+use std::sync::{Arc, RwLock};
+
+use crate::audit::{Actor, AuditError, AuditLog, Event};
+use crate::clock::SharedClock;
+use crate::live::{Change, Hub};
 use crate::policy::{
     Agreement, ConsentAction, ConsentBook, ConsentState, PolicyError, PolicyWorld, ProviderConsent, Widening,
     find_overlap, widening,
 };
 use crate::registry::Registry;
-use crate::store::{AgreementVersionRow, ConsentStepRow, SharedStore};
+use crate::store::{AgreementVersionRow, ConsentStepRow, SharedStore, StoreError};
 
-/// Serializes policy changes: each is a read-check-write of the whole world, and two at once
-/// could both pass a check that only one of them may pass (two "version 2"s, two confirms).
-/// Process-wide rather than per gateway: changes are rare and administrators wait gladly.
-static POLICY_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// An authenticated administrator: the jurisdiction of the certificate (a prefecture code such
+/// as `"14"`, or a city's municipality code such as `"141003"`) and who acted.
+#[derive(Debug, Clone)]
+pub struct Administrator {
+    pub jurisdiction: String,
+    pub actor: Actor,
+}
+
+impl Administrator {
+    fn actor(&self) -> Actor {
+        self.actor.clone()
+    }
+}
+
+/// Why an agreement operation did not happen. Nothing was recorded or changed for any of them
+/// but `Audit` and `Store`, which fail closed (no change takes effect).
+#[derive(Debug, thiserror::Error)]
+pub enum AgreementError {
+    #[error("no such agreement or provider")]
+    NotFound,
+    /// The administrator may not do this; the reason is safe to show.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The submitted document cannot be used (`line` in the document, when known).
+    #[error("invalid policy document: {message}")]
+    Invalid { line: Option<usize>, message: String },
+    /// The change contradicts the stored state.
+    #[error("conflict: {detail}")]
+    Conflict {
+        detail: String,
+        current_state: Option<String>,
+        latest_version: Option<u32>,
+    },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The agreements, consents and registry in force, and the one way to change them.
+pub struct Agreements {
+    store: SharedStore,
+    audit: AuditLog,
+    clock: SharedClock,
+    live: Arc<Hub>,
+    current: RwLock<Arc<PolicyWorld>>,
+    /// Serializes changes: each is a read-check-write of the whole world, and two at once could
+    /// both pass a check that only one of them may pass (two "version 2"s, two confirms).
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Agreements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agreements")
+            .field("versions", &self.current().agreements.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agreements {
+    pub fn new(
+        store: SharedStore,
+        audit: AuditLog,
+        clock: SharedClock,
+        live: Arc<Hub>,
+        world: Arc<PolicyWorld>,
+    ) -> Self {
+        Self {
+            store,
+            audit,
+            clock,
+            live,
+            current: RwLock::new(world),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The world in force now (a snapshot: never changes under a request that holds it).
+    pub fn current(&self) -> Arc<PolicyWorld> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Installs a new world; live streams re-evaluate at once (withdrawals included).
+    pub fn install(&self, world: PolicyWorld) {
+        let world = Arc::new(world);
+        let mut guard = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = world.clone();
+        // Under the same lock, so that the hub sees policy changes in the order they happened.
+        self.live.apply(Change::Policy(world));
+    }
+}
 
 /// The hex SHA-256 of a document, as recorded in the audit log and the store.
 pub fn sha256_hex(text: &str) -> String {
@@ -52,7 +148,7 @@ pub async fn load_or_seed(
     audit: &AuditLog,
     dir: &Path,
     now: OffsetDateTime,
-) -> Result<PolicyWorld, AppError> {
+) -> Result<PolicyWorld, AgreementError> {
     let registry = Registry::load(&dir.join("registry.toml"))?;
     if store.agreement_versions().await?.is_empty() {
         seed(store, audit, dir, now).await?;
@@ -60,7 +156,7 @@ pub async fn load_or_seed(
     Ok(world_from_store(store, registry).await?)
 }
 
-async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDateTime) -> Result<(), AppError> {
+async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDateTime) -> Result<(), AgreementError> {
     let files = PolicyWorld::load(dir)?;
     let at = rfc3339(now);
     let source = dir.display().to_string();
@@ -265,7 +361,7 @@ fn providers_of(world: &PolicyWorld, agreement_id: &str) -> Vec<String> {
 }
 
 /// Who may read an agreement: the administrators of its prefecture and of its city providers.
-fn may_read(world: &PolicyWorld, agreement_id: &str, caller: &AdminCaller) -> bool {
+fn may_read(world: &PolicyWorld, agreement_id: &str, caller: &Administrator) -> bool {
     let Some(latest) = latest(world, agreement_id) else {
         return false;
     };
@@ -323,79 +419,75 @@ pub struct ConsentEntry {
     pub at: String,
 }
 
-pub enum Denied {
-    NotFound,
-    Forbidden(String),
-}
-
-pub async fn describe(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str) -> Result<AgreementDocument, Denied> {
-    let world = ctx.policy();
-    let now = ctx.clock.now();
-    let Some(latest) = latest(&world, agreement_id) else {
-        return Err(Denied::NotFound);
-    };
-    if !may_read(&world, agreement_id, caller) {
-        return Err(Denied::Forbidden(format!(
-            "agreement `{agreement_id}` is readable by the administrators of prefecture {} and of its city providers",
-            latest.prefecture()
-        )));
-    }
-    let rows = ctx.store.agreement_versions().await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read agreement versions");
-        Denied::NotFound
-    })?;
-    let steps = ctx.store.consent_steps().await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read consent steps");
-        Denied::NotFound
-    })?;
-    let current = world.agreement_in_force(agreement_id, now).map(Agreement::version);
-    let versions = rows
-        .into_iter()
-        .filter(|r| r.agreement_id == agreement_id)
-        .filter_map(|r| {
-            let a = world
-                .agreements
-                .iter()
-                .find(|a| a.id() == agreement_id && a.version() == r.version)?;
-            Some(VersionEntry {
-                version: r.version,
-                title: a.title().to_owned(),
-                sha256: r.sha256,
-                effective_from: rfc3339(a.effective_from()),
-                effective_until: a.effective_until().map(rfc3339),
-                in_force: current == Some(r.version),
-                submitted_by: r.submitted_by,
-                submitted_at: r.submitted_at,
-                document: r.document,
+impl Agreements {
+    /// `GET /v1/admin/agreements/{id}`: the agreement with its versions, providers and history.
+    pub async fn describe(
+        &self,
+        caller: &Administrator,
+        agreement_id: &str,
+    ) -> Result<AgreementDocument, AgreementError> {
+        let world = self.current();
+        let now = self.clock.now();
+        let Some(latest) = latest(&world, agreement_id) else {
+            return Err(AgreementError::NotFound);
+        };
+        if !may_read(&world, agreement_id, caller) {
+            return Err(AgreementError::Forbidden(format!(
+                "agreement `{agreement_id}` is readable by the administrators of prefecture {} and of its city providers",
+                latest.prefecture()
+            )));
+        }
+        let rows = self.store.agreement_versions().await?;
+        let steps = self.store.consent_steps().await?;
+        let current = world.agreement_in_force(agreement_id, now).map(Agreement::version);
+        let versions = rows
+            .into_iter()
+            .filter(|r| r.agreement_id == agreement_id)
+            .filter_map(|r| {
+                let a = world
+                    .agreements
+                    .iter()
+                    .find(|a| a.id() == agreement_id && a.version() == r.version)?;
+                Some(VersionEntry {
+                    version: r.version,
+                    title: a.title().to_owned(),
+                    sha256: r.sha256,
+                    effective_from: rfc3339(a.effective_from()),
+                    effective_until: a.effective_until().map(rfc3339),
+                    in_force: current == Some(r.version),
+                    submitted_by: r.submitted_by,
+                    submitted_at: r.submitted_at,
+                    document: r.document,
+                })
             })
+            .collect();
+        let consent_history = steps
+            .into_iter()
+            .filter(|s| s.agreement_id == agreement_id)
+            .map(|s| ConsentEntry {
+                seq: s.seq,
+                operator: s.operator,
+                action: s.action,
+                from: s.from_state,
+                to: s.to_state,
+                actor: s.actor,
+                at: s.at,
+            })
+            .collect();
+        Ok(AgreementDocument {
+            agreement_id: agreement_id.to_owned(),
+            prefecture: latest.prefecture().to_string(),
+            as_of: now,
+            current_version: current,
+            latest_version: latest.version(),
+            providers: providers_of(&world, agreement_id)
+                .iter()
+                .map(|op| provider_state(&world, agreement_id, op, now))
+                .collect(),
+            versions,
+            consent_history,
         })
-        .collect();
-    let consent_history = steps
-        .into_iter()
-        .filter(|s| s.agreement_id == agreement_id)
-        .map(|s| ConsentEntry {
-            seq: s.seq,
-            operator: s.operator,
-            action: s.action,
-            from: s.from_state,
-            to: s.to_state,
-            actor: s.actor,
-            at: s.at,
-        })
-        .collect();
-    Ok(AgreementDocument {
-        agreement_id: agreement_id.to_owned(),
-        prefecture: latest.prefecture().to_string(),
-        as_of: now,
-        current_version: current,
-        latest_version: latest.version(),
-        providers: providers_of(&world, agreement_id)
-            .iter()
-            .map(|op| provider_state(&world, agreement_id, op, now))
-            .collect(),
-        versions,
-        consent_history,
-    })
+    }
 }
 
 /// The answer to an accepted `PUT`.
@@ -422,181 +514,169 @@ pub struct Reasked {
     pub widened: Vec<String>,
 }
 
-/// Why a change is refused before anything is recorded.
-pub enum Refused {
-    Forbidden(String),
-    Api(ApiError),
-}
-
-impl From<ApiError> for Refused {
-    fn from(e: ApiError) -> Self {
-        Refused::Api(e)
-    }
-}
-
-/// `PUT /v1/admin/agreements/{id}`: validates, records, stores, installs.
-pub async fn submit(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str, body: &str) -> Result<Submitted, Refused> {
-    let _writing = POLICY_WRITES.lock().await;
-    let world = ctx.policy();
-    let existing = latest(&world, agreement_id).map(|a| (a.prefecture().to_string(), a.version()));
-    if let Some((prefecture, _)) = &existing {
-        if caller.jurisdiction != *prefecture {
-            return Err(Refused::Forbidden(format!(
-                "only the administrators of prefecture {prefecture} may submit versions of `{agreement_id}`"
-            )));
+impl Agreements {
+    /// `PUT /v1/admin/agreements/{id}`: validates, records, stores, installs.
+    pub async fn submit(
+        &self,
+        caller: &Administrator,
+        agreement_id: &str,
+        body: &str,
+    ) -> Result<Submitted, AgreementError> {
+        let _writing = self.writes.lock().await;
+        let world = self.current();
+        let existing = latest(&world, agreement_id).map(|a| (a.prefecture().to_string(), a.version()));
+        if let Some((prefecture, _)) = &existing {
+            if caller.jurisdiction != *prefecture {
+                return Err(AgreementError::Forbidden(format!(
+                    "only the administrators of prefecture {prefecture} may submit versions of `{agreement_id}`"
+                )));
+            }
         }
-    }
-    let agreement = Agreement::from_toml(body, "body", &world.registry).map_err(|e| ApiError::PolicyInvalid {
-        line: e.line,
-        message: e.to_string(),
-    })?;
-    if agreement.id() != agreement_id {
-        return Err(ApiError::PolicyInvalid {
-            line: body
-                .lines()
-                .position(|l| l.trim_start().starts_with("id"))
-                .map(|i| i + 1),
-            message: format!(
-                "body: the document's id `{}` is not the id in the URL `{agreement_id}`",
-                agreement.id()
-            ),
-        }
-        .into());
-    }
-    let prefecture = agreement.prefecture().to_string();
-    match &existing {
-        None if caller.jurisdiction != prefecture => {
-            return Err(Refused::Forbidden(format!(
-                "only the administrators of prefecture {prefecture} may submit agreements for it"
-            )));
-        }
-        Some((stored, _)) if *stored != prefecture => {
-            return Err(ApiError::PolicyInvalid {
+        let agreement = Agreement::from_toml(body, "body", &world.registry).map_err(|e| AgreementError::Invalid {
+            line: e.line,
+            message: e.to_string(),
+        })?;
+        if agreement.id() != agreement_id {
+            return Err(AgreementError::Invalid {
                 line: body
                     .lines()
-                    .position(|l| l.trim_start().starts_with("prefecture"))
+                    .position(|l| l.trim_start().starts_with("id"))
                     .map(|i| i + 1),
-                message: format!("body: `{agreement_id}` belongs to prefecture {stored}; a version cannot move it"),
-            }
-            .into());
-        }
-        Some((_, latest)) if agreement.version() <= *latest => {
-            return Err(ApiError::StateConflict {
-                detail: format!(
-                    "version {} is not above the latest stored version {latest}; versions are never replaced",
-                    agreement.version()
+                message: format!(
+                    "body: the document's id `{}` is not the id in the URL `{agreement_id}`",
+                    agreement.id()
                 ),
-                current_state: None,
-                latest_version: Some(*latest),
+            });
+        }
+        let prefecture = agreement.prefecture().to_string();
+        match &existing {
+            None if caller.jurisdiction != prefecture => {
+                return Err(AgreementError::Forbidden(format!(
+                    "only the administrators of prefecture {prefecture} may submit agreements for it"
+                )));
             }
-            .into());
+            Some((stored, _)) if *stored != prefecture => {
+                return Err(AgreementError::Invalid {
+                    line: body
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("prefecture"))
+                        .map(|i| i + 1),
+                    message: format!("body: `{agreement_id}` belongs to prefecture {stored}; a version cannot move it"),
+                });
+            }
+            Some((_, latest)) if agreement.version() <= *latest => {
+                return Err(AgreementError::Conflict {
+                    detail: format!(
+                        "version {} is not above the latest stored version {latest}; versions are never replaced",
+                        agreement.version()
+                    ),
+                    current_state: None,
+                    latest_version: Some(*latest),
+                });
+            }
+            _ => {}
         }
-        _ => {}
-    }
-    let mut next = (*world).clone();
-    next.agreements.push(agreement.clone());
-    if let Some(o) = find_overlap(&next.agreements) {
-        let line = next
-            .agreements
-            .get(o.second)
-            .filter(|a| a.id() == agreement_id)
-            .and_then(|_| body.lines().position(|l| l.contains(&format!("\"{}\"", o.operator))))
-            .map(|i| i + 1);
-        let other = match (next.agreements.get(o.first), next.agreements.get(o.second)) {
-            (Some(a), Some(b)) if a.id() == agreement_id => Overlapping::message_for(b, &o.operator),
-            (Some(a), _) => Overlapping::message_for(a, &o.operator),
-            _ => o.message(&next.agreements),
-        };
-        return Err(ApiError::PolicyInvalid {
-            line,
-            message: format!("body: {other}"),
+        let mut next = (*world).clone();
+        next.agreements.push(agreement.clone());
+        if let Some(o) = find_overlap(&next.agreements) {
+            let line = next
+                .agreements
+                .get(o.second)
+                .filter(|a| a.id() == agreement_id)
+                .and_then(|_| body.lines().position(|l| l.contains(&format!("\"{}\"", o.operator))))
+                .map(|i| i + 1);
+            let other = match (next.agreements.get(o.first), next.agreements.get(o.second)) {
+                (Some(a), Some(b)) if a.id() == agreement_id => Overlapping::message_for(b, &o.operator),
+                (Some(a), _) => Overlapping::message_for(a, &o.operator),
+                _ => o.message(&next.agreements),
+            };
+            return Err(AgreementError::Invalid {
+                line,
+                message: format!("body: {other}"),
+            });
         }
-        .into());
-    }
 
-    let sha256 = sha256_hex(body);
-    let now = ctx.clock.now();
-    let reasks = reasks(&world, &agreement);
-    let steps: Vec<Step> = reasks
-        .iter()
-        .map(|r| Step {
-            agreement_id,
-            operator: &r.operator,
-            action: ConsentAction::Reask.as_str(),
-            from: r.from,
-            to: r.to,
-        })
-        .collect();
-    let mut events = vec![Event::AgreementVersion {
-        actor: caller.actor(),
-        agreement_id: agreement_id.to_owned(),
-        version: agreement.version(),
-        sha256: sha256.clone(),
-        effective_from: rfc3339(agreement.effective_from()),
-    }];
-    events.extend(steps.iter().map(|s| s.event(caller.actor())));
-    let receipt = ctx
-        .audit
-        .record(events)
-        .await
-        .map_err(ApiError::from)?
-        .into_iter()
-        .next()
-        .ok_or(ApiError::AuditUnavailable)?;
-    let stored = ctx
-        .store
-        .put_agreement_version(
-            &AgreementVersionRow {
-                agreement_id: agreement_id.to_owned(),
-                version: agreement.version(),
-                document: body.to_owned(),
-                sha256: sha256.clone(),
-                submitted_by: actor_label(&caller.actor()),
-                submitted_at: rfc3339(now),
-            },
-            &steps
-                .iter()
-                .map(|s| s.row(actor_label(&caller.actor()), rfc3339(now)))
-                .collect::<Vec<_>>(),
-        )
-        .await
-        .map_err(ApiError::from)?;
-    if !stored {
-        // Only another gateway instance could have raced us here.
-        return Err(ApiError::StateConflict {
-            detail: format!("version {} was stored concurrently", agreement.version()),
-            current_state: None,
-            latest_version: Some(agreement.version()),
-        }
-        .into());
-    }
-    for r in &reasks {
-        next.consents.set(agreement_id, &r.operator, r.to);
-    }
-    let in_force = next
-        .agreement_in_force(agreement_id, now)
-        .is_some_and(|a| a.version() == agreement.version());
-    ctx.set_policy(next);
-    tracing::info!(
-        agreement = agreement_id,
-        version = agreement.version(),
-        "agreement version accepted"
-    );
-    Ok(Submitted {
-        agreement_id: agreement_id.to_owned(),
-        version: agreement.version(),
-        sha256,
-        effective_from: rfc3339(agreement.effective_from()),
-        in_force,
-        audit_index: receipt.audit_index,
-        reasked: reasks
-            .into_iter()
-            .map(|r| Reasked {
-                operator: r.operator,
-                widened: r.widened.iter().map(ToString::to_string).collect(),
+        let sha256 = sha256_hex(body);
+        let now = self.clock.now();
+        let reasks = reasks(&world, &agreement);
+        let steps: Vec<Step> = reasks
+            .iter()
+            .map(|r| Step {
+                agreement_id,
+                operator: &r.operator,
+                action: ConsentAction::Reask.as_str(),
+                from: r.from,
+                to: r.to,
             })
-            .collect(),
-    })
+            .collect();
+        let mut events = vec![Event::AgreementVersion {
+            actor: caller.actor(),
+            agreement_id: agreement_id.to_owned(),
+            version: agreement.version(),
+            sha256: sha256.clone(),
+            effective_from: rfc3339(agreement.effective_from()),
+        }];
+        events.extend(steps.iter().map(|s| s.event(caller.actor())));
+        let receipt = self
+            .audit
+            .record(events)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(AuditError::Unavailable)?;
+        let stored = self
+            .store
+            .put_agreement_version(
+                &AgreementVersionRow {
+                    agreement_id: agreement_id.to_owned(),
+                    version: agreement.version(),
+                    document: body.to_owned(),
+                    sha256: sha256.clone(),
+                    submitted_by: actor_label(&caller.actor()),
+                    submitted_at: rfc3339(now),
+                },
+                &steps
+                    .iter()
+                    .map(|s| s.row(actor_label(&caller.actor()), rfc3339(now)))
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        if !stored {
+            // Only another gateway instance could have raced us here.
+            return Err(AgreementError::Conflict {
+                detail: format!("version {} was stored concurrently", agreement.version()),
+                current_state: None,
+                latest_version: Some(agreement.version()),
+            });
+        }
+        for r in &reasks {
+            next.consents.set(agreement_id, &r.operator, r.to);
+        }
+        let in_force = next
+            .agreement_in_force(agreement_id, now)
+            .is_some_and(|a| a.version() == agreement.version());
+        self.install(next);
+        tracing::info!(
+            agreement = agreement_id,
+            version = agreement.version(),
+            "agreement version accepted"
+        );
+        Ok(Submitted {
+            agreement_id: agreement_id.to_owned(),
+            version: agreement.version(),
+            sha256,
+            effective_from: rfc3339(agreement.effective_from()),
+            in_force,
+            audit_index: receipt.audit_index,
+            reasked: reasks
+                .into_iter()
+                .map(|r| Reasked {
+                    operator: r.operator,
+                    widened: r.widened.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+        })
+    }
 }
 
 /// A city provider that a new version asks again.
@@ -658,73 +738,73 @@ impl Overlapping {
     }
 }
 
-/// `POST /v1/admin/agreements/{id}/providers/{operator}/{action}`.
-pub async fn consent_step(
-    ctx: &Ctx,
-    caller: &AdminCaller,
-    agreement_id: &str,
-    operator: &str,
-    action: ConsentAction,
-) -> Result<ProviderState, Refused> {
-    let _writing = POLICY_WRITES.lock().await;
-    let world = ctx.policy();
-    let Some(latest) = latest(&world, agreement_id) else {
-        return Err(ApiError::NotFound.into());
-    };
-    let prefecture = latest.prefecture().to_string();
-    let is_city_provider = providers_of(&world, agreement_id).iter().any(|p| p == operator)
-        && world.registry.operator(operator).is_some_and(|o| o.kind.is_city());
-    if !is_city_provider {
-        return Err(ApiError::NotFound.into());
-    }
-    let allowed = if action.by_prefecture() {
-        caller.jurisdiction == prefecture
-    } else {
-        caller.jurisdiction == operator
-    };
-    if !allowed {
-        let who = if action.by_prefecture() {
-            format!("the administrators of prefecture {prefecture}")
-        } else {
-            format!("the administrators of city {operator}")
+impl Agreements {
+    /// `POST /v1/admin/agreements/{id}/providers/{operator}/{action}`.
+    pub async fn consent_step(
+        &self,
+        caller: &Administrator,
+        agreement_id: &str,
+        operator: &str,
+        action: ConsentAction,
+    ) -> Result<ProviderState, AgreementError> {
+        let _writing = self.writes.lock().await;
+        let world = self.current();
+        let Some(latest) = latest(&world, agreement_id) else {
+            return Err(AgreementError::NotFound);
         };
-        return Err(Refused::Forbidden(format!("only {who} may {} here", action.as_str())));
-    }
-    let from = world.consents.get(agreement_id, operator);
-    let Some(to) = from.after(action, latest.version()) else {
-        return Err(ApiError::StateConflict {
-            detail: format!("cannot {} a provider whose state is `{}`", action.as_str(), from.state),
-            current_state: Some(from.state.as_str().to_owned()),
-            latest_version: None,
+        let prefecture = latest.prefecture().to_string();
+        let is_city_provider = providers_of(&world, agreement_id).iter().any(|p| p == operator)
+            && world.registry.operator(operator).is_some_and(|o| o.kind.is_city());
+        if !is_city_provider {
+            return Err(AgreementError::NotFound);
         }
-        .into());
-    };
-    let now = ctx.clock.now();
-    let step = Step {
-        agreement_id,
-        operator,
-        action: action.as_str(),
-        from,
-        to,
-    };
-    ctx.audit
-        .record_one(step.event(caller.actor()))
-        .await
-        .map_err(ApiError::from)?;
-    ctx.store
-        .append_consent_step(&step.row(actor_label(&caller.actor()), rfc3339(now)))
-        .await
-        .map_err(ApiError::from)?;
-    let mut next = (*world).clone();
-    next.consents.set(agreement_id, operator, to);
-    let answer = provider_state(&next, agreement_id, operator, now);
-    ctx.set_policy(next);
-    tracing::info!(
-        agreement = agreement_id,
-        operator,
-        action = action.as_str(),
-        to = to.state.as_str(),
-        "consent step"
-    );
-    Ok(answer)
+        let allowed = if action.by_prefecture() {
+            caller.jurisdiction == prefecture
+        } else {
+            caller.jurisdiction == operator
+        };
+        if !allowed {
+            let who = if action.by_prefecture() {
+                format!("the administrators of prefecture {prefecture}")
+            } else {
+                format!("the administrators of city {operator}")
+            };
+            return Err(AgreementError::Forbidden(format!(
+                "only {who} may {} here",
+                action.as_str()
+            )));
+        }
+        let from = world.consents.get(agreement_id, operator);
+        let Some(to) = from.after(action, latest.version()) else {
+            return Err(AgreementError::Conflict {
+                detail: format!("cannot {} a provider whose state is `{}`", action.as_str(), from.state),
+                current_state: Some(from.state.as_str().to_owned()),
+                latest_version: None,
+            });
+        };
+        let now = self.clock.now();
+        let step = Step {
+            agreement_id,
+            operator,
+            action: action.as_str(),
+            from,
+            to,
+        };
+        self.audit.record_one(step.event(caller.actor())).await?;
+        self.store
+            .append_consent_step(&step.row(actor_label(&caller.actor()), rfc3339(now)))
+            .await?;
+        let mut next = (*world).clone();
+        next.consents.set(agreement_id, operator, to);
+        let answer = provider_state(&next, agreement_id, operator, now);
+        self.install(next);
+        tracing::info!(
+            agreement = agreement_id,
+            operator,
+            action = action.as_str(),
+            to = to.state.as_str(),
+            "consent step"
+        );
+        Ok(answer)
+    }
 }

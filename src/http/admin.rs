@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 
 use super::error::ApiError;
 use super::extract::{AdminCaller, refuse};
-use crate::agreements::{self, AgreementDocument, Denied, ProviderState, Refused, Submitted};
+use crate::agreements::{AgreementDocument, AgreementError, ProviderState, Submitted};
 use crate::app::Ctx;
 use crate::policy::ConsentAction;
 use crate::revocations::{self, Refusal as RevokeRefusal, Revoked, Target};
@@ -99,10 +99,11 @@ fn forbidden(ctx: &Ctx, caller: &AdminCaller, route: &MatchedPath, method: &str,
     )
 }
 
-fn map_refused(ctx: &Ctx, caller: &AdminCaller, route: &MatchedPath, method: &str, r: Refused) -> ApiError {
-    match r {
-        Refused::Forbidden(reason) => forbidden(ctx, caller, route, method, reason),
-        Refused::Api(e) => e,
+/// Maps an agreement service error; a 403 is recorded as a refusal.
+fn map_refused(ctx: &Ctx, caller: &AdminCaller, route: &MatchedPath, method: &str, e: AgreementError) -> ApiError {
+    match e {
+        AgreementError::Forbidden(reason) => forbidden(ctx, caller, route, method, reason),
+        other => other.into(),
     }
 }
 
@@ -112,11 +113,11 @@ async fn get_agreement(
     Path(agreement_id): Path<String>,
     route: MatchedPath,
 ) -> Result<Json<AgreementDocument>, ApiError> {
-    match agreements::describe(&ctx, &caller, &agreement_id).await {
-        Ok(doc) => Ok(Json(doc)),
-        Err(Denied::NotFound) => Err(ApiError::NotFound),
-        Err(Denied::Forbidden(reason)) => Err(forbidden(&ctx, &caller, &route, "GET", reason)),
-    }
+    ctx.agreements
+        .describe(&caller.administrator(), &agreement_id)
+        .await
+        .map(Json)
+        .map_err(|e| map_refused(&ctx, &caller, &route, "GET", e))
 }
 
 async fn put_agreement(
@@ -134,7 +135,8 @@ async fn put_agreement(
         line: None,
         message: "body: the document is not UTF-8 text".into(),
     })?;
-    agreements::submit(&ctx, &caller, &agreement_id, text)
+    ctx.agreements
+        .submit(&caller.administrator(), &agreement_id, text)
         .await
         .map(|s| (StatusCode::CREATED, Json(s)))
         .map_err(|r| map_refused(&ctx, &caller, &route, "PUT", r))
@@ -149,7 +151,8 @@ async fn provider_action(
     let Some(action) = ConsentAction::parse(&action) else {
         return Err(ApiError::NotFound);
     };
-    agreements::consent_step(&ctx, &caller, &agreement_id, &operator, action)
+    ctx.agreements
+        .consent_step(&caller.administrator(), &agreement_id, &operator, action)
         .await
         .map(Json)
         .map_err(|r| map_refused(&ctx, &caller, &route, "POST", r))

@@ -235,3 +235,26 @@ impl From<crate::store::StoreError> for ApiError {
         }
     }
 }
+
+impl From<crate::agreements::AgreementError> for ApiError {
+    fn from(e: crate::agreements::AgreementError) -> Self {
+        use crate::agreements::AgreementError as E;
+        match e {
+            E::NotFound => ApiError::NotFound,
+            E::Forbidden(reason) => ApiError::Forbidden(reason),
+            E::Invalid { line, message } => ApiError::PolicyInvalid { line, message },
+            E::Conflict {
+                detail,
+                current_state,
+                latest_version,
+            } => ApiError::StateConflict {
+                detail,
+                current_state,
+                latest_version,
+            },
+            E::Policy(e) => ApiError::Internal(e.to_string()),
+            E::Audit(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}

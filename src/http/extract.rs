@@ -357,6 +357,14 @@ impl AdminCaller {
             subject: Some(self.subject.clone()),
         }
     }
+
+    /// The administrator as the services know them.
+    pub fn administrator(&self) -> crate::agreements::Administrator {
+        crate::agreements::Administrator {
+            jurisdiction: self.jurisdiction.clone(),
+            actor: self.actor(),
+        }
+    }
 }
 
 impl FromRequestParts<Ctx> for AdminCaller {
