@@ -7,6 +7,7 @@ mod audit;
 mod audit_api;
 mod audit_verify;
 mod cli;
+mod connections;
 mod e2e;
 mod helpers;
 mod ingest;
