@@ -1,5 +1,6 @@
-//! The accept loop: TLS handshake under a timeout, the peer's identity read once, then HTTP/1.1
-//! or HTTP/2 with hyper, the identity handed to every request of the connection. A connection is closed when it
+//! The accept loop: TLS handshake under a timeout, the peer's identity read once (and checked
+//! again, since a resumed session skips certificate verification), then HTTP/1.1 or HTTP/2 with
+//! hyper, the identity handed to every request of the connection. A connection is closed when it
 //! keeps the gateway waiting: no first request, no request at all for a while, a stalled body.
 
 use std::collections::HashMap;
@@ -223,7 +224,7 @@ async fn serve_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let config = tls.current().config;
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -249,7 +250,8 @@ async fn serve_connection(
     };
     let peer: SharedPeer = Arc::new(peer);
     let limits = connections.limits();
-    let Some((_registration, mut cut)) = connections.register(peer.clone(), chain) else {
+    // Registered before the check below, so that a reload in between still cuts it.
+    let Some((_registration, mut cut)) = connections.register(peer.clone(), chain.clone()) else {
         tracing::info!(
             %remote,
             principal = %peer.principal,
@@ -258,6 +260,18 @@ async fn serve_connection(
         );
         return;
     };
+    // A resumed session skips certificate verification, and its session may predate a CRL
+    // reload or the certificate's expiry: check the chain again, with the verifier in force
+    // now and the time the handshake is checked against.
+    let now = config.time_provider.current_time();
+    if now.is_none_or(|now| refused(&*tls.current().verifier, &chain, now)) {
+        tracing::info!(
+            %remote,
+            principal = %peer.principal,
+            "connection refused: its certificate is no longer accepted"
+        );
+        return;
+    }
     tracing::debug!(%remote, principal = %peer.principal, "connection established");
     let (busy, mut in_flight) = watch::channel(0usize);
     let busy = Arc::new(busy);
