@@ -90,9 +90,11 @@ async fn main() {
             .arg("--policies")
             .arg(&policies)
             .env("RUST_LOG", "warn")
-            // A thousand streams share one terminal certificate here; lift its rate limit.
+            // A thousand streams share a few terminal certificates here; lift their rate limit
+            // and their share of connections.
             .env("CGC_GATEWAY_LIMITS_BURST", "1000000")
             .env("CGC_GATEWAY_LIMITS_PER_MINUTE", "100000000")
+            .env("CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL", "100000")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),

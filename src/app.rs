@@ -156,7 +156,7 @@ impl Application {
             audit,
             tokens,
             tls: tls.clone(),
-            connections: Arc::new(Connections::default()),
+            connections: Arc::new(Connections::new(config.connections.limits())),
             certificate_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             revocations,

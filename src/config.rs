@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::identity::PrincipalKind;
 use crate::tls::TlsFiles;
+use crate::tls::serve::ConnectionLimits;
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -34,6 +38,7 @@ impl std::fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("audit", &self.audit)
             .field("limits", &self.limits)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -113,6 +118,47 @@ impl Default for LimitsConfig {
     }
 }
 
+/// How long a connection may keep the gateway waiting, and how many one principal may hold open:
+/// a connection that sends nothing, or half a request, must not hold a descriptor for ever.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// From the end of the TLS handshake to the first request's head (for HTTP/2: the preface
+    /// and the first request). Covers a connection that never sends a byte.
+    pub first_request_timeout_ms: u64,
+    /// How long a connection may sit with no request in flight (keep-alive, or half a request
+    /// head) before it is closed.
+    pub idle_timeout_ms: u64,
+    /// The longest pause within a request body; then 408 and the connection is closed.
+    pub body_read_timeout_ms: u64,
+    /// Connections one principal may hold open at once; more are closed after the handshake.
+    pub per_principal: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            first_request_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 10_000,
+            // A browser opens 6 per host and a few tabs may share a certificate; a case system
+            // pushes with a pool. Far above honest use, far below a descriptor limit.
+            per_principal: 64,
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    pub fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            first_request: Duration::from_millis(self.first_request_timeout_ms),
+            idle: Duration::from_millis(self.idle_timeout_ms),
+            body_read: Duration::from_millis(self.body_read_timeout_ms),
+            per_principal: self.per_principal,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -139,10 +185,11 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES` and
+    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`,
     /// `CGC_GATEWAY_LIMITS_<KEY>` for each key of `[limits]` (`…_LIMITS_BURST`,
     /// `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`, `…_LIMITS_BULK_WINDOW_MINUTES`,
-    /// `…_LIMITS_REFUSAL_WINDOW_SECONDS`, `…_LIMITS_FLOOD_REFUSALS`).
+    /// `…_LIMITS_REFUSAL_WINDOW_SECONDS`, `…_LIMITS_FLOOD_REFUSALS`) and
+    /// `CGC_GATEWAY_CONNECTIONS_<KEY>` for each key of `[connections]`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
@@ -184,6 +231,19 @@ impl Config {
             &mut limits.refusal_window_seconds,
         )?;
         number(&var, "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS", &mut limits.flood_refusals)?;
+        let c = &mut self.connections;
+        number(
+            &var,
+            "CGC_GATEWAY_CONNECTIONS_FIRST_REQUEST_TIMEOUT_MS",
+            &mut c.first_request_timeout_ms,
+        )?;
+        number(&var, "CGC_GATEWAY_CONNECTIONS_IDLE_TIMEOUT_MS", &mut c.idle_timeout_ms)?;
+        number(
+            &var,
+            "CGC_GATEWAY_CONNECTIONS_BODY_READ_TIMEOUT_MS",
+            &mut c.body_read_timeout_ms,
+        )?;
+        number(&var, "CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL", &mut c.per_principal)?;
         Ok(())
     }
 
@@ -253,6 +313,7 @@ impl Config {
                 signing_key: certs.join("audit").join("log-key.pem"),
             },
             limits: LimitsConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum ApiError {
     Ambiguous { refs: Vec<String> },
     #[error("payload too large")]
     TooLarge,
+    /// The request body stopped arriving.
+    #[error("request body timed out")]
+    RequestTimeout,
     #[error("rate limited")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("audit log unavailable")]
@@ -87,6 +90,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::VersionConflict { .. } | Self::Ambiguous { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AuditUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,6 +108,7 @@ impl ApiError {
             Self::VersionConflict { .. } => ("version-conflict", "A different case version is already stored"),
             Self::Ambiguous { .. } => ("ambiguous-case", "The case id names several visible cases"),
             Self::TooLarge => ("too-large", "The request body is too large"),
+            Self::RequestTimeout => ("request-timeout", "The request body stopped arriving"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::AuditUnavailable => (
                 "audit-unavailable",
@@ -175,7 +180,7 @@ impl IntoResponse for ApiError {
             Self::AuditUnavailable | Self::StoreUnavailable => {
                 problem.detail = Some(format!("retry after {UNAVAILABLE_RETRY_SECS} s"));
             }
-            Self::NotFound | Self::TooLarge => {}
+            Self::NotFound | Self::TooLarge | Self::RequestTimeout => {}
             Self::PolicyInvalid { line, message } => {
                 problem.detail = Some(message.clone());
                 problem.line = *line;

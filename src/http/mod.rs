@@ -14,7 +14,7 @@ pub mod web;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 
 use crate::app::Ctx;
 use error::ApiError;
@@ -37,8 +37,19 @@ pub fn router(ctx: Ctx) -> Router {
             extract::limit_per_certificate,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_announced_too_large))
         .layer(axum::middleware::map_response(no_store))
         .with_state(ctx)
+}
+
+/// Refuses a body announced (`Content-Length`) above the limit before reading any of it, and
+/// before the caller is even identified: nothing of a 100 MB upload is waited for.
+async fn refuse_announced_too_large(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let announced = hyper::body::Body::size_hint(request.body()).lower();
+    if usize::try_from(announced).map_or(true, |n| n > MAX_BODY_BYTES) {
+        return ApiError::TooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 /// Case data must never be cached by a browser or a proxy.

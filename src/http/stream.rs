@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use tokio::sync::{broadcast, oneshot};
 
 use super::error::ApiError;
-use super::extract::{OFFICER_COOKIE, TerminalCaller, note_disclosures};
+use super::extract::{OFFICER_COOKIE, TerminalCaller, note_disclosures, refuse};
 use crate::app::Ctx;
 use crate::audit::{Actor, Channel};
 use crate::live::{Cursor, Stamped, Start, UnitCase, UnitEvent, hub::ExpiryGuard};
@@ -38,6 +38,17 @@ pub fn routes() -> Router<Ctx> {
 }
 
 async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderMap) -> Result<Response, ApiError> {
+    // The leeway forgives clock skew for one request; a stream opened past `exp` would disclose
+    // the whole view and then end at once. Only a token still valid opens one.
+    if ctx.clock.now() >= caller.token_expires_at {
+        return Err(refuse(
+            &ctx,
+            "GET /v1/terminal/stream".into(),
+            &caller.peer.principal,
+            Some(caller.officer),
+            ApiError::Unauthorized("the token has expired; a stream needs one that has not".into()),
+        ));
+    }
     let cursor = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
+use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
@@ -39,6 +40,9 @@ pub struct TlsFiles {
     pub allow_tls12: bool,
 }
 
+/// Resumable sessions kept (rustls's default size).
+const SESSIONS_KEPT: usize = 256;
+
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -51,7 +55,11 @@ pub struct Loaded {
     pub verifier: Arc<KindBoundVerifier>,
 }
 
-pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
+/// `sessions` is where resumable sessions are kept; `TlsState` passes the same store to every
+/// reload so that a reload does not force every client into a full handshake. That is safe only
+/// because the accept loop checks every connection's chain again with the current verifier
+/// (`serve::serve_connection`): a resumed session carries the chain it was verified with then.
+pub fn server_config(files: &TlsFiles, sessions: Arc<dyn StoresServerSessions>) -> Result<Loaded, TlsError> {
     let provider = provider();
     let crls = files
         .crls
@@ -95,6 +103,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(format!("server certificate: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = sessions;
     Ok(Loaded {
         config: Arc::new(config),
         verifier,
@@ -106,14 +115,17 @@ pub fn server_config(files: &TlsFiles) -> Result<Loaded, TlsError> {
 #[derive(Debug)]
 pub struct TlsState {
     files: TlsFiles,
+    sessions: Arc<dyn StoresServerSessions>,
     current: RwLock<Loaded>,
 }
 
 impl TlsState {
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
-        let config = server_config(&files)?;
+        let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSIONS_KEPT);
+        let config = server_config(&files, sessions.clone())?;
         Ok(Self {
             files,
+            sessions,
             current: RwLock::new(config),
         })
     }
@@ -127,7 +139,7 @@ impl TlsState {
 
     /// Re-reads every file; on error the previous configuration stays in force.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = server_config(&self.files)?;
+        let config = server_config(&self.files, self.sessions.clone())?;
         match self.current.write() {
             Ok(mut g) => *g = config,
             Err(poisoned) => *poisoned.into_inner() = config,

@@ -319,6 +319,42 @@ async fn the_stream_closes_when_the_token_expires() {
 }
 
 #[tokio::test]
+async fn a_token_past_its_expiry_but_inside_the_leeway_cannot_open_a_stream() {
+    let app = spawn_app().await;
+    app.push(&full_case("kanagawa-central", "LW-1", "142123")).await;
+    let terminal = app.client("terminal-kagacho-1");
+    let token = app.token("terminal-kagacho-1", "officer-1");
+    // One hour issued; ten seconds past `exp`, inside the 30 s leeway.
+    app.clock
+        .advance(time::Duration::minutes(60) + time::Duration::seconds(10));
+    // An ordinary request is still forgiven the clock skew.
+    assert_eq!(
+        terminal.get("/v1/terminal/cases", Some(&token)).await.unwrap().status,
+        200
+    );
+
+    let before = app.app.context().audit.size();
+    let reply = terminal.get("/v1/terminal/stream", Some(&token)).await.unwrap();
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    // Recorded as a refusal, and nothing was disclosed.
+    let mut new = Vec::new();
+    for _ in 0..100 {
+        new = app.audit_lines().await.split_off(usize::try_from(before).unwrap());
+        if !new.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(
+        new[0].contains("\"kind\":\"refusal\"") && new[0].contains("GET /v1/terminal/stream"),
+        "{}",
+        new[0]
+    );
+}
+
+#[tokio::test]
 async fn revoked_terminal_stream_is_cut() {
     let app = spawn_app().await;
     let mut kagacho = stream(&app, "terminal-kagacho-1").await;

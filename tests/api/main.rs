@@ -7,6 +7,7 @@ mod audit;
 mod audit_api;
 mod audit_verify;
 mod cli;
+mod connections;
 mod consent_widening;
 mod disk_full;
 mod e2e;

@@ -243,3 +243,93 @@ async fn a_reloaded_crl_refuses_the_terminal_and_cuts_its_open_connection() {
         "another terminal was refused"
     );
 }
+
+/// One connection with `config` (which keeps its sessions, so a later connection resumes): how
+/// the handshake went, and the status of `GET /v1/nothing` if the gateway answered at all.
+async fn handshake_and_ask(
+    addr: std::net::SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+) -> (rustls::HandshakeKind, Option<u16>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let kind = tls.get_ref().1.handshake_kind().unwrap();
+    let status = async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get("/v1/nothing")
+            .header("host", "localhost")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        // The session tickets arrive before the answer: reading it stores them.
+        Some(sender.send_request(req).await.ok()?.status().as_u16())
+    }
+    .await;
+    (kind, status)
+}
+
+fn client_config(cert: &cgc_gateway::devpki::IssuedCert) -> Arc<rustls::ClientConfig> {
+    cgc_gateway::tls::client_config(&server_ca(), cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn a_certificate_revoked_by_a_crl_reload_cannot_come_back_by_session_resumption() {
+    use rustls::HandshakeKind::{Full, Resumed};
+    let terminal_ca = ca("terminal");
+    let now = wall_now();
+    let empty = terminal_ca.crl(&[], 1, now).unwrap();
+    let app = crate::helpers::spawn_app_with(move |config, data| {
+        let path = data.join("terminal.crl.pem");
+        std::fs::write(&path, &empty).unwrap();
+        config.tls.crls = vec![path];
+    })
+    .await;
+    let issue = |urn: &str| {
+        terminal_ca
+            .issue_client("t", urn, now - Duration::hours(1), now + Duration::days(1))
+            .unwrap()
+    };
+    let doomed = issue("urn:cgc-gateway:terminal:kagacho:5");
+    let other = issue("urn:cgc-gateway:terminal:kagacho:4");
+    let (doomed_config, other_config) = (client_config(&doomed), client_config(&other));
+    let addr = app.app.addr();
+
+    assert_eq!(handshake_and_ask(addr, &doomed_config).await, (Full, Some(404)));
+    assert_eq!(handshake_and_ask(addr, &doomed_config).await, (Resumed, Some(404)));
+    assert_eq!(handshake_and_ask(addr, &other_config).await, (Full, Some(404)));
+
+    let crl = app.data.path().join("terminal.crl.pem");
+    std::fs::write(&crl, terminal_ca.crl(&[&doomed.cert_der], 2, now).unwrap()).unwrap();
+    app.app.context().reload_tls().unwrap();
+
+    // Sessions survive the reload (else this would prove nothing): the revoked certificate's
+    // handshake resumes, and the connection is closed before any request is answered.
+    assert_eq!(handshake_and_ask(addr, &doomed_config).await, (Resumed, None));
+    // A certificate still good keeps its session and is served.
+    assert_eq!(handshake_and_ask(addr, &other_config).await, (Resumed, Some(404)));
+}
+
+#[tokio::test]
+async fn a_certificate_that_has_expired_cannot_come_back_by_session_resumption() {
+    use rustls::HandshakeKind::{Full, Resumed};
+    let app = spawn_app().await;
+    let now = wall_now();
+    let expires = now + Duration::seconds(3);
+    let cert = ca("terminal")
+        .issue_client(
+            "t",
+            "urn:cgc-gateway:terminal:kagacho:3",
+            now - Duration::hours(1),
+            expires,
+        )
+        .unwrap();
+    let config = client_config(&cert);
+    assert_eq!(handshake_and_ask(app.app.addr(), &config).await, (Full, Some(404)));
+    let until_expired = expires + Duration::milliseconds(1200) - wall_now();
+    tokio::time::sleep(until_expired.try_into().unwrap()).await;
+    assert_eq!(handshake_and_ask(app.app.addr(), &config).await, (Resumed, None));
+}
