@@ -86,9 +86,12 @@ impl AppContext {
     /// connection whose certificate the new material refuses. Returns how many were cut.
     pub fn reload_tls(&self) -> Result<usize, crate::tls::TlsError> {
         self.tls.reload()?;
-        let secs = u64::try_from(self.clock.now().unix_timestamp()).unwrap_or(0);
-        let now = rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
-        let cut = self.connections.cut_refused(&self.tls, now);
+        // The time handshakes are verified at (rustls's time provider), so that an open
+        // connection is cut exactly when a new handshake with its certificate would fail.
+        let cut = match self.tls.current().config.time_provider.current_time() {
+            Some(now) => self.connections.cut_refused(&self.tls, now),
+            None => 0,
+        };
         tracing::info!(cut, "TLS material reloaded");
         Ok(cut)
     }
