@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 
 use crate::audit::{AuditLog, LogKey};
 use crate::auth::{TokenSettings, TokenVerifier};
+use crate::cases::CurrentCase;
 use crate::cases::validate::parse_case_bytes;
-use crate::cases::{CaseIndex, CurrentCase};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::limits::{BulkWatch, RateLimiter, RefusalCoalescer};
@@ -43,7 +43,6 @@ pub enum AppError {
 pub struct AppContext {
     pub clock: SharedClock,
     pub store: SharedStore,
-    pub cases: CaseIndex,
     /// The agreements and consents in force, and the one way to change them.
     pub agreements: crate::agreements::Agreements,
     pub audit: AuditLog,
@@ -54,7 +53,8 @@ pub struct AppContext {
     pub certificate_limits: RateLimiter,
     pub officer_limits: RateLimiter,
     /// Case disclosures per officer, every channel.
-    pub bulk: BulkWatch,
+    /// Every disclosure to a terminal, by every channel, goes through this service.
+    pub disclosures: crate::views::Disclosures,
     /// Repeated refusals become counts; a flood of them, a security entry.
     pub refusals: RefusalCoalescer,
     /// Terminals and officers revoked by an administrator.
@@ -69,7 +69,7 @@ pub struct AppContext {
 impl std::fmt::Debug for AppContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppContext")
-            .field("cases", &self.cases.len())
+            .field("cases", &self.live.case_count())
             .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
@@ -118,15 +118,13 @@ impl Application {
         let tls = Arc::new(TlsState::load(config.tls_files())?);
         let store = store::open(&config.database_url).await?;
         let revocations = crate::revocations::Revocations::from_rows(store.revocations().await?);
-        let cases = CaseIndex::default();
+        let mut cases = Vec::new();
         for stored in store.current_cases().await? {
             match parse_case_bytes(stored.body.as_bytes()) {
-                Ok((_, record)) => {
-                    cases.upsert(CurrentCase {
-                        record,
-                        seq: stored.seq,
-                    });
-                }
+                Ok((_, record)) => cases.push(Arc::new(CurrentCase {
+                    record,
+                    seq: stored.seq,
+                })),
                 // Still stored and never lost; it just cannot be shown until the rules accept it.
                 Err(_) => tracing::error!(seq = stored.seq, "a stored case no longer validates; it is not served"),
             }
@@ -148,13 +146,21 @@ impl Application {
         )
         .map_err(AppError::Other)?;
         let world = Arc::new(world);
-        let live = Hub::start(clock.clone(), world.clone(), cases.snapshot(), HubSettings::default());
+        let live = Hub::start(clock.clone(), world.clone(), cases, HubSettings::default());
         let agreements =
             crate::agreements::Agreements::new(store.clone(), audit.clone(), clock.clone(), live.clone(), world);
+        let disclosures = crate::views::Disclosures::new(
+            audit.clone(),
+            live.clone(),
+            BulkWatch::new(
+                time::Duration::minutes(config.limits.bulk_window_minutes),
+                config.limits.bulk_views,
+            ),
+            clock.clone(),
+        );
         let ctx = Arc::new(AppContext {
             clock,
             store,
-            cases,
             agreements,
             audit,
             tokens,
@@ -163,10 +169,7 @@ impl Application {
             certificate_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             revocations,
-            bulk: BulkWatch::new(
-                time::Duration::minutes(config.limits.bulk_window_minutes),
-                config.limits.bulk_views,
-            ),
+            disclosures,
             refusals: RefusalCoalescer::new(
                 time::Duration::seconds(config.limits.refusal_window_seconds),
                 config.limits.flood_refusals,
@@ -189,7 +192,7 @@ impl Application {
         let (shutdown, rx) = watch::channel(false);
         let refusal_flush = tokio::spawn(crate::http::extract::flush_refusals(ctx.clone(), rx.clone()));
         let task = tokio::spawn(serve(listener, tls, ctx.connections.clone(), router, rx));
-        tracing::info!(%addr, cases = ctx.cases.len(), audit_entries = ctx.audit.size(), "gateway listening");
+        tracing::info!(%addr, cases = ctx.live.case_count(), audit_entries = ctx.audit.size(), "gateway listening");
         Ok(Self {
             addr,
             ctx,

@@ -1,16 +1,24 @@
-//! What a terminal is shown of a case, by any channel (list, detail, search, stream): the
-//! decision, the projection, and the disclosure entry that must be durable before anything
-//! leaves. One place, so that no channel can skip the audit or widen a view.
+//! What a terminal is shown of a case, by any channel (list, detail, search, stream), and the
+//! one way it is disclosed: `Disclosures::record` writes the disclosure entries durably, then
+//! counts them toward the bulk-viewing watch, and only then may anything leave. The views come
+//! from the live hub, which evaluated and projected each case once per police unit; list,
+//! detail and search never re-evaluate a case. A service: it owns its errors and knows nothing
+//! of HTTP.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, Receipt};
 use crate::cases::CurrentCase;
 use crate::cases::record::CaseRecord;
-use crate::policy::{Decision, FieldSet, PolicyWorld, evaluate, project};
+use crate::clock::SharedClock;
+use crate::limits::BulkWatch;
+use crate::live::{Hub, UnitCase};
+use crate::policy::{Decision, FieldSet, project};
+use crate::search::{Query, result_fields};
 
 /// One case as a terminal sees it.
 #[derive(Debug, Serialize)]
@@ -53,15 +61,56 @@ pub fn case_ref(record: &CaseRecord) -> String {
     format!("{}:{}", record.center_id, record.case_id)
 }
 
-/// A case a unit may see, before it is recorded.
-#[derive(Debug, Clone)]
-pub struct Visible {
-    pub case: Arc<CurrentCase>,
-    pub decision: Decision,
+/// Something about to be disclosed: the case, the decision that allows it, and the fields of it
+/// that are both allowed and present (what the entry records).
+pub trait Disclosing {
+    fn record(&self) -> &CaseRecord;
+    fn decision(&self) -> &Decision;
+    fn disclosed(&self) -> FieldSet;
 }
 
-pub fn visible(world: &PolicyWorld, case: Arc<CurrentCase>, unit: &str, now: OffsetDateTime) -> Option<Visible> {
-    evaluate(world, &case.record, unit, now).map(|decision| Visible { case, decision })
+impl Disclosing for UnitCase {
+    fn record(&self) -> &CaseRecord {
+        &self.case.record
+    }
+    fn decision(&self) -> &Decision {
+        &self.decision
+    }
+    fn disclosed(&self) -> FieldSet {
+        self.disclosed
+    }
+}
+
+impl<T: Disclosing> Disclosing for Arc<T> {
+    fn record(&self) -> &CaseRecord {
+        (**self).record()
+    }
+    fn decision(&self) -> &Decision {
+        (**self).decision()
+    }
+    fn disclosed(&self) -> FieldSet {
+        (**self).disclosed()
+    }
+}
+
+/// A case projected to a narrower field set than its unit's view (a search hit).
+struct Narrowed {
+    case: Arc<CurrentCase>,
+    decision: Decision,
+    view: serde_json::Map<String, serde_json::Value>,
+    disclosed: FieldSet,
+}
+
+impl Disclosing for Narrowed {
+    fn record(&self) -> &CaseRecord {
+        &self.case.record
+    }
+    fn decision(&self) -> &Decision {
+        &self.decision
+    }
+    fn disclosed(&self) -> FieldSet {
+        self.disclosed
+    }
 }
 
 /// The audit entry for disclosing `disclosed` (allowed ∩ present) of `case` to `actor`.
@@ -93,42 +142,194 @@ pub fn disclosure_event(
     }
 }
 
-/// Records every disclosure in one durable batch, then builds the views. Nothing is built
-/// if the log refuses.
-pub async fn disclose(
-    audit: &AuditLog,
-    actor: &Actor,
-    station: &str,
-    items: Vec<Visible>,
-    channel: Channel,
-) -> Result<Vec<CaseView>, AuditError> {
-    let projected: Vec<_> = items
-        .iter()
-        .map(|v| project(&v.case.record, v.decision.fields))
-        .collect();
-    let events = items
-        .iter()
-        .zip(&projected)
-        .map(|(v, (_, disclosed))| {
-            disclosure_event(actor.clone(), station, &v.case.record, &v.decision, *disclosed, channel)
-        })
-        .collect();
-    let receipts = audit.record(events).await?;
-    Ok(items
-        .into_iter()
-        .zip(projected)
-        .zip(receipts)
-        .map(|((v, (case, _)), receipt)| {
-            let r = &v.case.record;
-            CaseView {
-                reference: case_ref(r),
-                center_id: r.center_id.to_string(),
-                case_id: r.case_id.to_string(),
-                version: r.version,
-                updated_at: r.updated_at,
-                case,
-                receipt: ViewReceipt::new(receipt, v.decision.clause),
+/// Who receives a disclosure: a terminal of a station, with its officer.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub station_id: String,
+    pub actor: Actor,
+}
+
+/// Why nothing was disclosed.
+#[derive(Debug, thiserror::Error)]
+pub enum DisclosureError {
+    /// No case of this terminal's view has that reference (whether or not it exists).
+    #[error("no such case")]
+    NotFound,
+    /// A bare case id names several cases of the view: the qualified references to use.
+    #[error("ambiguous case reference")]
+    Ambiguous(Vec<String>),
+    /// The audit log could not record: nothing is disclosed (fail closed).
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// Search results: at most `MAX_SEARCH_RESULTS` hits.
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    /// More cases matched than are answered; refine the query.
+    pub truncated: bool,
+    pub cases: Vec<CaseView>,
+}
+
+/// The most search hits answered: a name search, not a bulk export.
+pub const MAX_SEARCH_RESULTS: usize = 50;
+
+/// The disclosure service.
+pub struct Disclosures {
+    audit: AuditLog,
+    hub: Arc<Hub>,
+    bulk: BulkWatch,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for Disclosures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disclosures").finish_non_exhaustive()
+    }
+}
+
+impl Disclosures {
+    pub fn new(audit: AuditLog, hub: Arc<Hub>, bulk: BulkWatch, clock: SharedClock) -> Self {
+        Self {
+            audit,
+            hub,
+            bulk,
+            clock,
+        }
+    }
+
+    /// The one way anything is disclosed, by every channel: one entry per item, written in one
+    /// durable batch, then counted toward the recipient's bulk-viewing watch. Callers send
+    /// nothing unless this returns `Ok`; the receipts are in `items`' order.
+    pub async fn record<T: Disclosing>(
+        &self,
+        to: &Recipient,
+        items: &[T],
+        channel: Channel,
+    ) -> Result<Vec<ViewReceipt>, AuditError> {
+        let events = items
+            .iter()
+            .map(|i| {
+                disclosure_event(
+                    to.actor.clone(),
+                    &to.station_id,
+                    i.record(),
+                    i.decision(),
+                    i.disclosed(),
+                    channel,
+                )
+            })
+            .collect();
+        let receipts = self.audit.record(events).await?;
+        self.watch_bulk(to, receipts.len());
+        Ok(items
+            .iter()
+            .zip(receipts)
+            .map(|(i, r)| ViewReceipt::new(r, i.decision().clause.clone()))
+            .collect())
+    }
+
+    /// Counts disclosures to an officer; crossing the threshold writes one security entry per
+    /// window (in the background: the disclosures themselves are already recorded).
+    fn watch_bulk(&self, to: &Recipient, count: usize) {
+        let officer = to.actor.subject.as_deref().unwrap_or(&to.actor.principal);
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        let Some(total) = self.bulk.observe(officer, count, self.clock.now()) else {
+            return;
+        };
+        let event = Event::Security {
+            actor: to.actor.clone(),
+            what: format!(
+                "unusual bulk viewing: {total} case disclosures to this officer within {} min exceeded the configured threshold",
+                self.bulk.window().whole_minutes()
+            ),
+        };
+        let audit = self.audit.clone();
+        tokio::spawn(async move {
+            if let Err(e) = audit.record(vec![event]).await {
+                tracing::error!(error = %e, "could not record a bulk-viewing security entry");
             }
-        })
-        .collect())
+        });
+    }
+
+    /// `GET /v1/terminal/cases`: the station's whole view, as a JSON document
+    /// `{"as_of": …, "cases": [<case>…]}`, each case as the stream sends it, with its receipt.
+    pub async fn list(&self, to: &Recipient) -> Result<String, DisclosureError> {
+        let now = self.clock.now();
+        let cases = self.hub.view(&to.station_id);
+        let receipts = self.record(to, &cases, Channel::List).await?;
+        let mut out = String::with_capacity(cases.iter().map(|c| c.head.len() + 160).sum::<usize>() + 64);
+        out.push_str("{\"as_of\":\"");
+        out.push_str(&now.format(&Rfc3339).unwrap_or_default());
+        out.push_str("\",\"cases\":[");
+        for (i, (case, receipt)) in cases.iter().zip(&receipts).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            case.write_with_receipt(&mut out, receipt);
+        }
+        out.push_str("]}");
+        Ok(out)
+    }
+
+    /// `GET /v1/terminal/cases/{ref}`: one case of the station's view, by `<center>:<case>` or
+    /// by a bare case id when that names one case of the view.
+    pub async fn detail(&self, to: &Recipient, reference: &str) -> Result<String, DisclosureError> {
+        let mut found = self.hub.find(&to.station_id, reference);
+        if found.len() > 1 {
+            // Only cases this terminal may see are named, so the answer leaks nothing.
+            return Err(DisclosureError::Ambiguous(
+                found.iter().map(|c| c.reference.clone()).collect(),
+            ));
+        }
+        let case = found.pop().ok_or(DisclosureError::NotFound)?;
+        let receipts = self.record(to, std::slice::from_ref(&case), Channel::Detail).await?;
+        let receipt = receipts.first().ok_or(AuditError::Unavailable)?;
+        let mut out = String::with_capacity(case.head.len() + 160);
+        case.write_with_receipt(&mut out, receipt);
+        Ok(out)
+    }
+
+    /// `GET /v1/terminal/search?q=`: cases of the station's view whose names match, each
+    /// narrowed to what a search result shows (never an address).
+    pub async fn search(&self, to: &Recipient, query: &Query) -> Result<SearchResults, DisclosureError> {
+        let mut hits: Vec<Narrowed> = self
+            .hub
+            .view(&to.station_id)
+            .into_iter()
+            .filter(|c| query.matches(&c.case.record, c.decision.fields))
+            .take(MAX_SEARCH_RESULTS + 1)
+            .map(|c| {
+                let mut decision = c.decision.clone();
+                decision.fields = result_fields(decision.fields);
+                let (view, disclosed) = project(&c.case.record, decision.fields);
+                Narrowed {
+                    case: c.case.clone(),
+                    decision,
+                    view,
+                    disclosed,
+                }
+            })
+            .collect();
+        let truncated = hits.len() > MAX_SEARCH_RESULTS;
+        hits.truncate(MAX_SEARCH_RESULTS);
+        let receipts = self.record(to, &hits, Channel::Search).await?;
+        let cases = hits
+            .into_iter()
+            .zip(receipts)
+            .map(|(h, receipt)| {
+                let r = &h.case.record;
+                CaseView {
+                    reference: case_ref(r),
+                    center_id: r.center_id.to_string(),
+                    case_id: r.case_id.to_string(),
+                    version: r.version,
+                    updated_at: r.updated_at,
+                    case: h.view,
+                    receipt,
+                }
+            })
+            .collect();
+        Ok(SearchResults { truncated, cases })
+    }
 }

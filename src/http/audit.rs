@@ -214,7 +214,7 @@ async fn disclosures(
         AuditReader::Auditor { .. } => true,
         AuditReader::Center { center_id: caller, .. } => *caller == center_id,
     };
-    if !own || ctx.cases.get(&center_id, &case_id).is_none() {
+    if !own || ctx.live.case(&center_id, &case_id).is_none() {
         // Another center's case and an unknown case answer alike, so nothing is learnt.
         return Err(refuse(
             &ctx,

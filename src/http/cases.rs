@@ -87,9 +87,12 @@ async fn put_case(
     match outcome {
         PutOutcome::Stored { seq } => {
             let answer = response("stored");
-            let current = ctx.cases.upsert(CurrentCase { record, seq });
-            // Acknowledged and durable: live streams may now show it.
-            ctx.live.apply(crate::live::Change::Case(current));
+            // Acknowledged and durable: terminals may now see it.
+            ctx.live
+                .apply(crate::live::Change::Case(std::sync::Arc::new(CurrentCase {
+                    record,
+                    seq,
+                })));
             Ok((StatusCode::OK, Json(answer)))
         }
         PutOutcome::Identical => Ok((StatusCode::OK, Json(response("unchanged")))),

@@ -263,3 +263,14 @@ impl From<crate::agreements::AgreementError> for ApiError {
         }
     }
 }
+
+impl From<crate::views::DisclosureError> for ApiError {
+    fn from(e: crate::views::DisclosureError) -> Self {
+        use crate::views::DisclosureError as E;
+        match e {
+            E::NotFound => ApiError::NotFound,
+            E::Ambiguous(refs) => ApiError::Ambiguous { refs },
+            E::Audit(e) => e.into(),
+        }
+    }
+}

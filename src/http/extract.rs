@@ -14,11 +14,10 @@ use tokio::sync::watch;
 
 use super::error::ApiError;
 use crate::app::{AppContext, Ctx};
-use crate::audit::{Actor, Channel, Event};
+use crate::audit::{Actor, Event};
 use crate::auth::TokenAudience;
 use crate::identity::{Principal, SharedPeer};
 use crate::limits::{RefusalKey, RefusalNote};
-use crate::views::{CaseView, Visible};
 
 /// How often refusal windows that ended without a further refusal have their counts recorded.
 const REFUSAL_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -151,26 +150,6 @@ pub async fn flush_refusals(ctx: Ctx, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Counts `count` cases just disclosed to `actor` (by any channel: list, detail, search,
-/// stream) toward the bulk-viewing watch, and records a security entry when the officer
-/// crosses its threshold (once per window).
-pub fn note_disclosures(ctx: &AppContext, actor: &Actor, count: usize) {
-    let officer = actor.subject.as_deref().unwrap_or(&actor.principal);
-    let count = u64::try_from(count).unwrap_or(u64::MAX);
-    if let Some(total) = ctx.bulk.observe(officer, count, ctx.clock.now()) {
-        record_in_background(
-            ctx,
-            vec![Event::Security {
-                actor: actor.clone(),
-                what: format!(
-                    "unusual bulk viewing: {total} case disclosures to this officer within {} min exceeded the configured threshold",
-                    ctx.bulk.window().whole_minutes()
-                ),
-            }],
-        );
-    }
-}
-
 /// Refuses (and records) a principal of the wrong kind for this endpoint.
 fn wrong_kind(ctx: &Ctx, parts: &Parts, principal: &Principal, meant_for: &str) -> ApiError {
     refuse(
@@ -215,13 +194,12 @@ pub struct TerminalCaller {
 }
 
 impl TerminalCaller {
-    /// Discloses `items` to this officer (`views::disclose`: recorded before anything is
-    /// built) and counts them toward the bulk-viewing watch.
-    pub async fn disclose(&self, ctx: &Ctx, items: Vec<Visible>, channel: Channel) -> Result<Vec<CaseView>, ApiError> {
-        let actor = self.actor();
-        let views = crate::views::disclose(&ctx.audit, &actor, &self.station_id, items, channel).await?;
-        note_disclosures(ctx, &actor, views.len());
-        Ok(views)
+    /// The terminal and officer as the disclosure service knows them.
+    pub fn recipient(&self) -> crate::views::Recipient {
+        crate::views::Recipient {
+            station_id: self.station_id.clone(),
+            actor: self.actor(),
+        }
     }
 
     pub fn actor(&self) -> Actor {

@@ -25,11 +25,11 @@ use axum::routing::{get, post};
 use tokio::sync::{broadcast, oneshot};
 
 use super::error::ApiError;
-use super::extract::{OFFICER_COOKIE, TerminalCaller, note_disclosures, refuse};
+use super::extract::{OFFICER_COOKIE, TerminalCaller, refuse};
 use crate::app::Ctx;
-use crate::audit::{Actor, Channel};
+use crate::audit::Channel;
 use crate::live::{Cursor, Stamped, Start, UnitCase, UnitEvent, hub::ExpiryGuard};
-use crate::views::{ViewReceipt, disclosure_event};
+use crate::views::{Recipient, ViewReceipt};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -54,39 +54,28 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
         .and_then(|v| v.to_str().ok())
         .and_then(Cursor::parse);
     let sub = ctx.live.subscribe(&caller.station_id, cursor);
-    let actor = caller.actor();
+    let recipient = caller.recipient();
     let mut out = VecDeque::new();
-    let cases: Vec<&Arc<UnitCase>> = match &sub.start {
+    let cases: Vec<Arc<UnitCase>> = match &sub.start {
         Start::Full(cases) => {
             out.push_back(Bytes::from_static(b"event: reset\ndata: {}\n\n"));
-            cases.iter().collect()
+            cases.clone()
         }
         Start::Resume(events) => events
             .iter()
             .filter_map(|e| match e {
-                UnitEvent::Case(c) => Some(c),
+                UnitEvent::Case(c) => Some(c.clone()),
                 UnitEvent::Withdraw { .. } => None,
             })
             .collect(),
     };
     // The catch-up is recorded as one batch before the response starts, so a log failure is
     // still a 503 problem rather than a silent empty stream.
-    let events = cases
-        .iter()
-        .map(|c| {
-            disclosure_event(
-                actor.clone(),
-                &caller.station_id,
-                &c.case.record,
-                &c.decision,
-                c.disclosed,
-                Channel::Stream,
-            )
-        })
-        .collect();
-    let receipts = ctx.audit.record(events).await?;
-    note_disclosures(&ctx, &actor, receipts.len());
-    let mut receipts = receipts.into_iter();
+    let mut receipts = ctx
+        .disclosures
+        .record(&recipient, &cases, Channel::Stream)
+        .await?
+        .into_iter();
     let items: Vec<UnitEvent> = match sub.start {
         Start::Full(cases) => cases.into_iter().map(UnitEvent::Case).collect(),
         Start::Resume(events) => events,
@@ -97,7 +86,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
                 let receipt = receipts
                     .next()
                     .ok_or_else(|| ApiError::Internal("a receipt is missing".into()))?;
-                out.push_back(case_event(&c, receipt, None));
+                out.push_back(case_event(&c, &receipt, None));
             }
             UnitEvent::Withdraw { reference } => out.push_back(withdraw_event(&reference, None)),
         }
@@ -113,8 +102,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
     heartbeat.reset();
     let state = StreamState {
         ctx: ctx.clone(),
-        actor,
-        station: caller.station_id.clone(),
+        recipient,
         expires_at: caller.token_expires_at,
         out,
         events: sub.events,
@@ -140,11 +128,16 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
     Ok(response)
 }
 
-fn case_event(c: &UnitCase, receipt: crate::audit::Receipt, cursor: Option<Cursor>) -> Bytes {
-    let receipt = ViewReceipt::new(receipt, c.decision.clause.clone());
-    let receipt = serde_json::to_string(&receipt).unwrap_or_else(|_| "null".into());
-    let id = cursor.map(|c| format!("id: {c}\n")).unwrap_or_default();
-    Bytes::from(format!("event: case\n{id}data: {},\"receipt\":{receipt}}}\n\n", c.head))
+fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> Bytes {
+    let mut out = String::with_capacity(c.head.len() + 200);
+    out.push_str("event: case\n");
+    if let Some(cursor) = cursor {
+        out.push_str(&format!("id: {cursor}\n"));
+    }
+    out.push_str("data: ");
+    c.write_with_receipt(&mut out, receipt);
+    out.push_str("\n\n");
+    Bytes::from(out)
 }
 
 fn withdraw_event(reference: &str, cursor: Option<Cursor>) -> Bytes {
@@ -155,8 +148,7 @@ fn withdraw_event(reference: &str, cursor: Option<Cursor>) -> Bytes {
 
 struct StreamState {
     ctx: Ctx,
-    actor: Actor,
-    station: String,
+    recipient: Recipient,
     expires_at: time::OffsetDateTime,
     out: VecDeque<Bytes>,
     events: broadcast::Receiver<Arc<Stamped>>,
@@ -213,23 +205,17 @@ impl StreamState {
         let cursor = Some(self.ctx.live.cursor(stamped.seq));
         match &stamped.event {
             UnitEvent::Case(c) => {
-                let event = disclosure_event(
-                    self.actor.clone(),
-                    &self.station,
-                    &c.case.record,
-                    &c.decision,
-                    c.disclosed,
-                    Channel::Stream,
-                );
-                match self.ctx.audit.record_one(event).await {
-                    Ok(receipt) => {
-                        note_disclosures(&self.ctx, &self.actor, 1);
-                        self.out.push_back(case_event(c, receipt, cursor));
-                    }
-                    Err(e) => {
+                let recorded = self
+                    .ctx
+                    .disclosures
+                    .record(&self.recipient, std::slice::from_ref(c), Channel::Stream)
+                    .await;
+                match recorded.map(|r| r.into_iter().next()) {
+                    Ok(Some(receipt)) => self.out.push_back(case_event(c, &receipt, cursor)),
+                    Ok(None) | Err(_) => {
                         // Fail closed: not recorded, not sent. The terminal reconnects and
                         // gets a 503 until the log is back.
-                        tracing::error!(error = %e, "stream closed: the audit log refused a disclosure");
+                        tracing::error!("stream closed: the audit log refused a disclosure");
                         self.done = true;
                     }
                 }

@@ -201,7 +201,69 @@ impl UnitCase {
     }
 }
 
+impl UnitCase {
+    /// Appends this case as list, detail and stream send it: the view and its receipt.
+    pub fn write_with_receipt(&self, out: &mut String, receipt: &crate::views::ViewReceipt) {
+        out.push_str(&self.head);
+        out.push_str(",\"receipt\":");
+        out.push_str(&serde_json::to_string(receipt).unwrap_or_else(|_| "null".into()));
+        out.push('}');
+    }
+}
+
 impl Hub {
+    /// What `unit` sees now, in (center, case id) order: each case as the hub evaluated and
+    /// projected it. Deadlines that have passed are applied first, so the answer is exact at
+    /// the clock's now.
+    pub fn view(&self, unit: &str) -> Vec<Arc<UnitCase>> {
+        let now = self.clock.now();
+        let mut state = lock(&self.state);
+        state.catch_up(now);
+        state
+            .units
+            .get(unit)
+            .map(|u| u.visible.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The cases of `unit`'s view that `reference` names: `<center>:<case>`, or a bare case id
+    /// (several when it is ambiguous within the view).
+    pub fn find(&self, unit: &str, reference: &str) -> Vec<Arc<UnitCase>> {
+        let now = self.clock.now();
+        let mut state = lock(&self.state);
+        state.catch_up(now);
+        let Some(u) = state.units.get(unit) else {
+            return Vec::new();
+        };
+        match reference.split_once(':') {
+            Some((center, case)) => u
+                .visible
+                .get(&(center.to_owned(), case.to_owned()))
+                .cloned()
+                .into_iter()
+                .collect(),
+            None => u
+                .visible
+                .iter()
+                .filter(|((_, case), _)| case == reference)
+                .map(|(_, c)| c.clone())
+                .collect(),
+        }
+    }
+
+    /// The current version of a case, whoever may see it (for its own center).
+    pub fn case(&self, center_id: &str, case_id: &str) -> Option<Arc<CurrentCase>> {
+        lock(&self.state)
+            .cases
+            .get(&(center_id.to_owned(), case_id.to_owned()))
+            .cloned()
+    }
+
+    /// How many cases the hub holds.
+    pub fn case_count(&self) -> usize {
+        lock(&self.state).cases.len()
+    }
+
     /// A hub over the current cases and policy; starts its re-check task.
     pub fn start(
         clock: SharedClock,
@@ -409,6 +471,13 @@ impl State {
         for key in keys {
             self.schedule(&key, now);
             self.reevaluate(&key, now, false);
+        }
+    }
+
+    /// Applies every deadline that has passed by `now`.
+    fn catch_up(&mut self, now: OffsetDateTime) {
+        if self.due.first().is_some_and(|(t, _)| *t <= now) {
+            self.apply_due(now);
         }
     }
 

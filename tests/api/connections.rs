@@ -148,7 +148,7 @@ async fn a_request_body_that_stops_arriving_is_answered_408_and_the_connection_c
         received.contains("urn:cgc-gateway:problem:request-timeout"),
         "{received}"
     );
-    assert!(app.app.context().cases.is_empty());
+    assert!((app.app.context().live.case_count() == 0));
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ async fn a_different_body_at_the_same_or_an_older_version_is_409() {
     assert_eq!(reply.json().unwrap()["stored_version"], 3);
 
     // Nothing accepted was overwritten: the stored version is still 3, risk still high.
-    let stored = app.app.context().cases.get("yokohama-central", "VER-1").unwrap();
+    let stored = app.app.context().live.case("yokohama-central", "VER-1").unwrap();
     assert_eq!(stored.record.version, 3);
     assert_eq!(
         stored.record.risk_level,
@@ -67,7 +67,7 @@ async fn a_center_writes_only_its_own_cases() {
         .await
         .unwrap();
     assert_eq!(reply.status, 403);
-    assert!(app.app.context().cases.is_empty());
+    assert!((app.app.context().live.case_count() == 0));
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn a_bad_case_is_refused_naming_every_bad_field() {
         !text.contains("山田") && !text.contains("ADDRCANARY") && !text.contains("unexpected"),
         "{text}"
     );
-    assert!(app.app.context().cases.is_empty());
+    assert!((app.app.context().live.case_count() == 0));
 }
 
 #[tokio::test]
@@ -154,8 +154,8 @@ async fn an_accepted_case_survives_a_restart() {
     assert_eq!(
         again
             .context()
-            .cases
-            .get("yokohama-central", "DUR-1")
+            .live
+            .case("yokohama-central", "DUR-1")
             .unwrap()
             .record
             .version,
