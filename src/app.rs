@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::{AuditLog, LogKey};
 use crate::auth::{TokenSettings, TokenVerifier};
-use crate::cases::validate::parse_case_bytes;
+use crate::cases::validate::parse_recorded_case_bytes;
 use crate::cases::{CaseIndex, CurrentCase};
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -119,7 +119,7 @@ impl Application {
         let revocations = crate::revocations::Revocations::from_rows(store.revocations().await?);
         let cases = CaseIndex::default();
         for stored in store.current_cases().await? {
-            match parse_case_bytes(stored.body.as_bytes()) {
+            match parse_recorded_case_bytes(stored.body.as_bytes()) {
                 Ok((_, record)) => {
                     cases.upsert(CurrentCase {
                         record,

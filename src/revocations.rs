@@ -13,6 +13,7 @@ use crate::audit::Event;
 use crate::http::error::ApiError;
 use crate::http::extract::AdminCaller;
 use crate::identity::Principal;
+use crate::policy::PolicyWorld;
 use crate::registry::codes::PrefectureCode;
 use crate::store::{RevocationRow, StoreError};
 
@@ -120,24 +121,17 @@ impl From<StoreError> for Refusal {
     }
 }
 
-/// Revokes `target` on behalf of a prefectural administrator: terminals of their own force's
-/// stations; officers of the police identity provider (prefecture administrators only).
+/// Revokes `target` on behalf of the administrator of a prefecture whose police force is in the
+/// registry: terminals of that force's stations; officers of the police identity provider.
+/// An administrator certificate for any other jurisdiction (a city, a prefecture without a force
+/// here) revokes nothing, however valid it is.
 pub async fn revoke(ctx: &AppContext, caller: &AdminCaller, target: Target) -> Result<Revoked, Refusal> {
     let Ok(prefecture) = PrefectureCode::parse(&caller.jurisdiction) else {
         return Err(Refusal::Forbidden(
             "only a prefecture's administrator revokes terminals and officers".into(),
         ));
     };
-    if let Target::Terminal { station_id, .. } = &target {
-        let world = ctx.policy();
-        let unit = world.registry.unit(station_id).ok_or(Refusal::NotFound)?;
-        let force = world.registry.force(&unit.force).ok_or(Refusal::NotFound)?;
-        if force.prefecture != prefecture {
-            return Err(Refusal::Forbidden(
-                "the station belongs to another prefecture's police".into(),
-            ));
-        }
-    }
+    check_scope(&ctx.policy(), prefecture, &target)?;
     let (kind, subject) = (target.kind(), target.subject());
     if ctx.revocations.contains(kind, &subject) {
         return Ok(Revoked {
@@ -178,4 +172,70 @@ pub async fn revoke(ctx: &AppContext, caller: &AdminCaller, target: Target) -> R
         connections_cut,
         audit_index: Some(receipt.audit_index),
     })
+}
+
+/// Whether the administrator of `prefecture` may revoke `target` under the registry `world`.
+fn check_scope(world: &PolicyWorld, prefecture: PrefectureCode, target: &Target) -> Result<(), Refusal> {
+    if world.registry.force_of_prefecture(prefecture).is_none() {
+        // Officers carry no prefecture in their tokens: the scope is the administrator's, who
+        // must answer for a police force this gateway serves.
+        return Err(Refusal::Forbidden(
+            "the administrator's prefecture has no police force in the registry".into(),
+        ));
+    }
+    if let Target::Terminal { station_id, .. } = target {
+        let unit = world.registry.unit(station_id).ok_or(Refusal::NotFound)?;
+        let force = world.registry.force(&unit.force).ok_or(Refusal::NotFound)?;
+        if force.prefecture != prefecture {
+            return Err(Refusal::Forbidden(
+                "the station belongs to another prefecture's police".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn world() -> PolicyWorld {
+        PolicyWorld::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
+    }
+
+    fn officer() -> Target {
+        Target::Officer {
+            subject: "officer-1".into(),
+        }
+    }
+
+    fn terminal(station_id: &str) -> Target {
+        Target::Terminal {
+            station_id: station_id.into(),
+            terminal_no: 1,
+        }
+    }
+
+    #[test]
+    fn a_prefecture_without_a_police_force_in_the_registry_revokes_nothing() {
+        let tokyo = PrefectureCode::parse("13").unwrap();
+        for target in [officer(), terminal("kagacho"), terminal("no-such-station")] {
+            assert!(
+                matches!(check_scope(&world(), tokyo, &target), Err(Refusal::Forbidden(_))),
+                "{target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_prefecture_of_the_registrys_force_revokes_its_officers_and_terminals() {
+        let kanagawa = PrefectureCode::parse("14").unwrap();
+        assert!(check_scope(&world(), kanagawa, &officer()).is_ok());
+        assert!(check_scope(&world(), kanagawa, &terminal("kagacho")).is_ok());
+        assert!(matches!(
+            check_scope(&world(), kanagawa, &terminal("no-such-station")),
+            Err(Refusal::NotFound)
+        ));
+    }
 }

@@ -9,6 +9,7 @@ mod audit_verify;
 mod cli;
 mod e2e;
 mod helpers;
+mod hostile_input;
 mod ingest;
 mod live;
 mod revocation;
