@@ -114,6 +114,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Self, AppError> {
+        let hosts = crate::http::host::Hosts::new(&config.hosts).map_err(AppError::Other)?;
         let tls = Arc::new(TlsState::load(config.tls_files())?);
         let store = store::open(&config.database_url).await?;
         let revocations = crate::revocations::Revocations::from_rows(store.revocations().await?);
@@ -178,7 +179,7 @@ impl Application {
             source,
         })?;
         spawn_reload_on_hangup(ctx.clone());
-        let router = crate::http::router(ctx.clone());
+        let router = crate::http::router(ctx.clone(), hosts);
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, tls, ctx.connections.clone(), router, rx));
         tracing::info!(%addr, cases = ctx.cases.len(), audit_entries = ctx.audit.size(), "gateway listening");

@@ -13,6 +13,10 @@ use crate::tls::TlsFiles;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The host names clients reach the gateway by (as in its server certificate); requests
+    /// for any other host are refused with 421. Empty: any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     /// `sqlite://<path>`; may hold credentials for other backends, so never printed.
     pub database_url: String,
     /// The folder with `registry.toml`, `agreements/` and `consents.toml`.
@@ -28,6 +32,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("hosts", &self.hosts)
             .field("database_url", &"<redacted>")
             .field("policies", &self.policies)
             .field("tls", &self.tls)
@@ -127,14 +132,23 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`,
-    /// `CGC_GATEWAY_LIMITS_BURST`, `CGC_GATEWAY_LIMITS_PER_MINUTE`.
+    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_HOSTS` (comma-separated),
+    /// `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`, `CGC_GATEWAY_LIMITS_BURST`,
+    /// `CGC_GATEWAY_LIMITS_PER_MINUTE`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
                 name: "CGC_GATEWAY_LISTEN".into(),
                 message: "expected an address such as 0.0.0.0:8443".into(),
             })?;
+        }
+        if let Some(v) = var("CGC_GATEWAY_HOSTS") {
+            self.hosts = v
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = var("CGC_GATEWAY_DATABASE_URL") {
             self.database_url = v;
@@ -199,6 +213,8 @@ impl Config {
         let ca = |kind: &str| certs.join("ca").join(format!("{kind}-ca.pem"));
         Config {
             listen,
+            // The development server certificate names only localhost.
+            hosts: vec!["localhost".into()],
             database_url: format!("sqlite://{}", data.join("gateway.db").display()),
             policies: policies.to_owned(),
             tls: TlsConfig {
@@ -231,3 +247,20 @@ pub const DEV_TOKEN_ISSUER: &str = "https://idp.dev.cgc-gateway.invalid";
 pub const OFFICER_AUDIENCE: &str = "cgc-gateway:terminal";
 pub const ADMIN_AUDIENCE: &str = "cgc-gateway:admin";
 pub const DEV_AUDIT_ORIGIN: &str = "dev.cgc-gateway.invalid/audit/kanagawa";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_come_from_the_file_or_a_comma_separated_variable() {
+        let dir = Path::new("dev");
+        let mut config = Config::development(dir, dir, dir, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.hosts, ["localhost"]);
+        config
+            .apply_env(|name| (name == "CGC_GATEWAY_HOSTS").then(|| " gw.example , 10.0.0.5,".to_owned()))
+            .unwrap();
+        assert_eq!(config.hosts, ["gw.example", "10.0.0.5"]);
+    }
+}

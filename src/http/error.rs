@@ -19,6 +19,12 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    /// The route exists but not for this method; axum adds the `Allow` header.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request names a host this gateway does not serve (RFC 9110 §15.5.20).
+    #[error("misdirected request: {0}")]
+    Misdirected(String),
     #[error("conflict with stored version {stored_version}")]
     VersionConflict { stored_version: u64 },
     #[error("ambiguous case reference")]
@@ -79,6 +85,8 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::VersionConflict { .. } | Self::Ambiguous { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -95,6 +103,8 @@ impl ApiError {
             Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
             Self::Forbidden(_) => ("forbidden", "Not allowed for this principal"),
             Self::NotFound => ("not-found", "No such resource"),
+            Self::MethodNotAllowed => ("method-not-allowed", "The resource does not support this method"),
+            Self::Misdirected(_) => ("misdirected", "The request is not for this gateway"),
             Self::VersionConflict { .. } => ("version-conflict", "A different case version is already stored"),
             Self::Ambiguous { .. } => ("ambiguous-case", "The case id names several visible cases"),
             Self::TooLarge => ("too-large", "The request body is too large"),
@@ -147,7 +157,7 @@ impl IntoResponse for ApiError {
                     })
                     .collect();
             }
-            Self::Unauthorized(d) | Self::Forbidden(d) => problem.detail = Some(d.clone()),
+            Self::Unauthorized(d) | Self::Forbidden(d) | Self::Misdirected(d) => problem.detail = Some(d.clone()),
             Self::VersionConflict { stored_version } => {
                 problem.detail = Some(format!("version {stored_version} is stored; push a higher version"));
                 problem.stored_version = Some(*stored_version);
@@ -162,7 +172,7 @@ impl IntoResponse for ApiError {
             Self::Internal(what) => {
                 tracing::error!(error = %what, "internal error");
             }
-            Self::NotFound | Self::TooLarge | Self::AuditUnavailable => {}
+            Self::NotFound | Self::MethodNotAllowed | Self::TooLarge | Self::AuditUnavailable => {}
             Self::PolicyInvalid { line, message } => {
                 problem.detail = Some(message.clone());
                 problem.line = *line;

@@ -1,9 +1,10 @@
 //! Input a careful gateway refuses (issue 14, item 6): names and subjects that hide or forge
-//! text, impossible dates, a version that would lock a case, path-like ids, and writes and
-//! revocations outside the caller's reach. Every refusal is problem+json; refused accesses are
-//! audit entries.
+//! text, impossible dates, a version that would lock a case, path-like ids, writes and
+//! revocations outside the caller's reach, methods a route does not have, and requests meant
+//! for another host. Every refusal is problem+json; refused accesses are audit entries.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use cgc_gateway::auth::{TokenAudience, dev_claims, issue_token, x5t_s256};
 use cgc_gateway::client::{GatewayClient, Reply};
@@ -12,6 +13,7 @@ use hyper::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{ClockExt, TestApp, full_case, pki, spawn_app};
 
@@ -291,4 +293,134 @@ async fn an_administrator_of_a_prefecture_outside_the_registry_cannot_revoke_an_
         .await
         .unwrap();
     problem(&reply, 403);
+}
+
+#[tokio::test]
+async fn every_405_is_problem_json_and_keeps_its_allow_header() {
+    let app = spawn_app().await;
+    let center = app.client(&format!("center-{YOKOHAMA}"));
+    let reply = center.send(Method::DELETE, "/v1/cases/X-1", None, None).await.unwrap();
+    let body = problem(&reply, 405);
+    assert_eq!(body["type"], "urn:cgc-gateway:problem:method-not-allowed");
+    assert_eq!(body["status"], 405);
+    assert_eq!(reply.headers["allow"], "PUT");
+
+    let token = app.token(TERMINAL, "officer-1");
+    let reply = app
+        .client(TERMINAL)
+        .send(Method::POST, "/v1/terminal/cases", Some(&token), None)
+        .await
+        .unwrap();
+    problem(&reply, 405);
+    let allow: BTreeSet<&str> = reply.headers["allow"].to_str().unwrap().split(',').collect();
+    assert_eq!(allow, BTreeSet::from(["GET", "HEAD"]));
+}
+
+/// Sends `request` as raw bytes over a TLS connection with `client`'s certificate and returns
+/// the status code and the response text.
+async fn raw(app: &TestApp, client: &str, request: &str) -> (u16, String) {
+    let read = |p: &str| std::fs::read(pki().join(p)).unwrap();
+    let config = cgc_gateway::tls::client_config(
+        &read("ca/server-ca.pem"),
+        &read(&format!("clients/{client}.pem")),
+        &read(&format!("clients/{client}-key.pem")),
+    )
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(app.app.addr()).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // Until the server closes (`Connection: close`); a missing close_notify is not our concern.
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}
+
+fn get(target: &str, host: &str, token: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn absolute_form_requests_for_a_foreign_host_are_not_served() {
+    let app = spawn_app().await;
+    let token = app.token(TERMINAL, "officer-1");
+    let foreign = "https://evil.example/v1/terminal/cases";
+
+    let (status, text) = raw(&app, TERMINAL, &get(foreign, "localhost", &token)).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+
+    let (status, text) = raw(&app, TERMINAL, &get(foreign, "evil.example", &token)).await;
+    assert_eq!(status, 421, "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(!text.contains("\"cases\""), "{text}");
+
+    // The absolute form of our own name is served, as RFC 9112 requires.
+    let (status, text) = raw(
+        &app,
+        TERMINAL,
+        &get("https://localhost/v1/terminal/cases", "localhost", &token),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test]
+async fn a_host_header_naming_another_host_is_misdirected() {
+    let app = spawn_app().await;
+    let token = app.token(TERMINAL, "officer-1");
+    let (status, text) = raw(&app, TERMINAL, &get("/v1/terminal/cases", "evil.example", &token)).await;
+    assert_eq!(status, 421, "{text}");
+    assert!(text.contains("urn:cgc-gateway:problem:misdirected"), "{text}");
+    let (status, text) = raw(&app, TERMINAL, &get("/v1/terminal/cases", "LOCALHOST:443", &token)).await;
+    assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test]
+async fn http2_requests_for_a_foreign_authority_are_misdirected() {
+    let app = spawn_app().await;
+    let token = app.token(TERMINAL, "officer-1");
+    let read = |p: &str| std::fs::read(pki().join(p)).unwrap();
+    let mut config = (*cgc_gateway::tls::client_config(
+        &read("ca/server-ca.pem"),
+        &read(&format!("clients/{TERMINAL}.pem")),
+        &read(&format!("clients/{TERMINAL}-key.pem")),
+    )
+    .unwrap())
+    .clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let status_of = |authority: &'static str| {
+        let config = Arc::new(config.clone());
+        let token = token.clone();
+        let addr = app.app.addr();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            let (mut sender, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tls),
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            let request = hyper::Request::get(format!("https://{authority}/v1/terminal/cases"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            sender.send_request(request).await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(status_of("evil.example").await, 421);
+    assert_eq!(status_of("localhost:8443").await, 200);
 }
