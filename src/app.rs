@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::audit::{AuditLog, LogKey};
 use crate::auth::{TokenSettings, TokenVerifier};
 use crate::cases::CurrentCase;
-use crate::cases::validate::parse_case_bytes;
+use crate::cases::validate::parse_recorded_case_bytes;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::limits::{BulkWatch, RateLimiter, RefusalCoalescer};
@@ -115,12 +115,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Self, AppError> {
+        let hosts = crate::http::host::Hosts::new(&config.hosts).map_err(AppError::Other)?;
         let tls = Arc::new(TlsState::load(config.tls_files())?);
         let store = store::open(&config.database_url).await?;
-        let revocations = crate::revocations::Revocations::from_rows(store.revocations().await?);
         let mut cases = Vec::new();
         for stored in store.current_cases().await? {
-            match parse_case_bytes(stored.body.as_bytes()) {
+            match parse_recorded_case_bytes(stored.body.as_bytes()) {
                 Ok((_, record)) => cases.push(Arc::new(CurrentCase {
                     record,
                     seq: stored.seq,
@@ -158,6 +158,10 @@ impl Application {
             ),
             clock.clone(),
         );
+        let connections = Arc::new(Connections::new(config.connections.limits()));
+        let revocations =
+            crate::revocations::Revocations::load(store.clone(), audit.clone(), clock.clone(), connections.clone())
+                .await?;
         let ctx = Arc::new(AppContext {
             clock,
             store,
@@ -165,7 +169,7 @@ impl Application {
             audit,
             tokens,
             tls: tls.clone(),
-            connections: Arc::new(Connections::new(config.connections.limits())),
+            connections,
             certificate_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             revocations,
@@ -188,7 +192,7 @@ impl Application {
             source,
         })?;
         spawn_reload_on_hangup(ctx.clone());
-        let router = crate::http::router(ctx.clone());
+        let router = crate::http::router(ctx.clone(), hosts);
         let (shutdown, rx) = watch::channel(false);
         let refusal_flush = tokio::spawn(crate::http::extract::flush_refusals(ctx.clone(), rx.clone()));
         let task = tokio::spawn(serve(listener, tls, ctx.connections.clone(), router, rx));

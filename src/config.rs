@@ -15,6 +15,10 @@ use crate::tls::serve::ConnectionLimits;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The host names clients reach the gateway by (as in its server certificate); requests
+    /// for any other host are refused with 421. Empty: any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     /// `sqlite://<path>`; may hold credentials for other backends, so never printed.
     pub database_url: String,
     /// The folder with `registry.toml`, `agreements/` and `consents.toml`.
@@ -32,6 +36,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("hosts", &self.hosts)
             .field("database_url", &"<redacted>")
             .field("policies", &self.policies)
             .field("tls", &self.tls)
@@ -185,17 +190,26 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`,
-    /// `CGC_GATEWAY_LIMITS_<KEY>` for each key of `[limits]` (`…_LIMITS_BURST`,
-    /// `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`, `…_LIMITS_BULK_WINDOW_MINUTES`,
-    /// `…_LIMITS_REFUSAL_WINDOW_SECONDS`, `…_LIMITS_FLOOD_REFUSALS`) and
-    /// `CGC_GATEWAY_CONNECTIONS_<KEY>` for each key of `[connections]`.
+    /// Applies `CGC_GATEWAY_LISTEN`, `CGC_GATEWAY_HOSTS` (comma-separated),
+    /// `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`, `CGC_GATEWAY_LIMITS_<KEY>` for each
+    /// key of `[limits]` (`…_LIMITS_BURST`, `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`,
+    /// `…_LIMITS_BULK_WINDOW_MINUTES`, `…_LIMITS_REFUSAL_WINDOW_SECONDS`,
+    /// `…_LIMITS_FLOOD_REFUSALS`) and `CGC_GATEWAY_CONNECTIONS_<KEY>` for each key of
+    /// `[connections]`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
                 name: "CGC_GATEWAY_LISTEN".into(),
                 message: "expected an address such as 0.0.0.0:8443".into(),
             })?;
+        }
+        if let Some(v) = var("CGC_GATEWAY_HOSTS") {
+            self.hosts = v
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = var("CGC_GATEWAY_DATABASE_URL") {
             self.database_url = v;
@@ -289,6 +303,8 @@ impl Config {
         let ca = |kind: &str| certs.join("ca").join(format!("{kind}-ca.pem"));
         Config {
             listen,
+            // The development server certificate names only localhost.
+            hosts: vec!["localhost".into()],
             database_url: format!("sqlite://{}", data.join("gateway.db").display()),
             policies: policies.to_owned(),
             tls: TlsConfig {
@@ -324,7 +340,7 @@ pub const ADMIN_AUDIENCE: &str = "cgc-gateway:admin";
 pub const DEV_AUDIT_ORIGIN: &str = "dev.cgc-gateway.invalid/audit/kanagawa";
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -356,5 +372,16 @@ mod tests {
             .apply_env(|name| (name == "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS").then(|| "many".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("CGC_GATEWAY_LIMITS_FLOOD_REFUSALS"));
+    }
+
+    #[test]
+    fn hosts_come_from_the_file_or_a_comma_separated_variable() {
+        let dir = Path::new("dev");
+        let mut config = Config::development(dir, dir, dir, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.hosts, ["localhost"]);
+        config
+            .apply_env(|name| (name == "CGC_GATEWAY_HOSTS").then(|| " gw.example , 10.0.0.5,".to_owned()))
+            .unwrap();
+        assert_eq!(config.hosts, ["gw.example", "10.0.0.5"]);
     }
 }

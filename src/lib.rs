@@ -26,5 +26,6 @@ pub mod registry;
 pub mod revocations;
 pub mod search;
 pub mod store;
+pub mod text;
 pub mod tls;
 pub mod views;

@@ -1,20 +1,22 @@
 //! Administrators' revocations of terminals and officers (SPEC §2–3): recorded in the audit log
 //! before they take effect, kept in the store, enforced on every request, and cutting what is
-//! open at once — the terminal's connections, the officer's streams.
+//! open at once — the terminal's connections, the officer's streams. A service: it owns its
+//! errors and knows nothing of HTTP.
 
 use std::collections::HashSet;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
-use crate::app::AppContext;
-use crate::audit::Event;
-use crate::http::error::ApiError;
-use crate::http::extract::AdminCaller;
+use crate::agreements::Administrator;
+use crate::audit::{AuditError, AuditLog, Event};
+use crate::clock::SharedClock;
 use crate::identity::Principal;
+use crate::policy::PolicyWorld;
 use crate::registry::codes::PrefectureCode;
-use crate::store::{RevocationRow, StoreError};
+use crate::store::{RevocationRow, SharedStore, StoreError};
+use crate::tls::serve::Connections;
 
 /// What an administrator revokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,20 +48,41 @@ impl Target {
     }
 }
 
-/// The revoked terminals (principal URNs) and officers (token subjects) in force.
-#[derive(Debug)]
+/// The revoked terminals (principal URNs) and officers (token subjects) in force, and the one
+/// way to add to them.
 pub struct Revocations {
     revoked: RwLock<HashSet<(String, String)>>,
     /// Bumped on every officer revocation: open streams re-check their officer.
     officers_epoch: watch::Sender<u64>,
+    store: SharedStore,
+    audit: AuditLog,
+    clock: SharedClock,
+    connections: Arc<Connections>,
+}
+
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocations").finish_non_exhaustive()
+    }
 }
 
 impl Revocations {
-    pub fn from_rows(rows: Vec<RevocationRow>) -> Self {
-        Self {
+    /// The revocations kept in `store`.
+    pub async fn load(
+        store: SharedStore,
+        audit: AuditLog,
+        clock: SharedClock,
+        connections: Arc<Connections>,
+    ) -> Result<Self, StoreError> {
+        let rows = store.revocations().await?;
+        Ok(Self {
             revoked: RwLock::new(rows.into_iter().map(|r| (r.kind, r.subject)).collect()),
             officers_epoch: watch::channel(0).0,
-        }
+            store,
+            audit,
+            clock,
+            connections,
+        })
     }
 
     pub fn terminal_revoked(&self, principal: &Principal) -> bool {
@@ -107,75 +130,142 @@ pub struct Revoked {
 }
 
 /// Why a revocation was not carried out.
-#[derive(Debug)]
-pub enum Refusal {
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    /// The administrator may not revoke this; the reason is safe to show.
+    #[error("forbidden: {0}")]
     Forbidden(String),
+    #[error("no such station")]
     NotFound,
-    Failed(ApiError),
+    /// The audit log could not record it: nothing was revoked (fail closed; retry).
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Self {
-        Refusal::Failed(e.into())
+impl Revocations {
+    /// Revokes `target` on behalf of the administrator of a prefecture whose police force is in
+    /// the registry `world`: terminals of that force's stations; officers of the police identity
+    /// provider. An administrator certificate for any other jurisdiction (a city, a prefecture
+    /// without a force here) revokes nothing, however valid it is.
+    pub async fn revoke(
+        &self,
+        world: &PolicyWorld,
+        caller: &Administrator,
+        target: Target,
+    ) -> Result<Revoked, RevocationError> {
+        let Ok(prefecture) = PrefectureCode::parse(&caller.jurisdiction) else {
+            return Err(RevocationError::Forbidden(
+                "only a prefecture's administrator revokes terminals and officers".into(),
+            ));
+        };
+        check_scope(world, prefecture, &target)?;
+        let (kind, subject) = (target.kind(), target.subject());
+        if self.contains(kind, &subject) {
+            return Ok(Revoked {
+                kind,
+                target: subject,
+                newly_revoked: false,
+                connections_cut: 0,
+                audit_index: None,
+            });
+        }
+        // Recorded first: a revocation that the log cannot hold does not happen (the admin
+        // retries).
+        let receipt = self
+            .audit
+            .record_one(Event::Revocation {
+                actor: caller.actor.clone(),
+                target_kind: kind,
+                target: subject.clone(),
+            })
+            .await?;
+        let row = RevocationRow {
+            kind: kind.to_owned(),
+            subject: subject.clone(),
+            revoked_by: caller.actor.principal.clone(),
+            revoked_at: self.clock.now().format(&Rfc3339).unwrap_or_default(),
+        };
+        let newly_revoked = self.store.add_revocation(&row).await?;
+        self.insert(kind, subject.clone());
+        let connections_cut = match &target {
+            Target::Terminal { .. } => self.connections.cut_where(|p| p.principal.to_string() == subject),
+            Target::Officer { .. } => 0,
+        };
+        tracing::info!(kind, connections_cut, "revoked by an administrator");
+        Ok(Revoked {
+            kind,
+            target: subject,
+            newly_revoked,
+            connections_cut,
+            audit_index: Some(receipt.audit_index),
+        })
     }
 }
 
-/// Revokes `target` on behalf of a prefectural administrator: terminals of their own force's
-/// stations; officers of the police identity provider (prefecture administrators only).
-pub async fn revoke(ctx: &AppContext, caller: &AdminCaller, target: Target) -> Result<Revoked, Refusal> {
-    let Ok(prefecture) = PrefectureCode::parse(&caller.jurisdiction) else {
-        return Err(Refusal::Forbidden(
-            "only a prefecture's administrator revokes terminals and officers".into(),
+/// Whether the administrator of `prefecture` may revoke `target` under the registry `world`.
+fn check_scope(world: &PolicyWorld, prefecture: PrefectureCode, target: &Target) -> Result<(), RevocationError> {
+    if world.registry.force_of_prefecture(prefecture).is_none() {
+        // Officers carry no prefecture in their tokens: the scope is the administrator's, who
+        // must answer for a police force this gateway serves.
+        return Err(RevocationError::Forbidden(
+            "the administrator's prefecture has no police force in the registry".into(),
         ));
-    };
-    if let Target::Terminal { station_id, .. } = &target {
-        let world = ctx.policy();
-        let unit = world.registry.unit(station_id).ok_or(Refusal::NotFound)?;
-        let force = world.registry.force(&unit.force).ok_or(Refusal::NotFound)?;
+    }
+    if let Target::Terminal { station_id, .. } = target {
+        let unit = world.registry.unit(station_id).ok_or(RevocationError::NotFound)?;
+        let force = world.registry.force(&unit.force).ok_or(RevocationError::NotFound)?;
         if force.prefecture != prefecture {
-            return Err(Refusal::Forbidden(
+            return Err(RevocationError::Forbidden(
                 "the station belongs to another prefecture's police".into(),
             ));
         }
     }
-    let (kind, subject) = (target.kind(), target.subject());
-    if ctx.revocations.contains(kind, &subject) {
-        return Ok(Revoked {
-            kind,
-            target: subject,
-            newly_revoked: false,
-            connections_cut: 0,
-            audit_index: None,
-        });
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn world() -> PolicyWorld {
+        PolicyWorld::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
     }
-    // Recorded first: a revocation that the log cannot hold does not happen (the admin retries).
-    let receipt = ctx
-        .audit
-        .record_one(Event::Revocation {
-            actor: caller.actor(),
-            target_kind: kind,
-            target: subject.clone(),
-        })
-        .await
-        .map_err(|e| Refusal::Failed(e.into()))?;
-    let row = RevocationRow {
-        kind: kind.to_owned(),
-        subject: subject.clone(),
-        revoked_by: caller.actor().principal,
-        revoked_at: ctx.clock.now().format(&Rfc3339).unwrap_or_default(),
-    };
-    let newly_revoked = ctx.store.add_revocation(&row).await?;
-    ctx.revocations.insert(kind, subject.clone());
-    let connections_cut = match &target {
-        Target::Terminal { .. } => ctx.connections.cut_where(|p| p.principal.to_string() == subject),
-        Target::Officer { .. } => 0,
-    };
-    tracing::info!(kind, connections_cut, "revoked by an administrator");
-    Ok(Revoked {
-        kind,
-        target: subject,
-        newly_revoked,
-        connections_cut,
-        audit_index: Some(receipt.audit_index),
-    })
+
+    fn officer() -> Target {
+        Target::Officer {
+            subject: "officer-1".into(),
+        }
+    }
+
+    fn terminal(station_id: &str) -> Target {
+        Target::Terminal {
+            station_id: station_id.into(),
+            terminal_no: 1,
+        }
+    }
+
+    #[test]
+    fn a_prefecture_without_a_police_force_in_the_registry_revokes_nothing() {
+        let tokyo = PrefectureCode::parse("13").unwrap();
+        for target in [officer(), terminal("kagacho"), terminal("no-such-station")] {
+            assert!(
+                matches!(check_scope(&world(), tokyo, &target), Err(RevocationError::Forbidden(_))),
+                "{target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_prefecture_of_the_registrys_force_revokes_its_officers_and_terminals() {
+        let kanagawa = PrefectureCode::parse("14").unwrap();
+        assert!(check_scope(&world(), kanagawa, &officer()).is_ok());
+        assert!(check_scope(&world(), kanagawa, &terminal("kagacho")).is_ok());
+        assert!(matches!(
+            check_scope(&world(), kanagawa, &terminal("no-such-station")),
+            Err(RevocationError::NotFound)
+        ));
+    }
 }

@@ -39,12 +39,21 @@ pub struct Confirmation {
     pub x5t_s256: String,
 }
 
+/// A token's `aud`: one audience, or several (RFC 7519 §4.1.3), as many identity providers
+/// issue it. The signature library checks that the expected audience is among them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AudClaim {
+    One(String),
+    Several(Vec<String>),
+}
+
 /// The claims this gateway requires. Typed integers: a string `exp` fails to decode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: AudClaim,
     pub exp: i64,
     pub nbf: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +139,8 @@ impl TokenVerifier {
         if !constant_time_eq(&bound, cert_sha256) {
             return Err(TokenError::WrongCertificate);
         }
-        if claims.sub.is_empty() || claims.sub.len() > 128 || claims.sub.chars().any(char::is_control) {
+        // The subject is what revocations and audit entries name: it must read as what it is.
+        if !crate::text::is_subject(&claims.sub) {
             return Err(TokenError::Invalid);
         }
         let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|_| TokenError::Invalid)?;
@@ -166,10 +176,10 @@ pub fn dev_claims(
     now: OffsetDateTime,
     ttl: time::Duration,
 ) -> Claims {
-    let aud = match audience {
+    let aud = AudClaim::One(match audience {
         TokenAudience::Officer => settings.officer_audience.clone(),
         TokenAudience::Admin => settings.admin_audience.clone(),
-    };
+    });
     Claims {
         iss: settings.issuer.clone(),
         sub: subject.to_owned(),
@@ -186,4 +196,26 @@ pub fn dev_claims(
 /// Reads a PEM file, naming the file on error.
 pub fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn aud_is_one_string_or_an_array_of_strings() {
+        let parse = |v| serde_json::from_value::<AudClaim>(v);
+        assert_eq!(parse(json!("a")).unwrap(), AudClaim::One("a".into()));
+        assert_eq!(
+            parse(json!(["a", "b"])).unwrap(),
+            AudClaim::Several(vec!["a".into(), "b".into()])
+        );
+        for bad in [json!(1), json!({"aud": "a"}), json!([1]), json!(null)] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+        // Issued tokens keep the plain string form.
+        assert_eq!(serde_json::to_value(AudClaim::One("a".into())).unwrap(), json!("a"));
+    }
 }

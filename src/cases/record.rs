@@ -8,8 +8,8 @@ use time::{Date, OffsetDateTime};
 
 use crate::registry::codes::MunicipalityCode;
 
-/// `[A-Za-z0-9._-]{1,64}`, unique per center. Used as an identifier for center ids and
-/// agreement ids too.
+/// `[A-Za-z0-9._-]{1,64}` and not dots only, unique per center. Used as an identifier for
+/// center ids and agreement ids too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct CaseId(String);
@@ -19,7 +19,7 @@ impl CaseId {
         if is_identifier(s) {
             Ok(Self(s.to_owned()))
         } else {
-            Err("must match [A-Za-z0-9._-]{1,64}")
+            Err("must match [A-Za-z0-9._-]{1,64} and not be dots only")
         }
     }
     pub fn as_str(&self) -> &str {
@@ -34,10 +34,14 @@ impl fmt::Display for CaseId {
 }
 
 /// The identifier grammar shared by case ids, center ids, station ids and agreement ids.
+/// Identifiers are path segments (`/v1/cases/{case_id}`, `/v1/centers/{center_id}/…`), where `.`
+/// and `..` mean "this level" and "the parent" to every URL resolver, proxy and log reader; ids
+/// made only of dots are refused.
 pub fn is_identifier(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !s.bytes().all(|b| b == b'.')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,4 +182,21 @@ pub struct CaseRecord {
     pub assessment: Option<Assessment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub center_contact: Option<CenterContact>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_made_of_dots_only_are_refused() {
+        for bad in [".", "..", "...", ""] {
+            assert!(!is_identifier(bad), "{bad:?}");
+            assert!(CaseId::parse(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["a.b", ".a", "..a", "a..", "YKH-2026-000123", "v1.0"] {
+            assert!(is_identifier(ok), "{ok:?}");
+        }
+    }
 }

@@ -9,10 +9,10 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::{date, offset};
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
+use crate::cases::validate::MAX_VERSION;
+
 /// Japanese centers write their records in local time.
 const JST: UtcOffset = offset!(+9);
-/// SPEC §5 versions are JSON integers that must stay exact in every consumer.
-const MAX_VERSION: u64 = (1 << 53) - 1;
 /// Keeps `assessment.progress` far below the 10,000-character limit however often a case is
 /// bumped.
 const MAX_PROGRESS_LINES: usize = 30;
@@ -919,7 +919,12 @@ mod tests {
     }
 
     fn parse(v: &Value) -> CaseRecord {
-        match parse_case(v) {
+        parse_at(v, NOW)
+    }
+
+    /// Parses a case as the gateway would when it is pushed at `now`.
+    fn parse_at(v: &Value, now: OffsetDateTime) -> CaseRecord {
+        match parse_case(v, now) {
             Ok(r) => r,
             Err(e) => panic!("{e:?}\n{}", serde_json::to_string_pretty(v).unwrap()),
         }
@@ -1047,7 +1052,7 @@ mod tests {
             for step in 1..=25u64 {
                 now += Duration::hours(6);
                 let next = s.bump(&case, now);
-                let r = parse(&next);
+                let r = parse_at(&next, now);
                 assert_eq!(r.version, first.version + step);
                 assert_eq!(r.updated_at, now);
                 assert_eq!(r.case_id, first.case_id);
@@ -1081,7 +1086,7 @@ mod tests {
         for h in 1..=20 {
             case = s.bump(&case, NOW + Duration::hours(h));
         }
-        let r = parse(&case);
+        let r = parse_at(&case, NOW + Duration::hours(20));
         assert!(r.safety_confirmed_at.is_some());
         assert!(!r.flags.missing);
     }
@@ -1116,7 +1121,7 @@ mod tests {
         let mut s = Synth::new(4);
         for now in [datetime!(1901-06-01 00:00 UTC), datetime!(2999-12-31 23:59:59 UTC)] {
             for _ in 0..20 {
-                parse(&s.case("yokosuka", "x", "142018", 1, now));
+                parse_at(&s.case("yokosuka", "x", "142018", 1, now), now);
             }
         }
     }

@@ -3,17 +3,21 @@
 //! Case bodies are child-abuse records and refusals end up in logs and responses, so no message
 //! here ever contains a value taken from the input: messages only say what is wrong and where
 //! (as an RFC 6901 pointer).
+//!
+//! There is no clock here: a push is judged at the `now` its caller passes, so that timestamps
+//! from the future can be refused and tests control time.
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
-use time::{Date, Month, OffsetDateTime};
+use time::{Date, Duration, Month, OffsetDateTime};
 
 use crate::cases::record::{
     Abuse, AbuseType, Address, Assessment, CaseId, CaseRecord, CenterContact, Child, Flags, Guardian, Relationship,
     RiskLevel, Sex, Status,
 };
 use crate::registry::codes::MunicipalityCode;
+use crate::text;
 
 /// One refused field: where it is and what is wrong with it, never what it contained.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -27,8 +31,19 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_TEXT_CHARS: usize = 10_000;
 pub const MAX_GUARDIANS: usize = 20;
 pub const MAX_PHONE_CHARS: usize = 40;
-/// Largest integer every JSON implementation represents exactly (2^53 - 1).
-pub const MAX_VERSION: u64 = (1 << 53) - 1;
+/// The highest case version accepted. A case never takes a version at or below the stored one,
+/// so a case stored at the maximum can never be updated again. Versions count a case's updates;
+/// a billion is more than one update a second for thirty years. The cap sits far below the
+/// 2^53 - 1 that JSON numbers carry exactly so that a number from the wrong domain (a Unix time
+/// in seconds or milliseconds, `INT32_MAX`, `UINT32_MAX`, JavaScript's `MAX_SAFE_INTEGER`) is
+/// refused on its first push, with a message, instead of being stored and locking the case.
+pub const MAX_VERSION: u64 = 1_000_000_000;
+/// No child in care, and no case a center still keeps, dates from before 1900; earlier dates and
+/// times (year 0 included) are typing or conversion errors.
+pub const EARLIEST_DATE: Date = time::macros::date!(1900 - 01 - 01);
+/// How far a center's clock may run ahead of the gateway's before its timestamps are refused as
+/// being in the future.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::days(1);
 /// A hostile body could otherwise turn a megabyte of `[1,1,1,…]` into a far larger refusal.
 pub const MAX_ERRORS: usize = 200;
 
@@ -90,29 +105,28 @@ const STATUSES: &[(&str, Status)] = &[
     ("closed", Status::Closed),
 ];
 
-/// Parses a request body: JSON first, then the case. The JSON value is returned too so the
-/// caller can store exactly what was pushed.
-pub fn parse_case_bytes(body: &[u8]) -> Result<(Value, CaseRecord), Vec<FieldError>> {
+/// Parses a pushed request body, received at `now`: JSON first, then the case. The JSON value
+/// is returned too so the caller can store exactly what was pushed.
+pub fn parse_case_bytes(body: &[u8], now: OffsetDateTime) -> Result<(Value, CaseRecord), Vec<FieldError>> {
     let value = parse_json(body).map_err(|e| vec![e])?;
-    let record = parse_case(&value)?;
+    let record = parse_case(&value, now)?;
     Ok((value, record))
 }
 
-/// Validates a case body, reporting every offending field (up to `MAX_ERRORS`) in one pass.
-pub fn parse_case(value: &Value) -> Result<CaseRecord, Vec<FieldError>> {
-    let mut v = Validator::default();
-    let record = v.case(value);
-    match record {
-        Some(r) if v.errors.is_empty() => Ok(r),
-        _ => {
-            if v.errors.is_empty() {
-                // Unreachable by construction (every `None` records an error), but a refusal
-                // must never come back without saying why.
-                v.push("", "invalid case record");
-            }
-            Err(v.errors)
-        }
-    }
+/// Parses a case that was judged before: a stored version read back at start-up, or a case file
+/// given to the policy simulator. Every rule applies except the bound on timestamps relative to
+/// the clock, which was checked when the version arrived; a gateway that starts with a wrong
+/// clock must not hide the cases it holds.
+pub fn parse_recorded_case_bytes(body: &[u8]) -> Result<(Value, CaseRecord), Vec<FieldError>> {
+    let value = parse_json(body).map_err(|e| vec![e])?;
+    let record = Validator::new(None).finish(&value)?;
+    Ok((value, record))
+}
+
+/// Validates a case body pushed at `now`, reporting every offending field (up to `MAX_ERRORS`)
+/// in one pass. Timestamps may run at most `MAX_CLOCK_AHEAD` ahead of `now`.
+pub fn parse_case(value: &Value, now: OffsetDateTime) -> Result<CaseRecord, Vec<FieldError>> {
+    Validator::new(Some(now)).finish(value)
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, FieldError> {
@@ -236,15 +250,40 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-#[derive(Default)]
 struct Validator {
     errors: Vec<FieldError>,
     truncated: bool,
+    /// The latest instant a timestamp may name (`now` plus the clock allowance); `None` for a
+    /// case judged before.
+    latest: Option<OffsetDateTime>,
 }
 
 /// Field accessors return `None` after recording an error; callers combine the `Option`s so that
 /// every field is looked at even when an earlier one failed.
 impl Validator {
+    fn new(now: Option<OffsetDateTime>) -> Self {
+        Self {
+            errors: Vec::new(),
+            truncated: false,
+            // Near the end of representable time there is no later bound to speak of.
+            latest: now.and_then(|n| n.checked_add(MAX_CLOCK_AHEAD)),
+        }
+    }
+
+    fn finish(mut self, value: &Value) -> Result<CaseRecord, Vec<FieldError>> {
+        match self.case(value) {
+            Some(r) if self.errors.is_empty() => Ok(r),
+            _ => {
+                if self.errors.is_empty() {
+                    // Unreachable by construction (every `None` records an error), but a refusal
+                    // must never come back without saying why.
+                    self.push("", "invalid case record");
+                }
+                Err(self.errors)
+            }
+        }
+    }
+
     fn push(&mut self, pointer: &str, message: impl Into<String>) {
         if self.errors.len() < MAX_ERRORS {
             self.errors.push(FieldError {
@@ -319,14 +358,15 @@ impl Validator {
         }
     }
 
+    /// One line naming a person or a place: see `text::check_name`.
     fn name(&mut self, value: &Value, pointer: &str) -> Option<String> {
         let s = self.string(value, pointer)?;
-        if s.trim().is_empty() {
-            self.push(pointer, "must not be empty");
-            return None;
-        }
         if s.chars().count() > MAX_NAME_CHARS {
             self.push(pointer, format!("must be at most {MAX_NAME_CHARS} characters"));
+            return None;
+        }
+        if let Err(why) = text::check_name(s) {
+            self.push(pointer, why);
             return None;
         }
         Some(s.to_owned())
@@ -342,10 +382,15 @@ impl Validator {
         }
     }
 
+    /// Free text, which may span lines: see `text::check_free_text`.
     fn text(&mut self, value: &Value, pointer: &str) -> Option<String> {
         let s = self.string(value, pointer)?;
         if s.chars().count() > MAX_TEXT_CHARS {
             self.push(pointer, format!("must be at most {MAX_TEXT_CHARS} characters"));
+            return None;
+        }
+        if let Err(why) = text::check_free_text(s) {
+            self.push(pointer, why);
             return None;
         }
         Some(s.to_owned())
@@ -388,13 +433,22 @@ impl Validator {
 
     fn timestamp(&mut self, value: &Value, pointer: &str) -> Option<OffsetDateTime> {
         let s = self.string(value, pointer)?;
-        match OffsetDateTime::parse(s, &Rfc3339) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                self.push(pointer, "must be an RFC 3339 timestamp with a UTC offset");
-                None
-            }
+        let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) else {
+            self.push(pointer, "must be an RFC 3339 timestamp with a UTC offset");
+            return None;
+        };
+        if t < EARLIEST_DATE.midnight().assume_utc() {
+            self.push(pointer, "must not be before 1900-01-01");
+            return None;
         }
+        if self.latest.is_some_and(|latest| t > latest) {
+            self.push(
+                pointer,
+                "must not be in the future (more than a day ahead of the gateway's clock)",
+            );
+            return None;
+        }
+        Some(t)
     }
 
     fn birth_date(&mut self, value: &Value, pointer: &str) -> Option<Date> {
@@ -410,8 +464,12 @@ impl Validator {
             self.push(pointer, "not a valid calendar date");
             return None;
         };
-        if date < time::macros::date!(1900 - 01 - 01) {
+        if date < EARLIEST_DATE {
             self.push(pointer, "must not be before 1900-01-01");
+            return None;
+        }
+        if self.latest.is_some_and(|latest| date > latest.date()) {
+            self.push(pointer, "must not be in the future");
             return None;
         }
         Some(date)
@@ -466,6 +524,15 @@ impl Validator {
             .required(map, p, "updated_at")
             .and_then(|(v, ptr)| self.timestamp(v, &ptr));
         let child = self.required(map, p, "child").and_then(|(v, ptr)| self.child(v, &ptr));
+        let child = match (child, updated_at) {
+            // The record cannot describe a child born after it was written. Dates compare in
+            // `updated_at`'s own offset: the center's calendar day.
+            (Some(c), Some(at)) if c.birth_date > at.date() => {
+                self.push("/child/birth_date", "must not be after the date of updated_at");
+                None
+            }
+            (child, _) => child,
+        };
         let guardians = self.optional_field(map, p, "guardians", Self::guardians);
         let household = self.optional_field(map, p, "household", Self::text);
         let care_setting = self.optional_field(map, p, "care_setting", Self::text);
@@ -690,6 +757,10 @@ fn split_ymd(s: &str) -> Option<(i32, u8, u8)> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use time::macros::datetime;
+
+    /// When the test cases are pushed: shortly after the valid case's `updated_at`.
+    const NOW: OffsetDateTime = datetime!(2026-03-02 09:00 UTC);
 
     fn valid() -> Value {
         json!({
@@ -726,9 +797,9 @@ mod tests {
 
     #[test]
     fn the_canonical_form_of_a_record_parses_back_to_the_same_record() {
-        let record = parse_case(&valid()).unwrap();
+        let record = parse_case(&valid(), NOW).unwrap();
         let canonical = serde_json::to_string(&record).unwrap();
-        let (_, again) = parse_case_bytes(canonical.as_bytes()).unwrap();
+        let (_, again) = parse_case_bytes(canonical.as_bytes(), NOW).unwrap();
         assert_eq!(again, record);
         assert!(canonical.contains("\"birth_date\":\"2019-05-14\""), "{canonical}");
     }
@@ -740,7 +811,7 @@ mod tests {
     }
 
     fn errors_of(v: &Value) -> Vec<FieldError> {
-        parse_case(v).expect_err("should be refused")
+        parse_case(v, NOW).expect_err("should be refused")
     }
 
     fn set(v: &mut Value, pointer: &str, new: Value) {
@@ -768,7 +839,7 @@ mod tests {
 
     #[test]
     fn full_valid_case_parses() {
-        let r = parse_case(&valid()).unwrap();
+        let r = parse_case(&valid(), NOW).unwrap();
         assert_eq!(r.case_id.as_str(), "YKH-2026-000123");
         assert_eq!(r.center_id.as_str(), "yokohama-central");
         assert_eq!(r.version, 3);
@@ -804,7 +875,7 @@ mod tests {
             "status": "intake", "intake_at": "2026-03-01T00:00:00Z",
             "flags": { "dv": true, "missing": true }
         });
-        let r = parse_case(&v).unwrap();
+        let r = parse_case(&v, NOW).unwrap();
         assert_eq!(r.guardians, None);
         assert_eq!(r.risk_level, None);
         assert_eq!(r.child.address.text, None);
@@ -828,7 +899,7 @@ mod tests {
         ] {
             set(&mut v, p, Value::Null);
         }
-        let r = parse_case(&v).unwrap();
+        let r = parse_case(&v, NOW).unwrap();
         assert_eq!(r.child.name_kana, None);
         assert_eq!(r.child.address.text, None);
         assert_eq!(r.guardians, None);
@@ -846,7 +917,7 @@ mod tests {
             "/assessment",
             json!({"findings": null, "plan": null, "progress": null}),
         );
-        let r = parse_case(&v).unwrap();
+        let r = parse_case(&v, NOW).unwrap();
         assert_eq!(r.guardians.unwrap()[0].employer, None);
         assert_eq!(
             r.assessment,
@@ -1000,7 +1071,7 @@ mod tests {
 
     #[test]
     fn identifiers() {
-        for bad in ["", "has space", "ケース", &"a".repeat(65), "a/b"] {
+        for bad in ["", "has space", "ケース", &"a".repeat(65), "a/b", ".", "..", "..."] {
             let e = single(|v| set(v, "/case_id", json!(bad)));
             assert_eq!(e.pointer, "/case_id");
         }
@@ -1010,7 +1081,7 @@ mod tests {
         assert_eq!(e.message, "expected a string, found a number");
         let mut v = valid();
         set(&mut v, "/case_id", json!("A.b_c-9".repeat(10)[..64]));
-        assert!(parse_case(&v).is_ok());
+        assert!(parse_case(&v, NOW).is_ok());
     }
 
     #[test]
@@ -1018,7 +1089,7 @@ mod tests {
         for ok in [json!(1), json!(MAX_VERSION)] {
             let mut v = valid();
             set(&mut v, "/version", ok);
-            assert!(parse_case(&v).is_ok());
+            assert!(parse_case(&v, NOW).is_ok());
         }
         for bad in [
             json!(0),
@@ -1045,7 +1116,7 @@ mod tests {
         ] {
             let mut v = valid();
             set(&mut v, "/updated_at", json!(ok));
-            assert!(parse_case(&v).is_ok(), "{ok}");
+            assert!(parse_case(&v, NOW).is_ok(), "{ok}");
         }
         for bad in [
             "2026-03-01T10:15:00",
@@ -1065,10 +1136,10 @@ mod tests {
 
     #[test]
     fn birth_dates() {
-        for ok in ["1900-01-01", "2024-02-29", "2026-12-31"] {
+        for ok in ["1900-01-01", "2024-02-29", "2026-03-01"] {
             let mut v = valid();
             set(&mut v, "/child/birth_date", json!(ok));
-            assert!(parse_case(&v).is_ok(), "{ok}");
+            assert!(parse_case(&v, NOW).is_ok(), "{ok}");
         }
         for (bad, msg) in [
             ("2026-02-30", "not a valid calendar date"),
@@ -1093,6 +1164,171 @@ mod tests {
     }
 
     #[test]
+    fn birth_dates_after_the_record_or_in_the_future_are_refused() {
+        for (bad, msg) in [
+            ("2026-03-02", "must not be after the date of updated_at"),
+            ("2026-03-03", "must not be after the date of updated_at"),
+            ("2026-03-04", "must not be in the future"),
+            ("9999-12-31", "must not be in the future"),
+        ] {
+            let e = single(|v| set(v, "/child/birth_date", json!(bad)));
+            assert_eq!(
+                (e.pointer.as_str(), e.message.as_str()),
+                ("/child/birth_date", msg),
+                "{bad}"
+            );
+        }
+        // The center's calendar day: 2026-03-01T10:15+09:00 is still 1 March in Yokohama.
+        let mut v = valid();
+        set(&mut v, "/child/birth_date", json!("2026-03-01"));
+        set(&mut v, "/updated_at", json!("2026-03-01T00:30:00+09:00"));
+        assert!(parse_case(&v, NOW).is_ok());
+    }
+
+    #[test]
+    fn timestamps_before_1900_or_in_the_future_are_refused() {
+        for p in ["/updated_at", "/intake_at", "/safety_confirmed_at"] {
+            for (bad, msg) in [
+                ("0000-01-01T00:00:00Z", "must not be before 1900-01-01"),
+                ("1899-12-31T23:59:59Z", "must not be before 1900-01-01"),
+                ("1900-01-01T08:59:59+09:00", "must not be before 1900-01-01"),
+                (
+                    "9999-12-31T23:59:59Z",
+                    "must not be in the future (more than a day ahead of the gateway's clock)",
+                ),
+                (
+                    "2026-03-03T09:00:01Z",
+                    "must not be in the future (more than a day ahead of the gateway's clock)",
+                ),
+            ] {
+                let e = single(|v| set(v, p, json!(bad)));
+                assert_eq!((e.pointer.as_str(), e.message.as_str()), (p, msg), "{bad}");
+            }
+            // A center's clock a little ahead of the gateway's is tolerated.
+            let mut v = valid();
+            set(&mut v, p, json!("2026-03-03T09:00:00Z"));
+            set(&mut v, "/updated_at", json!("2026-03-03T09:00:00Z"));
+            assert!(parse_case(&v, NOW).is_ok(), "{p}");
+        }
+        let mut v = valid();
+        set(&mut v, "/intake_at", json!("1900-01-01T00:00:00Z"));
+        assert!(parse_case(&v, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_version_that_would_lock_the_case_is_refused() {
+        // 2^53 - 1 used to be accepted; stored, no later version could ever follow it.
+        for bad in [
+            json!(9_007_199_254_740_991_u64),
+            json!(2_147_483_647_u64),
+            json!(4_294_967_295_u64),
+            json!(1_764_547_200_000_u64),
+            json!(MAX_VERSION + 1),
+        ] {
+            let e = single(|v| set(v, "/version", bad.clone()));
+            assert_eq!(
+                (e.pointer.as_str(), e.message.as_str()),
+                ("/version", "must be an integer from 1 to 1000000000"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_with_controls_line_breaks_or_bidi_overrides_are_refused() {
+        for p in [
+            "/child/name",
+            "/guardians/0/name",
+            "/guardians/0/employer",
+            "/center_contact/name",
+        ] {
+            for (bad, msg) in [
+                ("佐藤\0陽翔", text::NO_CONTROLS),
+                ("佐藤\r\n陽翔", text::NO_CONTROLS),
+                ("佐藤\n", text::NO_CONTROLS),
+                ("\u{202E}翔陽　藤佐", text::NO_BIDI),
+                ("佐藤\u{2066}陽翔\u{2069}", text::NO_BIDI),
+                ("佐藤\u{200B}陽翔", text::NO_INVISIBLE),
+            ] {
+                let e = single(|v| set(v, p, json!(bad)));
+                assert_eq!((e.pointer.as_str(), e.message.as_str()), (p, msg), "{bad:?}");
+            }
+        }
+        for p in ["/child/name_kana", "/guardians/0/name_kana"] {
+            for bad in ["サトウ\0", "サトウ\nハルト", "\u{202E}サトウ"] {
+                let e = single(|v| set(v, p, json!(bad)));
+                assert_eq!(e.pointer, p, "{bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_of_only_invisible_characters_is_empty() {
+        for bad in [
+            "\u{200B}",
+            "\u{3000}\u{3000}",
+            "\u{FEFF}",
+            "\u{200B}\u{200D}",
+            "\u{2800}",
+            " \t ",
+        ] {
+            for p in ["/child/name", "/guardians/1/name", "/center_contact/name"] {
+                let e = single(|v| set(v, p, json!(bad)));
+                assert_eq!(
+                    (e.pointer.as_str(), e.message.as_str()),
+                    (p, "must not be empty"),
+                    "{bad:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn free_text_keeps_line_breaks_but_refuses_nul_and_bidi_overrides() {
+        let mut v = valid();
+        set(
+            &mut v,
+            "/assessment/progress",
+            json!("3月1日　家庭訪問。\r\n3月2日\t電話連絡。"),
+        );
+        set(
+            &mut v,
+            "/household",
+            json!("母、継父、本児の3人世帯。\n祖母が近所に住む。"),
+        );
+        assert!(parse_case(&v, NOW).is_ok());
+        for p in [
+            "/household",
+            "/care_setting",
+            "/upbringing",
+            "/welfare_services",
+            "/assessment/findings",
+            "/child/address/text",
+        ] {
+            for bad in ["あざ\0", "あざ\u{1B}[2J", "\u{202E}あざ"] {
+                let e = single(|v| set(v, p, json!(bad)));
+                assert_eq!(e.pointer, p, "{bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn recorded_cases_are_judged_without_the_clock() {
+        // Stored when the gateway's clock said 2027: read back by a gateway whose clock was
+        // reset, it is still served.
+        let mut v = valid();
+        set(&mut v, "/updated_at", json!("2027-06-01T00:00:00Z"));
+        let body = serde_json::to_vec(&v).unwrap();
+        assert!(parse_case_bytes(&body, NOW).is_err());
+        let (_, r) = parse_recorded_case_bytes(&body).unwrap();
+        assert_eq!(r.updated_at, datetime!(2027-06-01 00:00 UTC));
+        // Every other rule still holds.
+        set(&mut v, "/child/birth_date", json!("2027-06-02"));
+        let errs = parse_recorded_case_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(pointers(&errs), vec!["/child/birth_date"]);
+    }
+
+    #[test]
     fn municipality_codes() {
         let e = single(|v| set(v, "/child/address/municipality_code", json!("141047")));
         assert_eq!(e.message, "JIS X 0402 check digit is wrong");
@@ -1110,7 +1346,7 @@ mod tests {
             let mut v = valid();
             set(&mut v, "/child/name_kana", json!(ok));
             set(&mut v, "/guardians/0/name_kana", json!(ok));
-            assert!(parse_case(&v).is_ok(), "{ok}");
+            assert!(parse_case(&v, NOW).is_ok(), "{ok}");
         }
         for bad in ["さとう", "佐藤", "Sato", "ｻﾄｳ", "サトウ1", "", "　"] {
             let e = single(|v| set(v, "/child/name_kana", json!(bad)));
@@ -1143,12 +1379,12 @@ mod tests {
         for (s, want) in STATUSES {
             let mut v = valid();
             set(&mut v, "/status", json!(s));
-            assert_eq!(parse_case(&v).unwrap().status, *want);
+            assert_eq!(parse_case(&v, NOW).unwrap().status, *want);
         }
         for (s, want) in RELATIONSHIPS {
             let mut v = valid();
             set(&mut v, "/guardians/0/relationship", json!(s));
-            assert_eq!(parse_case(&v).unwrap().guardians.unwrap()[0].relationship, *want);
+            assert_eq!(parse_case(&v, NOW).unwrap().guardians.unwrap()[0].relationship, *want);
         }
     }
 
@@ -1182,7 +1418,7 @@ mod tests {
         let mut v = valid();
         set(&mut v, "/child/name", json!("名".repeat(200)));
         set(&mut v, "/household", json!("あ".repeat(10_000)));
-        assert!(parse_case(&v).is_ok());
+        assert!(parse_case(&v, NOW).is_ok());
         let e = single(|v| set(v, "/child/name", json!("名".repeat(201))));
         assert_eq!(e.message, "must be at most 200 characters");
         let e = single(|v| set(v, "/center_contact/name", json!("名".repeat(201))));
@@ -1203,7 +1439,7 @@ mod tests {
         }
         let mut v = valid();
         set(&mut v, "/household", json!(""));
-        assert!(parse_case(&v).is_ok());
+        assert!(parse_case(&v, NOW).is_ok());
     }
 
     #[test]
@@ -1211,7 +1447,7 @@ mod tests {
         let g = json!({ "name": "佐藤　美香", "relationship": "mother" });
         let mut v = valid();
         set(&mut v, "/guardians", Value::Array(vec![g.clone(); 20]));
-        assert!(parse_case(&v).is_ok());
+        assert!(parse_case(&v, NOW).is_ok());
         let e = single(|v| set(v, "/guardians", Value::Array(vec![g.clone(); 21])));
         assert_eq!(
             (e.pointer.as_str(), e.message.as_str()),
@@ -1219,7 +1455,7 @@ mod tests {
         );
         let mut v = valid();
         set(&mut v, "/guardians", json!([]));
-        assert_eq!(parse_case(&v).unwrap().guardians, Some(vec![]));
+        assert_eq!(parse_case(&v, NOW).unwrap().guardians, Some(vec![]));
     }
 
     #[test]
@@ -1227,7 +1463,7 @@ mod tests {
         for ok in ["045-123-4567", "+81 45 123 4567", "(045) 123-4567", "0451234567"] {
             let mut v = valid();
             set(&mut v, "/center_contact/phone", json!(ok));
-            assert!(parse_case(&v).is_ok(), "{ok}");
+            assert!(parse_case(&v, NOW).is_ok(), "{ok}");
         }
         for bad in ["045-123-4567 ext. 2", "０４５", "call me", "", "---", &"1".repeat(41)] {
             let e = single(|v| set(v, "/center_contact/phone", json!(bad)));
@@ -1300,39 +1536,39 @@ mod tests {
     #[test]
     fn bytes_round_trip() {
         let body = serde_json::to_vec(&valid()).unwrap();
-        let (value, record) = parse_case_bytes(&body).unwrap();
+        let (value, record) = parse_case_bytes(&body, NOW).unwrap();
         assert_eq!(value, valid());
-        assert_eq!(record, parse_case(&valid()).unwrap());
+        assert_eq!(record, parse_case(&valid(), NOW).unwrap());
     }
 
     #[test]
     fn bytes_syntax_errors_hide_input() {
         let body = b"{\n  \"case_id\": \"CANARYzq\",\n  \"version\": CANARYzq\n}";
-        let errs = parse_case_bytes(body).unwrap_err();
+        let errs = parse_case_bytes(body, NOW).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].pointer, "");
         assert_eq!(errs[0].message, "invalid JSON syntax at line 3, column 14");
 
-        let errs = parse_case_bytes(b"{\"a\": \"\\qCANARYzq\"}").unwrap_err();
+        let errs = parse_case_bytes(b"{\"a\": \"\\qCANARYzq\"}", NOW).unwrap_err();
         assert!(!errs[0].message.contains("CANARY"), "{errs:?}");
         assert!(errs[0].message.contains("line 1"), "{errs:?}");
 
-        let errs = parse_case_bytes(b"{\"case_id\": \"x").unwrap_err();
+        let errs = parse_case_bytes(b"{\"case_id\": \"x", NOW).unwrap_err();
         assert!(errs[0].message.starts_with("unexpected end of JSON input"));
 
-        let errs = parse_case_bytes(b"{} trailing").unwrap_err();
+        let errs = parse_case_bytes(b"{} trailing", NOW).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].pointer, "");
 
-        let errs = parse_case_bytes(b"\xff\xfe").unwrap_err();
+        let errs = parse_case_bytes(b"\xff\xfe", NOW).unwrap_err();
         assert_eq!(errs[0].pointer, "");
-        let errs = parse_case_bytes(b"").unwrap_err();
+        let errs = parse_case_bytes(b"", NOW).unwrap_err();
         assert_eq!(errs[0].pointer, "");
     }
 
     #[test]
     fn bytes_refuse_duplicate_keys() {
-        let errs = parse_case_bytes(b"{\"child\": {\"name\": \"a\", \"name\": \"CANARYzq\"}}").unwrap_err();
+        let errs = parse_case_bytes(b"{\"child\": {\"name\": \"a\", \"name\": \"CANARYzq\"}}", NOW).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert!(
             errs[0].message.starts_with("duplicate object key at line 1"),
@@ -1343,13 +1579,14 @@ mod tests {
 
     #[test]
     fn bytes_then_field_errors() {
-        let errs = parse_case_bytes(b"{\"version\": 1.0}").unwrap_err();
+        let errs = parse_case_bytes(b"{\"version\": 1.0}", NOW).unwrap_err();
         assert!(pointers(&errs).contains(&"/version"));
         let (_, r) = parse_case_bytes(
             serde_json::to_string(&valid())
                 .unwrap()
-                .replace("\"version\":3", "\"version\":9007199254740991")
+                .replace("\"version\":3", "\"version\":1000000000")
                 .as_bytes(),
+            NOW,
         )
         .unwrap();
         assert_eq!(r.version, MAX_VERSION);

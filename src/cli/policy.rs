@@ -9,7 +9,7 @@ use hyper::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::cases::validate::parse_case_bytes;
+use crate::cases::validate::parse_recorded_case_bytes;
 use crate::client::GatewayClient;
 use crate::policy::{Agreement, ConsentBook, PolicyError, PolicyWorld, explain, find_overlap, project};
 use crate::registry::Registry;
@@ -155,7 +155,7 @@ pub fn simulate(policies: &Path, case_file: &Path, terminal: &str, at: OffsetDat
     let world = PolicyWorld::load(policies).map_err(|e| e.to_string())?;
     let station = station_of(terminal)?;
     let bytes = std::fs::read(case_file).map_err(|e| format!("cannot read {}: {e}", case_file.display()))?;
-    let (_, case) = parse_case_bytes(&bytes).map_err(|errors| {
+    let (_, case) = parse_recorded_case_bytes(&bytes).map_err(|errors| {
         let list: Vec<String> = errors
             .iter()
             .map(|e| format!("  {}: {}", e.pointer, e.message))

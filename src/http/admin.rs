@@ -14,7 +14,7 @@ use super::extract::{AdminCaller, refuse};
 use crate::agreements::{AgreementDocument, AgreementError, ProviderState, Submitted};
 use crate::app::Ctx;
 use crate::policy::ConsentAction;
-use crate::revocations::{self, Refusal as RevokeRefusal, Revoked, Target};
+use crate::revocations::{RevocationError, Revoked, Target};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -66,7 +66,8 @@ async fn revoke_officer(
     Path(subject): Path<String>,
     route: MatchedPath,
 ) -> Result<Json<Revoked>, ApiError> {
-    if subject.is_empty() || subject.len() > 128 || subject.chars().any(char::is_control) {
+    // The same rule as a token's `sub`: an officer no token could name is not revoked.
+    if !crate::text::is_subject(&subject) {
         return Err(ApiError::invalid(
             "/officer_id",
             "must be an officer id as tokens name it",
@@ -81,11 +82,14 @@ async fn revoked(
     route: &MatchedPath,
     target: Target,
 ) -> Result<Json<Revoked>, ApiError> {
-    match revocations::revoke(ctx, caller, target).await {
+    match ctx
+        .revocations
+        .revoke(&ctx.policy(), &caller.administrator(), target)
+        .await
+    {
         Ok(r) => Ok(Json(r)),
-        Err(RevokeRefusal::Forbidden(reason)) => Err(forbidden(ctx, caller, route, "POST", reason)),
-        Err(RevokeRefusal::NotFound) => Err(ApiError::NotFound),
-        Err(RevokeRefusal::Failed(e)) => Err(e),
+        Err(RevocationError::Forbidden(reason)) => Err(forbidden(ctx, caller, route, "POST", reason)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -5,14 +5,14 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::routing::put;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
-use super::extract::CenterCaller;
+use super::extract::{CenterCaller, refuse};
 use crate::app::Ctx;
 use crate::cases::CurrentCase;
 use crate::cases::record::CaseId;
@@ -36,6 +36,7 @@ async fn put_case(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
     Path(case_id): Path<String>,
+    route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<PutCaseResponse>), ApiError> {
     let body = body.map_err(|e| match e {
@@ -49,12 +50,19 @@ async fn put_case(
             message: format!("URL case id {m}"),
         }],
     })?;
-    let (_, record) = parse_case_bytes(&body).map_err(|errors| ApiError::Invalid {
+    let (_, record) = parse_case_bytes(&body, ctx.clock.now()).map_err(|errors| ApiError::Invalid {
         detail: format!("the case has {} invalid field(s)", errors.len()),
         errors,
     })?;
     if record.center_id.as_str() != caller.center_id {
-        return Err(ApiError::Forbidden("a center may write only its own cases".into()));
+        // A refused access like any other: recorded, naming the caller and never the case.
+        return Err(refuse(
+            &ctx,
+            format!("PUT {}", route.as_str()),
+            &caller.peer.principal,
+            None,
+            ApiError::Forbidden("a center may write only its own cases".into()),
+        ));
     }
     if record.case_id != case_id {
         return Err(ApiError::invalid("/case_id", "does not match the case id in the URL"));

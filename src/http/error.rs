@@ -22,6 +22,12 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    /// The route exists but not for this method; axum adds the `Allow` header.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request names a host this gateway does not serve (RFC 9110 §15.5.20).
+    #[error("misdirected request: {0}")]
+    Misdirected(String),
     #[error("conflict with stored version {stored_version}")]
     VersionConflict { stored_version: u64 },
     #[error("ambiguous case reference")]
@@ -88,6 +94,8 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::VersionConflict { .. } | Self::Ambiguous { .. } => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -105,6 +113,8 @@ impl ApiError {
             Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
             Self::Forbidden(_) => ("forbidden", "Not allowed for this principal"),
             Self::NotFound => ("not-found", "No such resource"),
+            Self::MethodNotAllowed => ("method-not-allowed", "The resource does not support this method"),
+            Self::Misdirected(_) => ("misdirected", "The request is not for this gateway"),
             Self::VersionConflict { .. } => ("version-conflict", "A different case version is already stored"),
             Self::Ambiguous { .. } => ("ambiguous-case", "The case id names several visible cases"),
             Self::TooLarge => ("too-large", "The request body is too large"),
@@ -162,7 +172,7 @@ impl IntoResponse for ApiError {
                     })
                     .collect();
             }
-            Self::Unauthorized(d) | Self::Forbidden(d) => problem.detail = Some(d.clone()),
+            Self::Unauthorized(d) | Self::Forbidden(d) | Self::Misdirected(d) => problem.detail = Some(d.clone()),
             Self::VersionConflict { stored_version } => {
                 problem.detail = Some(format!("version {stored_version} is stored; push a higher version"));
                 problem.stored_version = Some(*stored_version);
@@ -180,7 +190,7 @@ impl IntoResponse for ApiError {
             Self::AuditUnavailable | Self::StoreUnavailable => {
                 problem.detail = Some(format!("retry after {UNAVAILABLE_RETRY_SECS} s"));
             }
-            Self::NotFound | Self::TooLarge | Self::RequestTimeout => {}
+            Self::NotFound | Self::MethodNotAllowed | Self::TooLarge | Self::RequestTimeout => {}
             Self::PolicyInvalid { line, message } => {
                 problem.detail = Some(message.clone());
                 problem.line = *line;
@@ -271,6 +281,18 @@ impl From<crate::views::DisclosureError> for ApiError {
             E::NotFound => ApiError::NotFound,
             E::Ambiguous(refs) => ApiError::Ambiguous { refs },
             E::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::revocations::RevocationError> for ApiError {
+    fn from(e: crate::revocations::RevocationError) -> Self {
+        use crate::revocations::RevocationError as E;
+        match e {
+            E::Forbidden(reason) => ApiError::Forbidden(reason),
+            E::NotFound => ApiError::NotFound,
+            E::Audit(e) => e.into(),
+            E::Store(e) => e.into(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cases;
 pub mod error;
 pub mod extract;
+pub mod host;
 pub mod search;
 pub mod stream;
 pub mod terminal;
@@ -18,11 +19,15 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::Ctx;
 use error::ApiError;
+use host::Hosts;
 
 /// The largest request body accepted (a case record is a few kilobytes).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-pub fn router(ctx: Ctx) -> Router {
+/// Every answer the router gives, its own refusals included, is problem+json: unknown paths
+/// (404), known paths with another method (405, with `Allow`), and requests for another host
+/// (400/421, before any route sees them; see `host`).
+pub fn router(ctx: Ctx, hosts: Hosts) -> Router {
     Router::new()
         .merge(cases::routes())
         .merge(terminal::routes())
@@ -32,12 +37,15 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(search::routes())
         .merge(web::routes())
         .fallback(|| async { ApiError::NotFound })
+        // After every merge: it applies to the routes present when it is called.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             extract::limit_per_certificate,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_announced_too_large))
+        .layer(axum::middleware::from_fn_with_state(hosts, host::only_our_hosts))
         .layer(axum::middleware::map_response(no_store))
         .with_state(ctx)
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::extract::refuse;
 use crate::app::Ctx;
-use crate::auth::{Claims, Confirmation, issue_token};
+use crate::auth::{AudClaim, Claims, Confirmation, issue_token};
 use crate::identity::{Principal, SharedPeer};
 
 const INDEX_HTML: &str = include_str!("../../web/terminal/index.html");
@@ -108,7 +108,7 @@ async fn dev_token(
     let claims = Claims {
         iss: settings.issuer.clone(),
         sub: subject.to_owned(),
-        aud: settings.officer_audience.clone(),
+        aud: AudClaim::One(settings.officer_audience.clone()),
         exp: (now + DEV_TOKEN_TTL).unix_timestamp(),
         nbf: now.unix_timestamp(),
         iat: Some(now.unix_timestamp()),

@@ -106,6 +106,23 @@ impl TestApp {
         BrokenLog { pool }
     }
 
+    /// Waits until the audit log holds a line containing all of `needles` (refusals are
+    /// recorded in the background).
+    pub async fn audit_has(&self, needles: &[&str]) -> bool {
+        for _ in 0..50 {
+            if self
+                .audit_lines()
+                .await
+                .iter()
+                .any(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     /// Every audit line stored so far.
     pub async fn audit_lines(&self) -> Vec<String> {
         let ctx = self.app.context();

@@ -13,6 +13,7 @@ mod disk_full;
 mod e2e;
 mod floods;
 mod helpers;
+mod hostile_input;
 mod ingest;
 mod live;
 mod revocation;
