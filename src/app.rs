@@ -195,7 +195,14 @@ impl Application {
         let router = crate::http::router(ctx.clone(), hosts);
         let (shutdown, rx) = watch::channel(false);
         let refusal_flush = tokio::spawn(crate::http::extract::flush_refusals(ctx.clone(), rx.clone()));
-        let task = tokio::spawn(serve(listener, tls, ctx.connections.clone(), router, rx));
+        let task = tokio::spawn(serve(
+            listener,
+            tls,
+            ctx.connections.clone(),
+            router,
+            crate::http::request_timed_out,
+            rx,
+        ));
         tracing::info!(%addr, cases = ctx.live.case_count(), audit_entries = ctx.audit.size(), "gateway listening");
         Ok(Self {
             addr,

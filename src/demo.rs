@@ -46,7 +46,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         &options.certs,
         &options.data,
         &options.policies,
-        crate::cli::localhost(options.port),
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, options.port)),
     );
     config
         .apply_env(|name| std::env::var(name).ok())

@@ -252,7 +252,10 @@ mod tests {
         let tokyo = PrefectureCode::parse("13").unwrap();
         for target in [officer(), terminal("kagacho"), terminal("no-such-station")] {
             assert!(
-                matches!(check_scope(&world(), tokyo, &target), Err(RevocationError::Forbidden(_))),
+                matches!(
+                    check_scope(&world(), tokyo, &target),
+                    Err(RevocationError::Forbidden(_))
+                ),
                 "{target:?}"
             );
         }

@@ -2,7 +2,6 @@
 
 pub mod policy;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -345,8 +344,4 @@ pub fn dev_token_settings() -> TokenSettings {
         admin_audience: config::ADMIN_AUDIENCE.into(),
         leeway_seconds: 30,
     }
-}
-
-pub fn localhost(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }

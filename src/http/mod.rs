@@ -60,6 +60,11 @@ async fn refuse_announced_too_large(request: axum::extract::Request, next: axum:
     next.run(request).await
 }
 
+/// The answer to a request whose body stopped arriving (see `tls::serve`).
+pub fn request_timed_out() -> axum::response::Response {
+    ApiError::RequestTimeout.into_response()
+}
+
 /// Case data must never be cached by a browser or a proxy.
 async fn no_store(mut response: axum::response::Response) -> impl IntoResponse {
     response

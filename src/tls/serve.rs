@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::response::IntoResponse;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -23,7 +22,6 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use super::TlsState;
-use crate::http::error::ApiError;
 use crate::identity::{PeerIdentity, Principal, SharedPeer};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +40,10 @@ pub struct ConnectionLimits {
     pub body_read: Duration,
     pub per_principal: usize,
 }
+
+/// The answer to a request whose body stopped arriving (the HTTP layer's 408 problem): the
+/// accept loop knows when, the HTTP layer knows how to say it.
+pub type TimedOut = fn() -> axum::response::Response;
 
 /// The socket address of the peer, for request extensions.
 #[derive(Debug, Clone, Copy)]
@@ -192,6 +194,7 @@ pub async fn serve(
     tls: Arc<TlsState>,
     connections: Arc<Connections>,
     router: axum::Router,
+    timed_out: TimedOut,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -210,7 +213,7 @@ pub async fn serve(
         let connections = connections.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(tcp, remote, tls, connections, router).await;
+            serve_connection(tcp, remote, tls, connections, router, timed_out).await;
         });
     }
 }
@@ -221,6 +224,7 @@ async fn serve_connection(
     tls: Arc<TlsState>,
     connections: Arc<Connections>,
     router: axum::Router,
+    timed_out: TimedOut,
 ) {
     let _ = tcp.set_nodelay(true);
     let config = tls.current().config;
@@ -289,7 +293,7 @@ async fn serve_connection(
                 Err(never) => match never {},
             };
             let response = if stalled.load(Ordering::Relaxed) {
-                body_stalled(version)
+                body_stalled(version, timed_out)
             } else {
                 response
             };
@@ -356,8 +360,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// The answer to a request whose body stopped arriving: 408, and the connection is not reused
 /// (its unread body makes the stream unusable).
-fn body_stalled(version: hyper::Version) -> axum::response::Response {
-    let mut response = ApiError::RequestTimeout.into_response();
+fn body_stalled(version: hyper::Version, timed_out: TimedOut) -> axum::response::Response {
+    let mut response = timed_out();
     if version < hyper::Version::HTTP_2 {
         response.headers_mut().insert(
             hyper::header::CONNECTION,
