@@ -53,6 +53,8 @@ pub struct AppContext {
     pub certificate_limits: RateLimiter,
     pub officer_limits: RateLimiter,
     /// Case disclosures per officer, every channel.
+    /// Every case version a CGC pushes goes through this service.
+    pub ingest: crate::cases::ingest::Ingest,
     /// Every disclosure to a terminal, by every channel, goes through this service.
     pub disclosures: crate::views::Disclosures,
     /// Repeated refusals become counts; a flood of them, a security entry.
@@ -162,6 +164,7 @@ impl Application {
         let revocations =
             crate::revocations::Revocations::load(store.clone(), audit.clone(), clock.clone(), connections.clone())
                 .await?;
+        let ingest = crate::cases::ingest::Ingest::new(store.clone(), live.clone(), clock.clone());
         let ctx = Arc::new(AppContext {
             clock,
             store,
@@ -173,6 +176,7 @@ impl Application {
             certificate_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             revocations,
+            ingest,
             disclosures,
             refusals: RefusalCoalescer::new(
                 time::Duration::seconds(config.limits.refusal_window_seconds),

@@ -9,15 +9,11 @@ use axum::extract::{MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::routing::put;
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
 use super::extract::{CenterCaller, refuse};
 use crate::app::Ctx;
-use crate::cases::CurrentCase;
-use crate::cases::record::CaseId;
-use crate::cases::validate::{FieldError, parse_case_bytes};
-use crate::store::{NewCase, PutOutcome};
+use crate::cases::ingest::IngestError;
 
 pub fn routes() -> Router<Ctx> {
     Router::new().route("/v1/cases/{case_id}", put(put_case))
@@ -43,67 +39,28 @@ async fn put_case(
         BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge,
         _ => ApiError::invalid("", "the body could not be read"),
     })?;
-    let case_id = CaseId::parse(&case_id).map_err(|m| ApiError::Invalid {
-        detail: "the case id in the URL is invalid".into(),
-        errors: vec![FieldError {
-            pointer: "/case_id".into(),
-            message: format!("URL case id {m}"),
-        }],
-    })?;
-    let (_, record) = parse_case_bytes(&body, ctx.clock.now()).map_err(|errors| ApiError::Invalid {
-        detail: format!("the case has {} invalid field(s)", errors.len()),
-        errors,
-    })?;
-    if record.center_id.as_str() != caller.center_id {
+    match ctx
+        .ingest
+        .push(&ctx.policy().registry, &caller.center_id, &case_id, &body)
+        .await
+    {
+        Ok((record, outcome)) => Ok((
+            StatusCode::OK,
+            Json(PutCaseResponse {
+                center_id: record.center_id.to_string(),
+                case_id: record.case_id.to_string(),
+                version: record.version,
+                outcome: outcome.as_str(),
+            }),
+        )),
         // A refused access like any other: recorded, naming the caller and never the case.
-        return Err(refuse(
+        Err(IngestError::OtherCenter) => Err(refuse(
             &ctx,
             format!("PUT {}", route.as_str()),
             &caller.peer.principal,
             None,
             ApiError::Forbidden("a center may write only its own cases".into()),
-        ));
-    }
-    if record.case_id != case_id {
-        return Err(ApiError::invalid("/case_id", "does not match the case id in the URL"));
-    }
-    if ctx.policy().registry.center(record.center_id.as_str()).is_none() {
-        return Err(ApiError::invalid("/center_id", "is not a center of the registry"));
-    }
-    let canonical = serde_json::to_string(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let received_at = ctx
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let outcome = ctx
-        .store
-        .put_case(NewCase {
-            center_id: record.center_id.as_str(),
-            case_id: record.case_id.as_str(),
-            version: record.version,
-            body: &canonical,
-            received_at: &received_at,
-        })
-        .await?;
-    let response = |outcome| PutCaseResponse {
-        center_id: record.center_id.to_string(),
-        case_id: record.case_id.to_string(),
-        version: record.version,
-        outcome,
-    };
-    match outcome {
-        PutOutcome::Stored { seq } => {
-            let answer = response("stored");
-            // Acknowledged and durable: terminals may now see it.
-            ctx.live
-                .apply(crate::live::Change::Case(std::sync::Arc::new(CurrentCase {
-                    record,
-                    seq,
-                })));
-            Ok((StatusCode::OK, Json(answer)))
-        }
-        PutOutcome::Identical => Ok((StatusCode::OK, Json(response("unchanged")))),
-        PutOutcome::Conflict { stored_version } => Err(ApiError::VersionConflict { stored_version }),
+        )),
+        Err(e) => Err(e.into()),
     }
 }

@@ -296,3 +296,15 @@ impl From<crate::revocations::RevocationError> for ApiError {
         }
     }
 }
+
+impl From<crate::cases::ingest::IngestError> for ApiError {
+    fn from(e: crate::cases::ingest::IngestError) -> Self {
+        use crate::cases::ingest::IngestError as E;
+        match e {
+            E::Invalid { detail, errors } => ApiError::Invalid { detail, errors },
+            E::OtherCenter => ApiError::Forbidden(e.to_string()),
+            E::Conflict { stored_version } => ApiError::VersionConflict { stored_version },
+            E::Store(e) => e.into(),
+        }
+    }
+}
