@@ -8,8 +8,14 @@
 //! wire format, `state` the witness's durable memory, `service` the checks, `server` the HTTP
 //! endpoint (`cgc-gateway witness serve`) and `client` the log's side. See docs/witness.md.
 
+pub mod client;
 pub mod cosignature;
 pub mod protocol;
+pub mod server;
+pub mod service;
 pub mod state;
 
+pub use client::{WitnessEndpoint, WitnessError, add_checkpoint, cosign_checkpoint};
 pub use cosignature::{CosignatureLine, WitnessKey, WitnessVerifier, append_cosignatures};
+pub use server::WitnessServer;
+pub use service::{Refusal, Witness, WitnessConfig};
