@@ -18,3 +18,4 @@ mod revocation;
 mod tls;
 mod tokens;
 mod views;
+mod witness;
