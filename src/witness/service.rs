@@ -187,14 +187,29 @@ impl Witness {
         Ok((opened.text, checkpoint))
     }
 
-    /// Forks and bad proofs from a correctly signed checkpoint are what a witness exists to
-    /// catch: they are logged as errors and the offending request is kept as evidence.
+    /// A second tree of the cosigned size, both signed by the log, is proof that the log forked;
+    /// a proof that does not lead from the cosigned tree is a fork or a wrong proof (anyone can
+    /// replay a signed checkpoint with a bad proof). Both are logged as errors with both trees,
+    /// and the refused request is kept next to the checkpoint it contradicts. A checkpoint
+    /// smaller than the cosigned one is only a warning: it may be an old one replayed; the log's
+    /// own client is the one that knows it rolled back (`WitnessError::AheadOfLog`).
     fn report(&self, refusal: &Refusal, stored: Option<&LogState>, request: &AddCheckpoint, checkpoint: &Checkpoint) {
         let (stored_size, stored_root) = stored.map_or((0, empty_root()), |s| (s.size, s.root));
         let (stored_root, presented_root) = (STANDARD.encode(stored_root), STANDARD.encode(checkpoint.root));
         let origin = checkpoint.origin.as_str();
         match refusal {
-            Refusal::Fork { .. } | Refusal::InconsistentProof { .. } => {
+            Refusal::Fork { .. } => {
+                tracing::error!(
+                    origin,
+                    cosigned_size = stored_size,
+                    cosigned_root = %stored_root,
+                    presented_size = checkpoint.size,
+                    presented_root = %presented_root,
+                    "LOG FORK: the log signed two different trees of the same size; refused, evidence kept"
+                );
+                self.keep_evidence(stored, request, checkpoint);
+            }
+            Refusal::InconsistentProof { .. } => {
                 tracing::error!(
                     origin,
                     cosigned_size = stored_size,
@@ -202,26 +217,23 @@ impl Witness {
                     presented_size = checkpoint.size,
                     presented_root = %presented_root,
                     old = request.old,
-                    "LOG FORK OR INCONSISTENT CHECKPOINT: the log signed a checkpoint that does not \
-                     extend the one this witness cosigned; refused, evidence kept"
+                    "POSSIBLE LOG FORK: no valid proof that this signed checkpoint extends the cosigned one \
+                     (a fork, or a wrong proof); refused, evidence kept"
                 );
                 self.keep_evidence(stored, request, checkpoint);
             }
-            Refusal::WrongOldSize { .. } if checkpoint.size < stored_size => {
-                tracing::error!(
-                    origin,
-                    cosigned_size = stored_size,
-                    cosigned_root = %stored_root,
-                    presented_size = checkpoint.size,
-                    presented_root = %presented_root,
-                    "ROLLBACK: the log signed a checkpoint smaller than the one this witness cosigned; refused"
-                );
-                self.keep_evidence(stored, request, checkpoint);
-            }
+            Refusal::WrongOldSize { .. } if checkpoint.size < stored_size => tracing::warn!(
+                origin,
+                cosigned_size = stored_size,
+                presented_size = checkpoint.size,
+                "a checkpoint smaller than the cosigned one (an old one replayed, or a log rolled back); refused"
+            ),
             _ => tracing::info!(origin, old = request.old, size = checkpoint.size, %refusal, "checkpoint not cosigned"),
         }
     }
 
+    /// One file per refused signed tree (origin, size, root), so that repeats cannot fill the
+    /// disk: `evidence/<origin>-<size>-<root, hex>.txt`.
     fn keep_evidence(&self, stored: Option<&LogState>, request: &AddCheckpoint, checkpoint: &Checkpoint) {
         let origin: String = checkpoint
             .origin
@@ -234,10 +246,13 @@ impl Witness {
                 }
             })
             .collect();
-        let now = self.clock.now().unix_timestamp();
+        let root: String = checkpoint.root.iter().map(|b| format!("{b:02x}")).collect();
         let path = self
             .evidence_dir
-            .join(format!("{origin}-{}-{now}.txt", checkpoint.size));
+            .join(format!("{origin}-{}-{root}.txt", checkpoint.size));
+        if path.exists() {
+            return;
+        }
         let stored_note = stored.map_or("(none)\n", |s| s.note.as_str());
         let contents = format!(
             "# The checkpoint this witness had cosigned:\n{stored_note}\n# The request it refused:\n{}",

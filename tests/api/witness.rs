@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use cgc_gateway::audit::merkle::{Hash, Tree, leaf_hash};
 use cgc_gateway::audit::note::{Checkpoint, NoteSigner, NoteVerifier, open_note, sign_note};
@@ -179,9 +180,8 @@ async fn a_forked_checkpoint_of_the_cosigned_size_is_refused_and_kept_as_evidenc
     let setup = Setup::new();
     let w = setup.start().await;
     let real = tree(9, "real");
-    add_checkpoint(&w.endpoint, 0, &[], &checkpoint(&real, 5, &log_key()))
-        .await
-        .unwrap();
+    let cp5 = checkpoint(&real, 5, &log_key());
+    add_checkpoint(&w.endpoint, 0, &[], &cp5).await.unwrap();
 
     let fork = checkpoint(&tree(9, "fork"), 5, &log_key());
     let answer = post(w.server.addr(), Method::POST, request(5, vec![], &fork)).await;
@@ -196,8 +196,9 @@ async fn a_forked_checkpoint_of_the_cosigned_size_is_refused_and_kept_as_evidenc
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
-    assert!(!evidence.is_empty());
-    assert!(evidence.iter().all(|e| e.contains(&fork)), "the refused note is kept");
+    assert_eq!(evidence.len(), 1, "one file per refused tree, however often it is sent");
+    assert!(evidence[0].contains(&fork), "the refused note is kept");
+    assert!(evidence[0].contains(&cp5), "next to the cosigned one it contradicts");
 
     // The witness still stands by the real tree.
     let cp9 = checkpoint(&real, 9, &log_key());
@@ -516,7 +517,7 @@ fn keygen_never_overwrites_a_key() {
 }
 
 #[tokio::test]
-async fn witness_serve_through_the_binary_cosigns() {
+async fn witness_serve_through_the_binary_cosigns_and_reports_a_fork_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_cgc-gateway");
     let keys = dir.path().join("keys");
@@ -539,13 +540,16 @@ async fn witness_serve_through_the_binary_cosigns() {
         .arg(keys.join("witness-key.txt"))
         .arg("--log-key")
         .arg(&log_key_file)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .kill_on_drop(true)
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let verifier = WitnessVerifier::parse(&std::fs::read_to_string(keys.join(VERIFIER_KEY_FILE)).unwrap()).unwrap();
     let endpoint = WitnessEndpoint::new(&format!("http://{listen}"), verifier.clone()).unwrap();
-    let cp = checkpoint(&tree(5, "real"), 5, &log_key());
+    let real = tree(5, "real");
+    let cp = checkpoint(&real, 5, &log_key());
     let deadline = Instant::now() + Duration::from_secs(20);
     let line = loop {
         match add_checkpoint(&endpoint, 0, &[], &cp).await {
@@ -559,5 +563,21 @@ async fn witness_serve_through_the_binary_cosigns() {
     verifier.verify_note(&append_cosignatures(&cp, &[line])).unwrap();
     // The state went next to the key.
     assert!(keys.join("witness-state.json").exists());
+
+    // A fork is refused, and the operator's log says so with both trees.
+    let fork = tree(5, "fork");
+    let err = add_checkpoint(&endpoint, 5, &[], &checkpoint(&fork, 5, &log_key()))
+        .await
+        .unwrap_err();
+    assert!(err.is_alarm(), "{err}");
     child.kill().await.unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    let fork_line = stderr.lines().find(|l| l.contains("LOG FORK")).expect(&stderr);
+    assert!(fork_line.contains("ERROR"), "{fork_line}");
+    for root in [real.root(), fork.root()] {
+        assert!(fork_line.contains(&STANDARD.encode(root)), "{fork_line}");
+    }
 }
