@@ -385,6 +385,49 @@ mod tests {
         );
     }
 
+    /// docs/witness.md §4.4: its request, cosigned checkpoint and keys are what the code makes.
+    #[test]
+    fn the_documented_example_reproduces() {
+        use crate::audit::merkle::{Tree, leaf_hash};
+        use crate::audit::note::{Checkpoint, NoteSigner, sign_note};
+        use crate::witness::protocol::AddCheckpoint;
+
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/witness.md"));
+        let tree = Tree::from_leaf_hashes((0..9).map(|i| leaf_hash(format!("entry {i}").as_bytes())));
+        let log = NoteSigner::new(
+            "dev.cgc-gateway.invalid/audit/kanagawa",
+            SigningKey::from_bytes(&[1; 32]),
+        )
+        .unwrap();
+        let witness = WitnessKey::new("witness.pref-audit.example/w1", SigningKey::from_bytes(&[2; 32])).unwrap();
+        let text = Checkpoint {
+            origin: log.name().to_owned(),
+            size: 9,
+            root: tree.root_at(9).unwrap(),
+        }
+        .to_text();
+        let note = sign_note(&text, &[&log]).unwrap();
+        let request = AddCheckpoint {
+            old: 5,
+            proof: tree.consistency_proof(5, 9).unwrap(),
+            note: note.clone(),
+        };
+        let line = witness.cosign(&text, 1_763_607_600).unwrap();
+        let cosigned = append_cosignatures(&note, std::slice::from_ref(&line));
+        for block in [
+            request.to_body(),
+            cosigned.trim_end().to_owned(),
+            String::from_utf8(signed_message(1_763_607_600, &text)).unwrap(),
+            format!("{}\n{}\n", log.verifier_key_text(), witness.verifier().to_text()),
+        ] {
+            assert!(
+                doc.contains(&format!("```\n{block}")),
+                "docs/witness.md lacks:\n{block}"
+            );
+        }
+        witness.verifier().verify_note(&cosigned).unwrap();
+    }
+
     #[test]
     fn a_cosignature_round_trips_and_verifies() {
         let w = witness();
