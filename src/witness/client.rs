@@ -5,7 +5,7 @@
 //!
 //! 1. Keep, per witness, the size it last cosigned (start with 0 when unknown).
 //! 2. For each new checkpoint call [`cosign_checkpoint`] with that size and a function that
-//!    returns the consistency proof from any size to the checkpoint's (`Tree::consistency_proof`).
+//!    returns the consistency proof from any size to the checkpoint's (`AuditLog::consistency_proof`).
 //!    A witness that restarted elsewhere answers 409 with its size; `cosign_checkpoint` retries
 //!    once from that size.
 //! 3. On success, append the returned line to the published checkpoint
@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use super::cosignature::{CosignatureError, CosignatureLine, WitnessVerifier, split_note};
 use super::protocol::{ADD_CHECKPOINT_PATH, AddCheckpoint, SIZE_CONTENT_TYPE, parse_size};
-use crate::audit::merkle::{Hash, ProofError};
+use crate::audit::merkle::Hash;
 use crate::audit::note::Checkpoint;
 
 /// How long one `add-checkpoint` exchange (connect, send, answer) may take by default.
@@ -41,7 +41,7 @@ pub enum WitnessError {
     #[error("invalid checkpoint: {0}")]
     InvalidCheckpoint(String),
     #[error("no consistency proof to give the witness: {0}")]
-    Proof(#[from] ProofError),
+    Proof(String),
     #[error("witness unreachable: {0}")]
     Unreachable(String),
     #[error("the witness did not answer within {0:?}")]
@@ -201,11 +201,11 @@ pub async fn add_checkpoint(
 /// witness's size and tries once more. Returns the cosignature; the witness's size is now the
 /// checkpoint's. `proof_from(old)` must return the consistency proof from `old` to the
 /// checkpoint's size (it is only called with `1 ≤ old < size`).
-pub async fn cosign_checkpoint(
+pub async fn cosign_checkpoint<E: std::fmt::Display>(
     witness: &WitnessEndpoint,
     old_size: u64,
     checkpoint_note: &str,
-    proof_from: impl Fn(u64) -> Result<Vec<Hash>, ProofError>,
+    proof_from: impl Fn(u64) -> Result<Vec<Hash>, E>,
 ) -> Result<CosignatureLine, WitnessError> {
     let (text, _) = split_note(checkpoint_note).map_err(|e| WitnessError::InvalidCheckpoint(e.to_string()))?;
     let size = Checkpoint::parse(text)
@@ -221,7 +221,7 @@ pub async fn cosign_checkpoint(
         if old == 0 || old == size {
             return Ok(Vec::new());
         }
-        Ok(proof_from(old)?)
+        proof_from(old).map_err(|e| WitnessError::Proof(e.to_string()))
     };
     let proof = proof_for(old_size)?;
     match add_checkpoint(witness, old_size, &proof, checkpoint_note).await {
