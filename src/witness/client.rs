@@ -6,13 +6,17 @@
 //! 1. Keep, per witness, the size it last cosigned (start with 0 when unknown).
 //! 2. For each new checkpoint call [`cosign_checkpoint`] with that size and a function that
 //!    returns the consistency proof from any size to the checkpoint's (`AuditLog::consistency_proof`).
-//!    A witness that restarted elsewhere answers 409 with its size; `cosign_checkpoint` retries
-//!    once from that size.
+//!    A witness whose size the gateway got wrong (after a gateway restart, say) answers 409 with
+//!    its size; `cosign_checkpoint` retries once from there.
 //! 3. On success, append the returned line to the published checkpoint
 //!    ([`super::cosignature::append_cosignatures`]) and remember the new size.
 //! 4. On an error with [`WitnessError::is_transient`] (down, slow, failing) go on publishing and
 //!    disclosing; try again with the next checkpoint. On [`WitnessError::is_alarm`] (the witness
-//!    saw a fork or rollback) raise the alarm: the log has signed two histories.
+//!    saw a fork, or holds a larger tree than the log) raise the alarm: the log has signed
+//!    something that contradicts what the witness cosigned.
+//!
+//! Submit to one witness one checkpoint at a time, in order of size: a smaller checkpoint sent
+//! after a larger one was cosigned is refused like a rollback.
 
 use std::time::Duration;
 
