@@ -386,6 +386,9 @@ async fn malformed_requests_get_400() {
     }
     let answer = post(w.server.addr(), Method::GET, String::new()).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    let huge = format!("old 0\n\n{cp}{}", "x".repeat(70 * 1024));
+    let answer = post(w.server.addr(), Method::POST, huge).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     // Nothing malformed changed the state.
     add_checkpoint(&w.endpoint, 0, &[], &cp).await.unwrap();
     w.server.stop().await;
@@ -580,4 +583,45 @@ async fn witness_serve_through_the_binary_cosigns_and_reports_a_fork_loudly() {
     for root in [real.root(), fork.root()] {
         assert!(fork_line.contains(&STANDARD.encode(root)), "{fork_line}");
     }
+}
+
+#[tokio::test]
+async fn stopping_closes_kept_alive_connections() {
+    let setup = Setup::new();
+    let w = setup.start().await;
+    let addr = w.server.addr();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let cp = checkpoint(&tree(5, "real"), 5, &log_key());
+    let http_request = |body: String| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/add-checkpoint")
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let first = sender
+        .send_request(http_request(request(0, vec![], &cp)))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    first.into_body().collect().await.unwrap();
+
+    // An idle kept-alive connection must not hold the witness (and its state) open.
+    tokio::time::timeout(Duration::from_secs(5), w.server.stop())
+        .await
+        .expect("stop returns while a client keeps its connection open");
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        sender
+            .send_request(http_request(request(5, vec![], &cp)))
+            .await
+            .is_err()
+    );
 }
