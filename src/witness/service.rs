@@ -35,7 +35,7 @@ pub enum Refusal {
     #[error("the witness's latest cosigned size for this log is {witness_size}")]
     WrongOldSize { witness_size: u64 },
     /// A checkpoint of the size the witness cosigned, with another root: the log forked.
-    #[error("fork: the log signed another tree of size {size} than the one this witness cosigned")]
+    #[error("fork: the log signed a tree of size {size} other than the one this witness cosigned")]
     Fork { size: u64 },
     #[error("the consistency proof from size {old} to size {size} does not verify")]
     InconsistentProof { old: u64, size: u64 },
