@@ -102,6 +102,24 @@ pub fn keygen(out: &Path, name: &str) -> Result<String, String> {
     Ok(verifier)
 }
 
+/// The witness key in `dir`, created by [`keygen`] if there is none yet (for `demo`, which
+/// must keep its witness's identity across runs).
+pub fn open_or_create_key(dir: &Path, name: &str) -> Result<WitnessKey, String> {
+    let path = dir.join(KEY_FILE);
+    if !path.exists() {
+        keygen(dir, name)?;
+    }
+    let key = read_witness_key(&path)?;
+    if key.name() != name {
+        return Err(format!(
+            "{} is the key of {}, not of {name}",
+            path.display(),
+            key.name()
+        ));
+    }
+    Ok(key)
+}
+
 fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     let error = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
     let mut file = OpenOptions::new()

@@ -11,7 +11,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use cgc_gateway::audit::merkle::{Hash, Tree, leaf_hash};
 use cgc_gateway::audit::note::{Checkpoint, NoteSigner, NoteVerifier, open_note, sign_note};
-use cgc_gateway::cli::witness::{VERIFIER_KEY_FILE, keygen, read_log_keys, read_witness_key};
+use cgc_gateway::cli::witness::{VERIFIER_KEY_FILE, keygen, open_or_create_key, read_log_keys, read_witness_key};
 use cgc_gateway::clock::ManualClock;
 use cgc_gateway::witness::protocol::AddCheckpoint;
 use cgc_gateway::witness::{
@@ -517,6 +517,17 @@ fn keygen_never_overwrites_a_key() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0, "the private key is readable by its owner only");
+}
+
+#[test]
+fn a_demo_keeps_its_witness_key_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open_or_create_key(dir.path(), WITNESS_NAME).unwrap();
+    let again = open_or_create_key(dir.path(), WITNESS_NAME).unwrap();
+    assert_eq!(first.verifier(), again.verifier());
+    let published = std::fs::read_to_string(dir.path().join(VERIFIER_KEY_FILE)).unwrap();
+    assert_eq!(WitnessVerifier::parse(&published).unwrap(), first.verifier());
+    assert!(open_or_create_key(dir.path(), "another.example/w2").is_err());
 }
 
 #[tokio::test]
