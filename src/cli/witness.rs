@@ -35,16 +35,17 @@ pub enum WitnessCommand {
     /// (POST /add-checkpoint).
     Serve {
         /// The private key written by `witness keygen`.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         key: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:7380")]
+        /// The address to serve plain HTTP on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7380")]
         listen: SocketAddr,
         /// The log's verifier key(s): a file of C2SP verifier keys, one per line (the format of
         /// certs-dev/audit/verifier-key.txt or of an export's verifier-keys). Repeatable.
-        #[arg(long = "log-key", required = true)]
+        #[arg(long = "log-key", value_name = "FILE", required = true)]
         log_keys: Vec<PathBuf>,
         /// Where the witness keeps what it cosigned; default: the key's folder.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
     },
 }
