@@ -4,7 +4,8 @@
 //!
 //! The layout follows the architecture: `tls` and `identity` are the network edge, `auth` the
 //! officers' tokens, `cases` the records centers push, `policy` the pure agreement evaluator,
-//! `audit` the signed Merkle log, `store` persistence, `http` the API, `cli` the commands.
+//! `audit` the signed Merkle log, `witness` the cosigning of its checkpoints by independent
+//! witnesses, `store` persistence, `http` the API, `cli` the commands.
 
 pub mod agreements;
 pub mod app;
@@ -29,3 +30,4 @@ pub mod store;
 pub mod text;
 pub mod tls;
 pub mod views;
+pub mod witness;

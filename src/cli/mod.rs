@@ -1,6 +1,7 @@
 //! The `cgc-gateway` command line (SPEC §10).
 
 pub mod policy;
+pub mod witness;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +77,9 @@ enum Command {
     /// Exports and verifies the audit log (SPEC §8, docs/audit-log.md).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Runs a C2SP witness that cosigns audit checkpoints (docs/witness.md).
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +222,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Policy { command } => run_policy(command).await,
         Command::Audit(command) => audit(command).await,
+        Command::Witness(command) => witness::run(command).await,
     }
 }
 

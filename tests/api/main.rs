@@ -20,3 +20,4 @@ mod revocation;
 mod tls;
 mod tokens;
 mod views;
+mod witness;
