@@ -49,18 +49,12 @@ pub struct AppContext {
     pub tokens: TokenVerifier,
     pub tls: Arc<TlsState>,
     pub connections: Arc<Connections>,
-    /// Every request of every principal kind, keyed by the certificate's principal.
-    pub certificate_limits: RateLimiter,
-    pub officer_limits: RateLimiter,
-    /// Case disclosures per officer, every channel.
+    /// Rate limits, revocations, and the record of every refusal.
+    pub access: crate::access::Access,
     /// Every case version a CGC pushes goes through this service.
     pub ingest: crate::cases::ingest::Ingest,
     /// Every disclosure to a terminal, by every channel, goes through this service.
     pub disclosures: crate::views::Disclosures,
-    /// Repeated refusals become counts; a flood of them, a security entry.
-    pub refusals: RefusalCoalescer,
-    /// Terminals and officers revoked by an administrator.
-    pub revocations: crate::revocations::Revocations,
     /// The live fan-out hub behind the terminal streams.
     pub live: Arc<Hub>,
     /// The development token issuer's private key, set only by `demo`: enables
@@ -165,6 +159,17 @@ impl Application {
             crate::revocations::Revocations::load(store.clone(), audit.clone(), clock.clone(), connections.clone())
                 .await?;
         let ingest = crate::cases::ingest::Ingest::new(store.clone(), live.clone(), clock.clone());
+        let access = crate::access::Access::new(
+            revocations,
+            RateLimiter::new(config.limits.burst, config.limits.per_minute),
+            RateLimiter::new(config.limits.burst, config.limits.per_minute),
+            RefusalCoalescer::new(
+                time::Duration::seconds(config.limits.refusal_window_seconds),
+                config.limits.flood_refusals,
+            ),
+            audit.clone(),
+            clock.clone(),
+        );
         let ctx = Arc::new(AppContext {
             clock,
             store,
@@ -173,15 +178,9 @@ impl Application {
             tokens,
             tls: tls.clone(),
             connections,
-            certificate_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
-            officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
-            revocations,
+            access,
             ingest,
             disclosures,
-            refusals: RefusalCoalescer::new(
-                time::Duration::seconds(config.limits.refusal_window_seconds),
-                config.limits.flood_refusals,
-            ),
             live,
             dev_token_issuer: OnceLock::new(),
         });
@@ -198,7 +197,10 @@ impl Application {
         spawn_reload_on_hangup(ctx.clone());
         let router = crate::http::router(ctx.clone(), hosts);
         let (shutdown, rx) = watch::channel(false);
-        let refusal_flush = tokio::spawn(crate::http::extract::flush_refusals(ctx.clone(), rx.clone()));
+        let refusal_flush = {
+            let (ctx, rx) = (ctx.clone(), rx.clone());
+            tokio::spawn(async move { ctx.access.flush_refusals(rx).await })
+        };
         let task = tokio::spawn(serve(
             listener,
             tls,

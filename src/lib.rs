@@ -7,6 +7,7 @@
 //! `audit` the signed Merkle log, `witness` the cosigning of its checkpoints by independent
 //! witnesses, `store` persistence, `http` the API, `cli` the commands.
 
+pub mod access;
 pub mod agreements;
 pub mod app;
 pub mod audit;

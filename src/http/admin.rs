@@ -83,6 +83,7 @@ async fn revoked(
     target: Target,
 ) -> Result<Json<Revoked>, ApiError> {
     match ctx
+        .access
         .revocations
         .revoke(&ctx.policy(), &caller.administrator(), target)
         .await

@@ -308,3 +308,14 @@ impl From<crate::cases::ingest::IngestError> for ApiError {
         }
     }
 }
+
+impl From<crate::access::Denied> for ApiError {
+    fn from(e: crate::access::Denied) -> Self {
+        use crate::access::Denied as D;
+        match e {
+            D::RateLimited { retry_after_secs } => ApiError::TooManyRequests { retry_after_secs },
+            D::TerminalRevoked => ApiError::Forbidden(e.to_string()),
+            D::OfficerRevoked => ApiError::Unauthorized(e.to_string()),
+        }
+    }
+}

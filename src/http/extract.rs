@@ -3,24 +3,18 @@
 //! Every request is first held to its certificate's rate limit; every refusal here is recorded
 //! in the audit log, repeats coalesced into counts (`limits::RefusalCoalescer`).
 
-use std::time::Duration;
-
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Extensions, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::watch;
 
 use super::error::ApiError;
-use crate::app::{AppContext, Ctx};
-use crate::audit::{Actor, Event};
+use crate::access::{Denied, Refusal};
+use crate::app::Ctx;
+use crate::audit::Actor;
 use crate::auth::TokenAudience;
 use crate::identity::{Principal, SharedPeer};
-use crate::limits::{RefusalKey, RefusalNote};
-
-/// How often refusal windows that ended without a further refusal have their counts recorded.
-const REFUSAL_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The route a request matched (its template, never its values), for audit entries.
 pub fn route_of(parts: &Parts) -> String {
@@ -43,18 +37,17 @@ fn peer(parts: &Parts) -> Result<SharedPeer, ApiError> {
 }
 
 /// Middleware, before every handler and extractor: each client certificate (any principal
-/// kind) gets `limits.burst` requests at once and `limits.per_minute` sustained. Nothing is
-/// verified or written for a request over the limit but the coalesced refusal.
+/// kind) is held to its rate limit. Nothing is verified or written for a request over the limit
+/// but the coalesced refusal.
 pub async fn limit_per_certificate(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
     if let Some(peer) = request.extensions().get::<SharedPeer>() {
-        let now = ctx.clock.now();
-        if let Err(retry_after_secs) = ctx.certificate_limits.check(&peer.principal.to_string(), now) {
+        if let Err(denied) = ctx.access.admit_certificate(&peer.principal) {
             return refuse(
                 &ctx,
                 route(request.method(), request.extensions()),
                 &peer.principal,
                 None,
-                ApiError::TooManyRequests { retry_after_secs },
+                denied.into(),
             )
             .into_response();
         }
@@ -63,91 +56,19 @@ pub async fn limit_per_certificate(State(ctx): State<Ctx>, request: Request, nex
 }
 
 /// Records a refusal of `request` (a route template) and returns the error to answer with.
-/// The first refusal of its kind (principal, subject, request, status) in a window is recorded
-/// at once; repeats are counted and recorded as one entry when the window closes.
 pub fn refuse(ctx: &Ctx, request: String, principal: &Principal, subject: Option<String>, error: ApiError) -> ApiError {
     let reason = match &error {
         ApiError::Unauthorized(r) | ApiError::Forbidden(r) => r.clone(),
         other => other.to_string(),
     };
-    let key = RefusalKey {
+    ctx.access.record_refusal(Refusal {
         principal: principal.to_string(),
         subject,
         request,
         status: error.status().as_u16(),
-    };
-    let notes = ctx.refusals.refused(key, &reason, ctx.clock.now());
-    record_in_background(ctx, refusal_events(ctx, notes));
-    error
-}
-
-/// The audit entries for what the coalescer noted, in order.
-fn refusal_events(ctx: &AppContext, notes: Vec<RefusalNote>) -> Vec<Event> {
-    notes
-        .into_iter()
-        .map(|note| match note {
-            RefusalNote::First { key, reason } => refusal(key, reason, None),
-            RefusalNote::Repeated { key, count, reason } => refusal(key, reason, Some(count)),
-            RefusalNote::Flood { principal, count } => Event::Security {
-                actor: Actor {
-                    principal,
-                    subject: None,
-                },
-                what: format!(
-                    "refusal flood: {count} refusals of this certificate within {} s exceeded the configured threshold",
-                    ctx.refusals.window().whole_seconds()
-                ),
-            },
-        })
-        .collect()
-}
-
-fn refusal(key: RefusalKey, reason: String, count: Option<u64>) -> Event {
-    Event::Refusal {
-        actor: Actor {
-            principal: key.principal,
-            subject: key.subject,
-        },
-        request: key.request,
-        status: key.status,
         reason,
-        count,
-    }
-}
-
-/// Records `events` as one batch whose loss must not fail the request: logged if it fails.
-fn record_in_background(ctx: &AppContext, events: Vec<Event>) {
-    if events.is_empty() {
-        return;
-    }
-    let audit = ctx.audit.clone();
-    tokio::spawn(async move {
-        if let Err(e) = audit.record(events).await {
-            tracing::error!(error = %e, "could not record refusals or a security entry in the audit log");
-        }
     });
-}
-
-/// Records the counts of refusal windows that closed without a further refusal, every
-/// second, until `shutdown`; then the counts of every open window, so that none is lost.
-pub async fn flush_refusals(ctx: Ctx, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(REFUSAL_FLUSH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let notes = ctx.refusals.flush(ctx.clock.now());
-                record_in_background(&ctx, refusal_events(&ctx, notes));
-            }
-            changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() {
-                break;
-            },
-        }
-    }
-    let events = refusal_events(&ctx, ctx.refusals.drain(ctx.clock.now()));
-    if let Err(e) = ctx.audit.record(events).await {
-        tracing::error!(error = %e, "could not record the last refusal counts in the audit log");
-    }
+    error
 }
 
 /// Refuses (and records) a principal of the wrong kind for this endpoint.
@@ -219,31 +140,21 @@ impl FromRequestParts<Ctx> for TerminalCaller {
             return Err(wrong_kind(ctx, parts, &peer.principal, "police terminals"));
         };
         let token = bearer_subject(ctx, parts, &peer, TokenAudience::Officer)?;
-        if ctx.revocations.terminal_revoked(&peer.principal) {
-            return Err(wrong_kind(
-                ctx,
-                parts,
-                &peer.principal,
-                "terminals that have not been revoked",
-            ));
-        }
-        if ctx.revocations.officer_revoked(&token.subject) {
+        if let Err(denied) = ctx.access.admit_officer(&peer.principal, &token.subject) {
+            if denied == Denied::TerminalRevoked {
+                return Err(wrong_kind(
+                    ctx,
+                    parts,
+                    &peer.principal,
+                    "terminals that have not been revoked",
+                ));
+            }
             return Err(refuse(
                 ctx,
                 route_of(parts),
                 &peer.principal,
                 Some(token.subject),
-                ApiError::Unauthorized("this officer has been revoked".into()),
-            ));
-        }
-        // The certificate's own limit was checked before anything else (`limit_per_certificate`).
-        if let Err(retry_after_secs) = ctx.officer_limits.check(&token.subject, ctx.clock.now()) {
-            return Err(refuse(
-                ctx,
-                route_of(parts),
-                &peer.principal,
-                Some(token.subject),
-                ApiError::TooManyRequests { retry_after_secs },
+                denied.into(),
             ));
         }
         Ok(Self {

@@ -110,7 +110,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
         expired,
         _guard: guard,
         officer: caller.officer.clone(),
-        officers: ctx.revocations.watch_officers(),
+        officers: ctx.access.revocations.watch_officers(),
         done: false,
     };
     let body = futures_util::stream::unfold(state, |mut s| async move {
@@ -192,7 +192,7 @@ impl StreamState {
                     self.out.push_back(Bytes::from_static(TOKEN_EXPIRED));
                 }
                 changed = self.officers.changed() => {
-                    if changed.is_err() || self.ctx.revocations.officer_revoked(&self.officer) {
+                    if changed.is_err() || self.ctx.access.revocations.officer_revoked(&self.officer) {
                         self.done = true;
                         self.out.push_back(Bytes::from_static(OFFICER_REVOKED));
                     }
