@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::put;
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
 use super::extract::CenterCaller;
@@ -63,11 +62,6 @@ async fn put_case(
         return Err(ApiError::invalid("/center_id", "is not a center of the registry"));
     }
     let canonical = serde_json::to_string(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let received_at = ctx
-        .clock
-        .now()
-        .format(&Rfc3339)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let outcome = ctx
         .store
         .put_case(NewCase {
@@ -75,7 +69,7 @@ async fn put_case(
             case_id: record.case_id.as_str(),
             version: record.version,
             body: &canonical,
-            received_at: &received_at,
+            received_at: ctx.clock.now(),
         })
         .await?;
     let response = |outcome| PutCaseResponse {

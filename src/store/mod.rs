@@ -1,11 +1,19 @@
-//! Persistence behind one trait, one implementation per backend (SQLite now; PostgreSQL with
-//! its own migrations can follow without touching callers), chosen from the URL scheme.
+//! Persistence behind one trait, one implementation per backend (`sqlite`, `postgres`), each
+//! with its own migrations, chosen from the URL scheme. Every implementation gives the same
+//! answers: `tests/api/store_contract.rs` runs one suite against both.
 
+pub mod postgres;
 pub mod sqlite;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -13,25 +21,68 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL (expected sqlite:...)")]
+    #[error("unsupported database URL (expected sqlite:... or postgres://...)")]
     UnsupportedUrl,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(&'static str),
+    #[error("a time cannot be stored: {0}")]
+    Time(#[from] time::error::Format),
 }
 
 impl StoreError {
     /// Whether the store could not be reached or written now (a full disk, an I/O error, a
-    /// lock or pool timeout, a lost connection): a condition that passes, during which nothing
-    /// is acknowledged. Anything else (a constraint the caller broke, corrupt data) is a fault.
+    /// lock or pool timeout, a lost connection, a database server shutting down or refusing
+    /// connections): a condition that passes, during which nothing is acknowledged. Anything
+    /// else (a constraint the caller broke, corrupt data) is a fault.
     pub fn is_unavailable(&self) -> bool {
         use sqlx::error::ErrorKind;
         match self {
-            StoreError::Database(sqlx::Error::Database(db)) => matches!(db.kind(), ErrorKind::Other),
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    Some(pg) => pg_unavailable(pg.code()),
+                    None => matches!(db.kind(), ErrorKind::Other),
+                }
+            }
             StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed,
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
             ) => true,
             _ => false,
         }
+    }
+}
+
+/// PostgreSQL's SQLSTATEs for conditions that pass: connection exceptions (08), serialization
+/// failures and deadlocks (40001, 40P01), a read-only transaction (25006: a standby, during a
+/// fail-over), insufficient resources (53: disk full, out of memory, too many connections),
+/// operator intervention (57: shutdown, restart, cancelled statements) and system errors (58).
+fn pg_unavailable(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "25006") || ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+}
+
+/// Times are stored as RFC 3339 text, the same bytes on every backend.
+fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
+    Ok(at.format(&Rfc3339)?)
+}
+
+/// A backend's migrations, compiled into the binary: (version, description, SQL).
+#[derive(Debug, Clone, Copy)]
+struct EmbeddedMigrations(&'static [(i64, &'static str, &'static str)]);
+
+impl<'s> MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(*v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false)
+                })
+                .collect())
+        })
     }
 }
 
@@ -42,7 +93,7 @@ pub struct NewCase<'a> {
     pub case_id: &'a str,
     pub version: u64,
     pub body: &'a str,
-    pub received_at: &'a str,
+    pub received_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,10 +251,14 @@ pub trait Store: Send + Sync + 'static {
 
 pub type SharedStore = Arc<dyn Store>;
 
-/// Opens the store a URL names: `sqlite://<path>` (created if missing).
+/// Opens the store a URL names: `sqlite://<path>` (created if missing) or
+/// `postgres://user@host:port/db` (`postgresql://` alike; the database must exist). Either is
+/// migrated to the current schema before it is returned.
 pub async fn open(url: &str) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
     }

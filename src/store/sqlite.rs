@@ -8,28 +8,21 @@
 //! `SAVEPOINT`/`RELEASE` inside an outer transaction that never ends: writes are acknowledged
 //! and never committed. A fresh connection after an error cannot carry such state.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
-use sqlx::error::BoxDynError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::{
-    AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, RevocationRow,
-    Store, StoreError, StoredCase,
+    AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations, NewCase, PutOutcome,
+    RevocationRow, Store, StoreError, StoredCase, rfc3339,
 };
 
-/// The migrations, compiled into the binary.
-#[derive(Debug)]
-struct Embedded;
-
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
     (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -51,20 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consented_terms",
         include_str!("../../migrations/sqlite/0005_consented_terms.sql"),
     ),
-];
-
-impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
-        Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|(v, d, sql)| {
-                    Migration::new(*v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false)
-                })
-                .collect())
-        })
-    }
-}
+]);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -84,7 +64,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        Migrator::new(Embedded).await?.run(&writer).await?;
+        Migrator::new(MIGRATIONS).await?.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -158,6 +138,7 @@ fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
 impl Store for SqliteStore {
     async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError> {
         let version = to_i64(case.version)?;
+        let received_at = rfc3339(case.received_at)?;
         let mut tx = WriteTx::begin(&self.writer).await?;
         let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE center_id = ? AND case_id = ?")
             .bind(case.center_id)
@@ -191,7 +172,7 @@ impl Store for SqliteStore {
         .bind(case.case_id)
         .bind(version)
         .bind(case.body)
-        .bind(case.received_at)
+        .bind(&received_at)
         .fetch_one(tx.conn())
         .await?;
         sqlx::query(
