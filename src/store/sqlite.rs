@@ -210,7 +210,14 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
-        for row in rows {
+        // The log grows only at its end, without gaps (the primary key refuses repeats).
+        let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
+            .fetch_one(tx.conn())
+            .await?;
+        for (row, expected) in rows.iter().zip(next..) {
+            if to_i64(row.index)? != expected {
+                return Err(StoreError::Corrupt("audit entries do not continue the stored log"));
+            }
             sqlx::query(
                 "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) VALUES (?, ?, ?, ?, ?, ?)",
             )
