@@ -15,6 +15,7 @@ mod helpers;
 mod ingest;
 mod live;
 mod pg;
+mod postgres;
 mod revocation;
 mod store_contract;
 mod tls;

@@ -171,6 +171,8 @@ fn shared_cluster() -> Option<PgCluster> {
         pid = std::process::id(),
         dir = cluster.dir.display(),
     );
+    // Never waited for: it is meant to outlive this process.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())

@@ -212,31 +212,38 @@ async fn racing_writers_of_one_version_store_it_exactly_once(b: &Backend) {
 /// Writers of different versions of one case at once: the newest always ends up current, and
 /// a later stored version always has a larger `seq` (what the in-memory index relies on).
 async fn racing_versions_keep_the_newest_and_seq_follows_the_version(b: &Backend) {
-    let tasks: Vec<_> = (1..=16u64)
-        .map(|v| {
-            let store = b.store.clone();
-            tokio::spawn(async move {
-                let body = format!("v{v}");
-                (v, store.put_case(case("RACE", v, &body)).await.unwrap())
+    for round in 0..4 {
+        let case_id = format!("RACE-{round}");
+        // Newest first: a newer version that starts before an older one is stored must still
+        // end with the larger seq.
+        let tasks: Vec<_> = (1..=24u64)
+            .rev()
+            .map(|v| {
+                let store = b.store.clone();
+                let case_id = case_id.clone();
+                tokio::spawn(async move {
+                    let body = format!("v{v}");
+                    (v, store.put_case(case(&case_id, v, &body)).await.unwrap())
+                })
             })
-        })
-        .collect();
-    let mut stored = Vec::new();
-    for t in tasks {
-        let (v, outcome) = t.await.unwrap();
-        match outcome {
-            PutOutcome::Stored { seq } => stored.push((v, seq)),
-            PutOutcome::Conflict { stored_version } => assert!(stored_version > v),
-            PutOutcome::Identical => panic!("version {v} was never pushed before"),
+            .collect();
+        let mut stored = Vec::new();
+        for t in tasks {
+            let (v, outcome) = t.await.unwrap();
+            match outcome {
+                PutOutcome::Stored { seq } => stored.push((v, seq)),
+                PutOutcome::Conflict { stored_version } => assert!(stored_version > v),
+                PutOutcome::Identical => panic!("version {v} was never pushed before"),
+            }
         }
+        stored.sort();
+        assert!(
+            stored.windows(2).all(|w| w[0].1 < w[1].1),
+            "seq not increasing with version: {stored:?}"
+        );
+        assert_eq!(stored.last().unwrap().0, 24);
+        assert_eq!(current(&b.store).await[&case_id].0, 24);
     }
-    stored.sort();
-    assert!(
-        stored.windows(2).all(|w| w[0].1 < w[1].1),
-        "seq not increasing with version: {stored:?}"
-    );
-    assert_eq!(stored.last().unwrap().0, 16);
-    assert_eq!(current(&b.store).await["RACE"].0, 16);
 }
 
 async fn acknowledged_writes_are_there_after_reopening(b: &Backend) {

@@ -1,0 +1,93 @@
+//! The real gateway on PostgreSQL: ingest and disclosure over mTLS, and a database server
+//! that goes away and comes back. While it is gone nothing is acknowledged and nothing is
+//! disclosed (503 problem+json); once it is back, service resumes without a restart.
+
+use std::time::{Duration, Instant};
+
+use cgc_gateway::store;
+
+use crate::helpers::{full_case, spawn_app_with};
+use crate::pg::PgCluster;
+
+#[tokio::test]
+async fn the_gateway_serves_from_postgresql_and_fails_closed_while_it_is_down() {
+    let Some(cluster) = PgCluster::start() else { return };
+    let url = cluster.create_database().await;
+    let app = spawn_app_with(|c, _| c.database_url = url.clone()).await;
+    let center = app.client("center-yokosuka");
+    let terminal = app.client("terminal-yokosuka-1");
+    let token = app.token("terminal-yokosuka-1", "K-1");
+
+    let reply = app.push(&full_case("yokosuka", "PG-1", "142018")).await;
+    assert_eq!(reply.json().unwrap()["outcome"], "stored");
+    let again = center
+        .put_json("/v1/cases/PG-1", &full_case("yokosuka", "PG-1", "142018"))
+        .await
+        .unwrap();
+    assert_eq!(again.json().unwrap()["outcome"], "unchanged");
+    let view = terminal
+        .get("/v1/terminal/cases/yokosuka:PG-1", Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(view.status, 200, "{}", view.text());
+    assert!(view.text().contains("山田"));
+
+    cluster.stop();
+    let started = Instant::now();
+    let refused = full_case("yokosuka", "PG-DOWN", "142018");
+    let reply = center.put_json("/v1/cases/PG-DOWN", &refused).await.unwrap();
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert!(
+        !reply.text().contains("postgres"),
+        "internals in a refusal: {}",
+        reply.text()
+    );
+    let view = terminal
+        .get("/v1/terminal/cases/yokosuka:PG-1", Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(
+        view.status,
+        503,
+        "a disclosure went out without its entry: {}",
+        view.text()
+    );
+    assert_eq!(view.headers["content-type"], "application/problem+json");
+    assert!(!view.text().contains("山田"), "case data in a refusal");
+    let list = terminal.get("/v1/terminal/cases", Some(&token)).await.unwrap();
+    assert_eq!(list.status, 503, "{}", list.text());
+    assert!(!list.text().contains("山田"), "case data in a refusal");
+    // Each refusal waits at most the pool's acquire timeout, not for the server.
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+
+    cluster.restart();
+    let reply = app.push(&full_case("yokosuka", "PG-2", "142018")).await;
+    assert_eq!(reply.json().unwrap()["outcome"], "stored");
+    let view = terminal
+        .get("/v1/terminal/cases/yokosuka:PG-2", Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(view.status, 200, "{}", view.text());
+    let receipt = view.json().unwrap()["receipt"]["audit_index"].as_u64().unwrap();
+
+    // What another instance (or a restart) reads: the acknowledged cases, not the refused one,
+    // and the receipted disclosure's entry.
+    let outside = store::open(&url).await.unwrap();
+    let ids: Vec<String> = outside
+        .current_cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.case_id)
+        .collect();
+    assert_eq!(ids, ["PG-1", "PG-2"]);
+    assert!(outside.audit_len().await.unwrap() > receipt);
+    let entry = outside.audit_entries(receipt, receipt + 1).await.unwrap();
+    assert_eq!(entry[0].case_id.as_deref(), Some("PG-2"));
+    // The refused version was never stored: pushing it now stores it.
+    let late = center.put_json("/v1/cases/PG-DOWN", &refused).await.unwrap();
+    assert_eq!(late.status, 200, "{}", late.text());
+    assert_eq!(late.json().unwrap()["outcome"], "stored");
+}
