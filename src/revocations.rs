@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::sync::RwLock;
 
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
 use crate::app::AppContext;
@@ -162,7 +161,7 @@ pub async fn revoke(ctx: &AppContext, caller: &AdminCaller, target: Target) -> R
         kind: kind.to_owned(),
         subject: subject.clone(),
         revoked_by: caller.actor().principal,
-        revoked_at: ctx.clock.now().format(&Rfc3339).unwrap_or_default(),
+        revoked_at: ctx.clock.now(),
     };
     let newly_revoked = ctx.store.add_revocation(&row).await?;
     ctx.revocations.insert(kind, subject.clone());

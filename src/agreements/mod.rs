@@ -62,7 +62,7 @@ pub async fn load_or_seed(
 
 async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDateTime) -> Result<(), AppError> {
     let files = PolicyWorld::load(dir)?;
-    let at = rfc3339(now);
+    let at = now;
     let source = dir.display().to_string();
     let seeder = Actor {
         principal: "urn:cgc-gateway:seed".into(),
@@ -95,7 +95,7 @@ async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDate
             document: text,
             sha256,
             submitted_by: format!("seed: {}", path.display()),
-            submitted_at: at.clone(),
+            submitted_at: at,
         });
     }
     let mut steps = Vec::new();
@@ -109,10 +109,10 @@ async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDate
             to: consent,
         };
         events.push(step.event(seeder.clone()));
-        steps.push(step.row(consents_file.clone(), at.clone()));
+        steps.push(step.row(consents_file.clone(), at));
     }
     audit.record(events).await?;
-    if store.seed_policy(&source, &at, &versions, &steps).await? {
+    if store.seed_policy(&source, at, &versions, &steps).await? {
         tracing::info!(
             versions = versions.len(),
             consents = steps.len(),
@@ -189,7 +189,7 @@ impl Step<'_> {
         }
     }
 
-    fn row(&self, actor: String, at: String) -> ConsentStepRow {
+    fn row(&self, actor: String, at: OffsetDateTime) -> ConsentStepRow {
         ConsentStepRow {
             seq: 0,
             agreement_id: self.agreement_id.to_owned(),
@@ -365,7 +365,7 @@ pub async fn describe(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str) -> Re
                 effective_until: a.effective_until().map(rfc3339),
                 in_force: current == Some(r.version),
                 submitted_by: r.submitted_by,
-                submitted_at: r.submitted_at,
+                submitted_at: rfc3339(r.submitted_at),
                 document: r.document,
             })
         })
@@ -380,7 +380,7 @@ pub async fn describe(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str) -> Re
             from: s.from_state,
             to: s.to_state,
             actor: s.actor,
-            at: s.at,
+            at: rfc3339(s.at),
         })
         .collect();
     Ok(AgreementDocument {
@@ -552,11 +552,11 @@ pub async fn submit(ctx: &Ctx, caller: &AdminCaller, agreement_id: &str, body: &
                 document: body.to_owned(),
                 sha256: sha256.clone(),
                 submitted_by: actor_label(&caller.actor()),
-                submitted_at: rfc3339(now),
+                submitted_at: now,
             },
             &steps
                 .iter()
-                .map(|s| s.row(actor_label(&caller.actor()), rfc3339(now)))
+                .map(|s| s.row(actor_label(&caller.actor()), now))
                 .collect::<Vec<_>>(),
         )
         .await
@@ -712,7 +712,7 @@ pub async fn consent_step(
         .await
         .map_err(ApiError::from)?;
     ctx.store
-        .append_consent_step(&step.row(actor_label(&caller.actor()), rfc3339(now)))
+        .append_consent_step(&step.row(actor_label(&caller.actor()), now))
         .await
         .map_err(ApiError::from)?;
     let mut next = (*world).clone();

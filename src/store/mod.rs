@@ -68,6 +68,10 @@ fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
     Ok(at.format(&Rfc3339)?)
 }
 
+fn parse_time(text: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| StoreError::Corrupt("a stored time is not RFC 3339"))
+}
+
 /// A backend's migrations, compiled into the binary: (version, description, SQL).
 #[derive(Debug, Clone, Copy)]
 struct EmbeddedMigrations(&'static [(i64, &'static str, &'static str)]);
@@ -152,7 +156,7 @@ pub struct RevocationRow {
     pub kind: String,
     pub subject: String,
     pub revoked_by: String,
-    pub revoked_at: String,
+    pub revoked_at: OffsetDateTime,
 }
 
 /// One stored version of a sharing agreement: its exact text, as submitted.
@@ -165,7 +169,7 @@ pub struct AgreementVersionRow {
     pub sha256: String,
     /// The administrator's principal URN and token subject, or the seed's source.
     pub submitted_by: String,
-    pub submitted_at: String,
+    pub submitted_at: OffsetDateTime,
 }
 
 /// One step of a city provider's opt-in.
@@ -184,7 +188,7 @@ pub struct ConsentStepRow {
     pub consented_version: Option<u32>,
     pub confirmed_version: Option<u32>,
     pub actor: String,
-    pub at: String,
+    pub at: OffsetDateTime,
 }
 
 #[async_trait]
@@ -232,7 +236,7 @@ pub trait Store: Send + Sync + 'static {
     async fn seed_policy(
         &self,
         source: &str,
-        at: &str,
+        at: OffsetDateTime,
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError>;

@@ -24,9 +24,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, PgConnection, Postgres, Row};
 
+use time::OffsetDateTime;
+
 use super::{
     AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations, NewCase, PutOutcome,
-    RevocationRow, Store, StoreError, StoredCase, rfc3339,
+    RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
 };
 
 const MIGRATIONS: EmbeddedMigrations =
@@ -345,7 +347,7 @@ impl Store for PgStore {
                     document: r.try_get("document")?,
                     sha256: r.try_get("sha256")?,
                     submitted_by: r.try_get("submitted_by")?,
-                    submitted_at: r.try_get("submitted_at")?,
+                    submitted_at: parse_time(r.try_get("submitted_at")?)?,
                 })
             })
             .collect()
@@ -392,7 +394,7 @@ impl Store for PgStore {
                         .map(to_u32)
                         .transpose()?,
                     actor: r.try_get("actor")?,
-                    at: r.try_get("at")?,
+                    at: parse_time(r.try_get("at")?)?,
                 })
             })
             .collect()
@@ -408,7 +410,7 @@ impl Store for PgStore {
     async fn seed_policy(
         &self,
         source: &str,
-        at: &str,
+        at: OffsetDateTime,
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError> {
@@ -419,7 +421,7 @@ impl Store for PgStore {
             "INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
         )
         .bind(source)
-        .bind(at)
+        .bind(rfc3339(at)?)
         .execute(tx.conn())
         .await?;
         if marked.rows_affected() == 0 {
@@ -481,7 +483,7 @@ impl Store for PgStore {
         .bind(&row.kind)
         .bind(&row.subject)
         .bind(&row.revoked_by)
-        .bind(&row.revoked_at)
+        .bind(rfc3339(row.revoked_at)?)
         .execute(tx.conn())
         .await?;
         tx.commit().await?;
@@ -493,15 +495,16 @@ impl Store for PgStore {
             sqlx::query_as("SELECT kind, subject, revoked_by, revoked_at FROM revocations ORDER BY seq")
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(kind, subject, revoked_by, revoked_at)| RevocationRow {
-                kind,
-                subject,
-                revoked_by,
-                revoked_at,
+        rows.into_iter()
+            .map(|(kind, subject, revoked_by, revoked_at)| {
+                Ok(RevocationRow {
+                    kind,
+                    subject,
+                    revoked_by,
+                    revoked_at: parse_time(&revoked_at)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -515,7 +518,7 @@ async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -
     .bind(&row.document)
     .bind(&row.sha256)
     .bind(&row.submitted_by)
-    .bind(&row.submitted_at)
+    .bind(rfc3339(row.submitted_at)?)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -534,7 +537,7 @@ async fn insert_consent_step(tx: &mut WriteTx, row: &ConsentStepRow) -> Result<i
     .bind(row.consented_version.map(i64::from))
     .bind(row.confirmed_version.map(i64::from))
     .bind(&row.actor)
-    .bind(&row.at)
+    .bind(rfc3339(row.at)?)
     .fetch_one(tx.conn())
     .await?)
 }

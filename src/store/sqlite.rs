@@ -17,9 +17,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqliteConnection};
 
+use time::OffsetDateTime;
+
 use super::{
     AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations, NewCase, PutOutcome,
-    RevocationRow, Store, StoreError, StoredCase, rfc3339,
+    RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
 };
 
 const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
@@ -332,7 +334,7 @@ impl Store for SqliteStore {
                     document: r.try_get("document")?,
                     sha256: r.try_get("sha256")?,
                     submitted_by: r.try_get("submitted_by")?,
-                    submitted_at: r.try_get("submitted_at")?,
+                    submitted_at: parse_time(r.try_get("submitted_at")?)?,
                 })
             })
             .collect()
@@ -370,7 +372,7 @@ impl Store for SqliteStore {
                     consented_version: version_of(r, "consented_version")?,
                     confirmed_version: version_of(r, "confirmed_version")?,
                     actor: r.try_get("actor")?,
-                    at: r.try_get("at")?,
+                    at: parse_time(r.try_get("at")?)?,
                 })
             })
             .collect()
@@ -386,7 +388,7 @@ impl Store for SqliteStore {
     async fn seed_policy(
         &self,
         source: &str,
-        at: &str,
+        at: OffsetDateTime,
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError> {
@@ -406,7 +408,7 @@ impl Store for SqliteStore {
         }
         sqlx::query("INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, ?, ?)")
             .bind(source)
-            .bind(at)
+            .bind(rfc3339(at)?)
             .execute(tx.conn())
             .await?;
         tx.commit().await?;
@@ -458,7 +460,7 @@ impl Store for SqliteStore {
         .bind(&row.kind)
         .bind(&row.subject)
         .bind(&row.revoked_by)
-        .bind(&row.revoked_at)
+        .bind(rfc3339(row.revoked_at)?)
         .execute(tx.conn())
         .await?;
         tx.commit().await?;
@@ -470,15 +472,16 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT kind, subject, revoked_by, revoked_at FROM revocations ORDER BY seq")
                 .fetch_all(&self.reader)
                 .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(kind, subject, revoked_by, revoked_at)| RevocationRow {
-                kind,
-                subject,
-                revoked_by,
-                revoked_at,
+        rows.into_iter()
+            .map(|(kind, subject, revoked_by, revoked_at)| {
+                Ok(RevocationRow {
+                    kind,
+                    subject,
+                    revoked_by,
+                    revoked_at: parse_time(&revoked_at)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -492,7 +495,7 @@ async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -
     .bind(&row.document)
     .bind(&row.sha256)
     .bind(&row.submitted_by)
-    .bind(&row.submitted_at)
+    .bind(rfc3339(row.submitted_at)?)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -511,7 +514,7 @@ async fn insert_consent_step(tx: &mut WriteTx, row: &ConsentStepRow) -> Result<i
     .bind(row.consented_version.map(i64::from))
     .bind(row.confirmed_version.map(i64::from))
     .bind(&row.actor)
-    .bind(&row.at)
+    .bind(rfc3339(row.at)?)
     .fetch_one(tx.conn())
     .await?)
 }

@@ -361,7 +361,7 @@ fn version(id: &str, v: u32) -> AgreementVersionRow {
         document: format!("# {id} v{v}\n"),
         sha256: format!("{:064x}", v),
         submitted_by: "urn:cgc-gateway:admin:kanagawa/admin-1".into(),
-        submitted_at: "2026-11-20T12:00:00+09:00".into(),
+        submitted_at: AT,
     }
 }
 
@@ -376,7 +376,7 @@ fn step(id: &str, action: &str, consented: Option<u32>, confirmed: Option<u32>) 
         consented_version: consented,
         confirmed_version: confirmed,
         actor: "urn:cgc-gateway:admin:yokohama/admin-2".into(),
-        at: "2026-11-20T12:30:00+09:00".into(),
+        at: datetime!(2026-11-20 12:30:00.25 +09:00),
     }
 }
 
@@ -411,6 +411,9 @@ async fn agreement_versions_and_consent_steps_round_trip(b: &Backend) {
     assert_eq!(steps.len(), 2);
     assert!(steps[0].seq < steps[1].seq);
     assert_eq!(steps[1].seq, later);
+    // Times come back as written, offset and fraction included.
+    assert_eq!(steps[0].at.offset(), datetime!(2026-11-20 12:30:00.25 +09:00).offset());
+    assert_eq!(steps[0].at.nanosecond(), 250_000_000);
     assert_eq!(
         steps[0],
         ConsentStepRow {
@@ -429,7 +432,7 @@ async fn agreement_versions_and_consent_steps_round_trip(b: &Backend) {
 
 async fn policy_is_seeded_once(b: &Backend) {
     let s = &b.store;
-    let at = "2026-11-20T12:00:00+09:00";
+    let at = AT;
     let versions = [version("kanagawa", 1)];
     let steps = [step("kanagawa", "seed", None, None)];
     assert!(s.seed_policy("policies/", at, &versions, &steps).await.unwrap());
@@ -448,7 +451,7 @@ async fn revocations_are_recorded_once(b: &Backend) {
         kind: kind.into(),
         subject: subject.into(),
         revoked_by: by.into(),
-        revoked_at: "2026-11-20T12:00:00+09:00".into(),
+        revoked_at: AT,
     };
     assert!(s.add_revocation(&row("officer", "K-1", "admin-1")).await.unwrap());
     assert!(s.add_revocation(&row("terminal", "urn:t", "admin-1")).await.unwrap());
