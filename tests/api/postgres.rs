@@ -44,6 +44,7 @@ async fn the_gateway_serves_from_postgresql_and_fails_closed_while_it_is_down() 
         "internals in a refusal: {}",
         reply.text()
     );
+    assert!(reply.text().contains("store-unavailable"), "{}", reply.text());
     let view = terminal
         .get("/v1/terminal/cases/yokosuka:PG-1", Some(&token))
         .await
@@ -56,6 +57,7 @@ async fn the_gateway_serves_from_postgresql_and_fails_closed_while_it_is_down() 
     );
     assert_eq!(view.headers["content-type"], "application/problem+json");
     assert!(!view.text().contains("山田"), "case data in a refusal");
+    assert!(view.text().contains("audit-unavailable"), "{}", view.text());
     let list = terminal.get("/v1/terminal/cases", Some(&token)).await.unwrap();
     assert_eq!(list.status, 503, "{}", list.text());
     assert!(!list.text().contains("山田"), "case data in a refusal");
