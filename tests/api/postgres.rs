@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use cgc_gateway::store;
+use hyper::Method;
 
 use crate::helpers::{full_case, spawn_app_with};
-use crate::pg::PgCluster;
+use crate::pg::{self, PgCluster};
 
 #[tokio::test]
 async fn the_gateway_serves_from_postgresql_and_fails_closed_while_it_is_down() {
@@ -92,4 +93,56 @@ async fn the_gateway_serves_from_postgresql_and_fails_closed_while_it_is_down() 
     let late = center.put_json("/v1/cases/PG-DOWN", &refused).await.unwrap();
     assert_eq!(late.status, 200, "{}", late.text());
     assert_eq!(late.json().unwrap()["outcome"], "stored");
+}
+
+/// Two gateway instances on one database, each pushed the same version of a case with a
+/// different body at the same moment: exactly one version is stored, and the other center is
+/// answered 409 naming it.
+#[tokio::test]
+async fn two_gateways_on_one_database_store_a_racing_version_once() {
+    let Some(url) = pg::database().await else { return };
+    let first = spawn_app_with(|c, _| c.database_url = url.clone()).await;
+    let second = spawn_app_with(|c, _| c.database_url = url.clone()).await;
+    let clients = [first.client("center-yokosuka"), second.client("center-yokosuka")];
+    for version in 1..=5u64 {
+        let bodies: Vec<_> = ["FIRST", "SECOND"]
+            .iter()
+            .map(|who| {
+                let mut case = full_case("yokosuka", "TWIN-1", "142018");
+                case["version"] = version.into();
+                case["household"] = format!("{who}-{version}").into();
+                case
+            })
+            .collect();
+        // Connected (TLS and all) before either request is sent, so that both arrive together.
+        let mut connections = [clients[0].connect().await.unwrap(), clients[1].connect().await.unwrap()];
+        let [c0, c1] = &mut connections;
+        let put = |case: &serde_json::Value| Some(serde_json::to_vec(case).unwrap());
+        let (a, b) = tokio::join!(
+            c0.send(Method::PUT, "/v1/cases/TWIN-1", None, put(&bodies[0])),
+            c1.send(Method::PUT, "/v1/cases/TWIN-1", None, put(&bodies[1])),
+        );
+        let replies = [a.unwrap(), b.unwrap()];
+        let stored: Vec<usize> = (0..2)
+            .filter(|&i| replies[i].status == 200 && replies[i].json().unwrap()["outcome"] == "stored")
+            .collect();
+        assert_eq!(
+            stored.len(),
+            1,
+            "version {version}: {} / {}",
+            replies[0].text(),
+            replies[1].text()
+        );
+        let winner = stored[0];
+        let loser = &replies[1 - winner];
+        assert_eq!(loser.status, 409, "{}", loser.text());
+        assert_eq!(loser.headers["content-type"], "application/problem+json");
+        assert_eq!(loser.json().unwrap()["stored_version"], version);
+
+        let cases = store::open(&url).await.unwrap().current_cases().await.unwrap();
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].version, version);
+        let kept: serde_json::Value = serde_json::from_str(&cases[0].body).unwrap();
+        assert_eq!(kept["household"], bodies[winner]["household"]);
+    }
 }

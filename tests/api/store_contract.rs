@@ -168,17 +168,19 @@ async fn seq_orders_accepted_updates(b: &Backend) {
     assert_eq!(order, ["B", "A"]);
 }
 
-/// Many writers push the same version of one case at once, half with one body and half with
-/// another: exactly one is stored, the writers of its body are told it is identical, the others
-/// get a conflict; the stored body is the winner's.
+/// Many writers push the same version of one case at once, through two stores opened on the
+/// same database (two gateway instances), half with one body and half with another: exactly
+/// one is stored, the writers of its body are told it is identical, the others get a conflict;
+/// the stored body is the winner's.
 async fn racing_writers_of_one_version_store_it_exactly_once(b: &Backend) {
+    let stores = [b.store.clone(), b.reopen().await];
     for (case_id, version) in [("NEW", 1), ("OLD", 2)] {
         if version > 1 {
             b.store.put_case(case(case_id, 1, "v1")).await.unwrap();
         }
         let tasks: Vec<_> = (0..16)
             .map(|i| {
-                let store = b.store.clone();
+                let store = stores[(i / 2) % 2].clone();
                 let body = if i % 2 == 0 { "even" } else { "odd" };
                 tokio::spawn(async move { (body, store.put_case(case(case_id, version, body)).await.unwrap()) })
             })
