@@ -27,6 +27,8 @@ pub enum StoreError {
     Corrupt(&'static str),
     #[error("a time cannot be stored: {0}")]
     Time(#[from] time::error::Format),
+    #[error("the database did not answer in time")]
+    TimedOut,
 }
 
 impl StoreError {
@@ -43,6 +45,7 @@ impl StoreError {
                     None => matches!(db.kind(), ErrorKind::Other),
                 }
             }
+            StoreError::TimedOut => true,
             StoreError::Database(
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed,
             ) => true,

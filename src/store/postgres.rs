@@ -39,6 +39,19 @@ const MIGRATIONS: EmbeddedMigrations =
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_CONNECTIONS: u32 = 8;
 
+/// How long a write may take, its wait for a connection included. A server that stops answering (a
+/// network partition that drops packets, a hung server) would otherwise hold the request, and
+/// every disclosure queued behind an audit append, for as long as TCP takes to give up. When it
+/// expires the transaction's connection is closed, which rolls the transaction back unless
+/// `COMMIT` had already been sent (then the outcome is unknown, as for any cut connection).
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+async fn within_deadline<T>(write: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(WRITE_DEADLINE, write)
+        .await
+        .unwrap_or(Err(StoreError::TimedOut))
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -136,59 +149,62 @@ const AUDIT_COLUMNS: &str = "idx, line, leaf_hash, kind, center_id, case_id";
 #[async_trait]
 impl Store for PgStore {
     async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError> {
-        let version = to_i64(case.version)?;
-        let received_at = rfc3339(case.received_at)?;
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        // The claim: the case's row takes this version only if it is newer. A concurrent writer
-        // of the same case waits here for the row lock and then re-checks the condition against
-        // what the first one committed. The `seq` of an update is drawn under that lock.
-        let claimed: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO cases (center_id, case_id, version, seq) VALUES ($1, $2, $3, nextval('case_seq')) \
-             ON CONFLICT (center_id, case_id) DO UPDATE SET version = excluded.version, seq = nextval('case_seq') \
-             WHERE cases.version < excluded.version \
-             RETURNING seq",
-        )
-        .bind(case.center_id)
-        .bind(case.case_id)
-        .bind(version)
-        .fetch_optional(tx.conn())
-        .await?;
-        if let Some(seq) = claimed {
-            sqlx::query(
-                "INSERT INTO case_versions (seq, center_id, case_id, version, body, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+        within_deadline(async {
+            let version = to_i64(case.version)?;
+            let received_at = rfc3339(case.received_at)?;
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            // The claim: the case's row takes this version only if it is newer. A concurrent writer
+            // of the same case waits here for the row lock and then re-checks the condition against
+            // what the first one committed. The `seq` of an update is drawn under that lock.
+            let claimed: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO cases (center_id, case_id, version, seq) VALUES ($1, $2, $3, nextval('case_seq')) \
+                 ON CONFLICT (center_id, case_id) DO UPDATE SET version = excluded.version, seq = nextval('case_seq') \
+                 WHERE cases.version < excluded.version \
+                 RETURNING seq",
             )
-            .bind(seq)
             .bind(case.center_id)
             .bind(case.case_id)
             .bind(version)
-            .bind(case.body)
-            .bind(&received_at)
-            .execute(tx.conn())
+            .fetch_optional(tx.conn())
+            .await?;
+            if let Some(seq) = claimed {
+                sqlx::query(
+                    "INSERT INTO case_versions (seq, center_id, case_id, version, body, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(seq)
+                .bind(case.center_id)
+                .bind(case.case_id)
+                .bind(version)
+                .bind(case.body)
+                .bind(&received_at)
+                .execute(tx.conn())
+                .await?;
+                tx.commit().await?;
+                return Ok(PutOutcome::Stored { seq });
+            }
+            // Not newer: the row exists and (locked by the upsert) stays as read here until commit.
+            let row: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT c.version, v.body FROM cases c \
+                 LEFT JOIN case_versions v ON v.center_id = c.center_id AND v.case_id = c.case_id AND v.version = $3 \
+                 WHERE c.center_id = $1 AND c.case_id = $2",
+            )
+            .bind(case.center_id)
+            .bind(case.case_id)
+            .bind(version)
+            .fetch_optional(tx.conn())
             .await?;
             tx.commit().await?;
-            return Ok(PutOutcome::Stored { seq });
-        }
-        // Not newer: the row exists and (locked by the upsert) stays as read here until commit.
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT c.version, v.body FROM cases c \
-             LEFT JOIN case_versions v ON v.center_id = c.center_id AND v.case_id = c.case_id AND v.version = $3 \
-             WHERE c.center_id = $1 AND c.case_id = $2",
-        )
-        .bind(case.center_id)
-        .bind(case.case_id)
-        .bind(version)
-        .fetch_optional(tx.conn())
-        .await?;
-        tx.commit().await?;
-        let (stored, body) = row.ok_or(StoreError::Corrupt("a case row vanished"))?;
-        Ok(if body.as_deref() == Some(case.body) {
-            PutOutcome::Identical
-        } else {
-            PutOutcome::Conflict {
-                stored_version: to_u64(stored)?,
-            }
+            let (stored, body) = row.ok_or(StoreError::Corrupt("a case row vanished"))?;
+            Ok(if body.as_deref() == Some(case.body) {
+                PutOutcome::Identical
+            } else {
+                PutOutcome::Conflict {
+                    stored_version: to_u64(stored)?,
+                }
+            })
         })
+        .await
     }
 
     async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError> {
@@ -211,48 +227,51 @@ impl Store for PgStore {
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        let Some(first) = rows.first() else {
-            return Ok(());
-        };
-        let mut idx = Vec::with_capacity(rows.len());
-        let mut line = Vec::with_capacity(rows.len());
-        let mut hash = Vec::with_capacity(rows.len());
-        let mut kind = Vec::with_capacity(rows.len());
-        let mut center = Vec::with_capacity(rows.len());
-        let mut case = Vec::with_capacity(rows.len());
-        for (offset, row) in rows.iter().enumerate() {
-            if Some(row.index) != first.index.checked_add(offset as u64) {
-                return Err(StoreError::Corrupt("audit entries to append are not consecutive"));
+        within_deadline(async {
+            let Some(first) = rows.first() else {
+                return Ok(());
+            };
+            let mut idx = Vec::with_capacity(rows.len());
+            let mut line = Vec::with_capacity(rows.len());
+            let mut hash = Vec::with_capacity(rows.len());
+            let mut kind = Vec::with_capacity(rows.len());
+            let mut center = Vec::with_capacity(rows.len());
+            let mut case = Vec::with_capacity(rows.len());
+            for (offset, row) in rows.iter().enumerate() {
+                if Some(row.index) != first.index.checked_add(offset as u64) {
+                    return Err(StoreError::Corrupt("audit entries to append are not consecutive"));
+                }
+                idx.push(to_i64(row.index)?);
+                line.push(row.line.as_str());
+                hash.push(row.leaf_hash.as_slice());
+                kind.push(row.kind.as_str());
+                center.push(row.center_id.as_deref());
+                case.push(row.case_id.as_deref());
             }
-            idx.push(to_i64(row.index)?);
-            line.push(row.line.as_str());
-            hash.push(row.leaf_hash.as_slice());
-            kind.push(row.kind.as_str());
-            center.push(row.center_id.as_deref());
-            case.push(row.case_id.as_deref());
-        }
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        // The log grows only at its end. Another writer appending the same indices meanwhile
-        // is refused by the primary key when it commits second.
-        let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
-            .fetch_one(tx.conn())
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            // The log grows only at its end. Another writer appending the same indices meanwhile
+            // is refused by the primary key when it commits second.
+            let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
+                .fetch_one(tx.conn())
+                .await?;
+            if next != to_i64(first.index)? {
+                return Err(StoreError::Corrupt("audit entries do not continue the stored log"));
+            }
+            sqlx::query(
+                "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[])",
+            )
+            .bind(&idx)
+            .bind(&line)
+            .bind(&hash)
+            .bind(&kind)
+            .bind(&center)
+            .bind(&case)
+            .execute(tx.conn())
             .await?;
-        if next != to_i64(first.index)? {
-            return Err(StoreError::Corrupt("audit entries do not continue the stored log"));
-        }
-        sqlx::query(
-            "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[])",
-        )
-        .bind(&idx)
-        .bind(&line)
-        .bind(&hash)
-        .bind(&kind)
-        .bind(&center)
-        .bind(&case)
-        .execute(tx.conn())
-        .await?;
-        tx.commit().await
+            tx.commit().await
+        })
+        .await
     }
 
     async fn audit_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -301,17 +320,20 @@ impl Store for PgStore {
     }
 
     async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError> {
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (tree_size, note, published_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (tree_size) DO NOTHING",
-        )
-        .bind(to_i64(row.tree_size)?)
-        .bind(&row.note)
-        .bind(&row.published_at)
-        .execute(tx.conn())
-        .await?;
-        tx.commit().await
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (tree_size, note, published_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tree_size) DO NOTHING",
+            )
+            .bind(to_i64(row.tree_size)?)
+            .bind(&row.note)
+            .bind(&row.published_at)
+            .execute(tx.conn())
+            .await?;
+            tx.commit().await
+        })
+        .await
     }
 
     async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
@@ -358,15 +380,18 @@ impl Store for PgStore {
         row: &AgreementVersionRow,
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        let inserted = insert_agreement_version(&mut tx, row).await?;
-        if inserted {
-            for step in steps {
-                insert_consent_step(&mut tx, step).await?;
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            let inserted = insert_agreement_version(&mut tx, row).await?;
+            if inserted {
+                for step in steps {
+                    insert_consent_step(&mut tx, step).await?;
+                }
             }
-        }
-        tx.commit().await?;
-        Ok(inserted)
+            tx.commit().await?;
+            Ok(inserted)
+        })
+        .await
     }
 
     async fn consent_steps(&self) -> Result<Vec<ConsentStepRow>, StoreError> {
@@ -401,10 +426,13 @@ impl Store for PgStore {
     }
 
     async fn append_consent_step(&self, row: &ConsentStepRow) -> Result<i64, StoreError> {
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        let seq = insert_consent_step(&mut tx, row).await?;
-        tx.commit().await?;
-        Ok(seq)
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            let seq = insert_consent_step(&mut tx, row).await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
+        .await
     }
 
     async fn seed_policy(
@@ -414,28 +442,31 @@ impl Store for PgStore {
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        // The marker first: an instance seeding at the same moment waits on it and then finds
-        // the import done.
-        let marked = sqlx::query(
-            "INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(source)
-        .bind(rfc3339(at)?)
-        .execute(tx.conn())
-        .await?;
-        if marked.rows_affected() == 0 {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            // The marker first: an instance seeding at the same moment waits on it and then finds
+            // the import done.
+            let marked = sqlx::query(
+                "INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(source)
+            .bind(rfc3339(at)?)
+            .execute(tx.conn())
+            .await?;
+            if marked.rows_affected() == 0 {
+                tx.commit().await?;
+                return Ok(false);
+            }
+            for v in versions {
+                insert_agreement_version(&mut tx, v).await?;
+            }
+            for s in steps {
+                insert_consent_step(&mut tx, s).await?;
+            }
             tx.commit().await?;
-            return Ok(false);
-        }
-        for v in versions {
-            insert_agreement_version(&mut tx, v).await?;
-        }
-        for s in steps {
-            insert_consent_step(&mut tx, s).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            Ok(true)
+        })
+        .await
     }
 
     async fn audit_keys(&self) -> Result<Vec<AuditKeyRow>, StoreError> {
@@ -456,15 +487,20 @@ impl Store for PgStore {
     }
 
     async fn add_audit_key(&self, row: &AuditKeyRow) -> Result<(), StoreError> {
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        sqlx::query("INSERT INTO audit_keys (first_index, key_id, verifier_key, activated_at) VALUES ($1, $2, $3, $4)")
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            sqlx::query(
+                "INSERT INTO audit_keys (first_index, key_id, verifier_key, activated_at) VALUES ($1, $2, $3, $4)",
+            )
             .bind(to_i64(row.first_index)?)
             .bind(&row.key_id)
             .bind(&row.verifier_key)
             .bind(&row.activated_at)
             .execute(tx.conn())
             .await?;
-        tx.commit().await
+            tx.commit().await
+        })
+        .await
     }
 
     async fn audit_len(&self) -> Result<u64, StoreError> {
@@ -475,19 +511,22 @@ impl Store for PgStore {
     }
 
     async fn add_revocation(&self, row: &RevocationRow) -> Result<bool, StoreError> {
-        let mut tx = WriteTx::begin(&self.pool).await?;
-        let done = sqlx::query(
-            "INSERT INTO revocations (kind, subject, revoked_by, revoked_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (kind, subject) DO NOTHING",
-        )
-        .bind(&row.kind)
-        .bind(&row.subject)
-        .bind(&row.revoked_by)
-        .bind(rfc3339(row.revoked_at)?)
-        .execute(tx.conn())
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            let done = sqlx::query(
+                "INSERT INTO revocations (kind, subject, revoked_by, revoked_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kind, subject) DO NOTHING",
+            )
+            .bind(&row.kind)
+            .bind(&row.subject)
+            .bind(&row.revoked_by)
+            .bind(rfc3339(row.revoked_at)?)
+            .execute(tx.conn())
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
     }
 
     async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError> {

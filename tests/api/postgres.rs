@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use cgc_gateway::store;
+use cgc_gateway::store::{self, NewCase, PutOutcome};
 use hyper::Method;
+use sqlx::{Connection, Executor};
 
 use crate::helpers::{full_case, spawn_app_with};
 use crate::pg::{self, PgCluster};
@@ -145,4 +146,43 @@ async fn two_gateways_on_one_database_store_a_racing_version_once() {
         let kept: serde_json::Value = serde_json::from_str(&cases[0].body).unwrap();
         assert_eq!(kept["household"], bodies[winner]["household"]);
     }
+}
+
+/// A write the database holds up (here: another session keeps the case's row locked, as a
+/// hung server or a partition would keep it waiting) ends at the store's deadline as
+/// unavailable, stores nothing, and leaves the store writing.
+#[tokio::test]
+async fn a_write_the_database_holds_up_is_unavailable_after_a_deadline_and_stores_nothing() {
+    let Some(url) = pg::database().await else { return };
+    let s = store::open(&url).await.unwrap();
+    let case = |version, body| NewCase {
+        center_id: "yokosuka",
+        case_id: "HELD",
+        version,
+        body,
+        received_at: crate::helpers::NOW,
+    };
+    assert!(matches!(
+        s.put_case(case(1, "v1")).await.unwrap(),
+        PutOutcome::Stored { .. }
+    ));
+
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute("SELECT 1 FROM cases WHERE case_id = 'HELD' FOR UPDATE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = s.put_case(case(2, "v2")).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    holder.execute("ROLLBACK").await.unwrap();
+
+    let current = s.current_cases().await.unwrap();
+    assert_eq!((current[0].version, current[0].body.as_str()), (1, "v1"));
+    assert!(matches!(
+        s.put_case(case(2, "v2")).await.unwrap(),
+        PutOutcome::Stored { .. }
+    ));
 }
