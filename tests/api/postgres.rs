@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use cgc_gateway::store::{self, NewCase, PutOutcome};
+use cgc_gateway::store::{self, AuditKeyRow, NewCase, PutOutcome};
 use hyper::Method;
 use sqlx::{Connection, Executor};
 
@@ -185,4 +185,57 @@ async fn a_write_the_database_holds_up_is_unavailable_after_a_deadline_and_store
         s.put_case(case(2, "v2")).await.unwrap(),
         PutOutcome::Stored { .. }
     ));
+}
+
+/// A write that fails inside its transaction never hands a connection that is still inside
+/// that transaction back to the pool: the server shows no session of the gateway idle in a
+/// transaction, and the next writes commit.
+#[tokio::test]
+async fn refused_writes_leave_no_session_inside_a_transaction() {
+    let Some(url) = pg::database().await else { return };
+    let s = store::open(&url).await.unwrap();
+    let key = AuditKeyRow {
+        first_index: 0,
+        key_id: "0000000a".into(),
+        verifier_key: "origin+0000000a+AAAA".into(),
+        activated_at: "2026-11-20T12:00:00+09:00".into(),
+    };
+    s.add_audit_key(&key).await.unwrap();
+    for _ in 0..10 {
+        assert!(s.add_audit_key(&key).await.is_err());
+    }
+    let observer = sqlx::PgPool::connect(&url).await.unwrap();
+    let stuck = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'cgc-gateway' AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&observer)
+        .await
+        .unwrap()
+    };
+    // Closing a connection happens in the background; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stuck().await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stuck().await, 0);
+    for i in 0..10 {
+        let body = format!("v{i}");
+        let outcome = s
+            .put_case(NewCase {
+                center_id: "yokosuka",
+                case_id: &format!("AFTER-{i}"),
+                version: 1,
+                body: &body,
+                received_at: crate::helpers::NOW,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(outcome, PutOutcome::Stored { .. }));
+    }
+    assert_eq!(
+        store::open(&url).await.unwrap().current_cases().await.unwrap().len(),
+        10
+    );
 }
