@@ -266,3 +266,35 @@ pub async fn open(url: &str) -> Result<SharedStore, StoreError> {
         Err(StoreError::UnsupportedUrl)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pg_unavailable;
+
+    #[test]
+    fn postgres_outages_are_unavailable_and_broken_rules_are_faults() {
+        for passing in [
+            "08006", // connection failure
+            "57P01", // admin shutdown (pg_ctl stop)
+            "57P03", // cannot connect now (starting up, recovering)
+            "53100", // disk full
+            "53300", // too many connections
+            "40001", // serialization failure
+            "40P01", // deadlock
+            "25006", // read-only transaction: a standby during fail-over
+            "58030", // I/O error
+        ] {
+            assert!(pg_unavailable(passing), "{passing}");
+        }
+        for fault in [
+            "23505", // unique violation: a key already in the history
+            "23514", // check violation
+            "P0001", // raised by the append-only triggers
+            "42601", // syntax error
+            "42P01", // undefined table
+            "22P02", // invalid text representation
+        ] {
+            assert!(!pg_unavailable(fault), "{fault}");
+        }
+    }
+}

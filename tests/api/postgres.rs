@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use cgc_gateway::store::{self, AuditKeyRow, NewCase, PutOutcome};
+use cgc_gateway::store::{
+    self, AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, RevocationRow,
+};
 use hyper::Method;
 use sqlx::{Connection, Executor};
 
@@ -238,4 +240,96 @@ async fn refused_writes_leave_no_session_inside_a_transaction() {
         store::open(&url).await.unwrap().current_cases().await.unwrap().len(),
         10
     );
+}
+
+/// The PostgreSQL schema refuses to change or remove what only grows, as SQLite's does, and
+/// refuses TRUNCATE too.
+#[tokio::test]
+async fn append_only_tables_refuse_update_delete_and_truncate() {
+    let Some(url) = pg::database().await else { return };
+    let s = store::open(&url).await.unwrap();
+    s.put_case(NewCase {
+        center_id: "yokosuka",
+        case_id: "KEPT",
+        version: 1,
+        body: "{}",
+        received_at: crate::helpers::NOW,
+    })
+    .await
+    .unwrap();
+    s.append_audit(&[AuditRow {
+        index: 0,
+        line: "{}".into(),
+        leaf_hash: [0; 32],
+        kind: "ingest".into(),
+        center_id: None,
+        case_id: None,
+    }])
+    .await
+    .unwrap();
+    s.put_checkpoint(&CheckpointRow {
+        tree_size: 1,
+        note: "note".into(),
+        published_at: "2026-11-20T12:00:00+09:00".into(),
+    })
+    .await
+    .unwrap();
+    let step = ConsentStepRow {
+        seq: 0,
+        agreement_id: "kanagawa".into(),
+        operator: "city-141003".into(),
+        action: "consent".into(),
+        from_state: "invited".into(),
+        to_state: "consented".into(),
+        consented_version: Some(1),
+        confirmed_version: None,
+        actor: "admin".into(),
+        at: crate::helpers::NOW,
+    };
+    let version = AgreementVersionRow {
+        agreement_id: "kanagawa".into(),
+        version: 1,
+        document: "text".into(),
+        sha256: "0".repeat(64),
+        submitted_by: "admin".into(),
+        submitted_at: crate::helpers::NOW,
+    };
+    assert!(s.put_agreement_version(&version, &[step]).await.unwrap());
+    s.add_audit_key(&AuditKeyRow {
+        first_index: 0,
+        key_id: "0000000a".into(),
+        verifier_key: "origin+0000000a+AAAA".into(),
+        activated_at: "2026-11-20T12:00:00+09:00".into(),
+    })
+    .await
+    .unwrap();
+    s.add_revocation(&RevocationRow {
+        kind: "officer".into(),
+        subject: "K-1".into(),
+        revoked_by: "admin".into(),
+        revoked_at: crate::helpers::NOW,
+    })
+    .await
+    .unwrap();
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    for table in [
+        "case_versions",
+        "audit_entries",
+        "audit_checkpoints",
+        "agreement_versions",
+        "consent_steps",
+        "audit_keys",
+        "revocations",
+    ] {
+        for statement in [format!("DELETE FROM {table}"), format!("TRUNCATE {table} CASCADE")] {
+            assert!(db.execute(statement.as_str()).await.is_err(), "{statement} was allowed");
+        }
+    }
+    let update = db.execute("UPDATE case_versions SET body = 'rewritten'").await;
+    assert!(update.is_err(), "a stored case version was rewritten");
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM case_versions")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(bodies, ["{}"]);
 }
