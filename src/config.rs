@@ -13,7 +13,8 @@ use crate::tls::TlsFiles;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// `sqlite://<path>`; may hold credentials for other backends, so never printed.
+    /// `sqlite://<path>` or `postgres://user@host:port/db`; may hold credentials, so never
+    /// printed.
     pub database_url: String,
     /// The folder with `registry.toml`, `agreements/` and `consents.toml`.
     pub policies: PathBuf,

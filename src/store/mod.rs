@@ -192,8 +192,11 @@ pub struct ConsentStepRow {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores a case version atomically under the version rules of SPEC §5; returns only
-    /// once the outcome is durable.
+    /// Stores a case version if it is newer than the case's stored one; otherwise answers
+    /// `Identical` (that version was stored with this body) or `Conflict`. Atomic against any
+    /// number of concurrent writers, other instances included: of racing writers of one
+    /// version, exactly one gets `Stored`, and a newer stored version always has a larger
+    /// `seq`. Returns only once the outcome is durable.
     async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError>;
     /// The current version of every case.
     async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError>;

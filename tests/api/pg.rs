@@ -81,7 +81,7 @@ impl PgCluster {
 
     fn pg_ctl_start(&self) {
         let server_options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=400",
             self.port,
             self.dir.display()
         );
