@@ -19,7 +19,7 @@ pub struct PgCluster {
     port: u16,
     as_postgres: bool,
     /// Removed on drop; `None` for the shared cluster, which its watchdog removes.
-    _temp: Option<tempfile::TempDir>,
+    owned_dir: Option<tempfile::TempDir>,
 }
 
 impl PgCluster {
@@ -28,7 +28,7 @@ impl PgCluster {
         let bin = installed("a PostgreSQL cluster")?;
         let temp = tempfile::Builder::new().prefix("cgc-pg-").tempdir().unwrap();
         let mut cluster = Self::init(bin, temp.path().to_path_buf());
-        cluster._temp = Some(temp);
+        cluster.owned_dir = Some(temp);
         Some(cluster)
     }
 
@@ -43,7 +43,7 @@ impl PgCluster {
             bin,
             port,
             as_postgres,
-            _temp: None,
+            owned_dir: None,
         };
         let data = cluster.data();
         run(cluster
@@ -129,7 +129,7 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        if self._temp.is_some() {
+        if self.owned_dir.is_some() {
             let _ = self
                 .tool("pg_ctl")
                 .arg("-D")
