@@ -73,6 +73,13 @@ impl PgStore {
             .connect_with(options)
             .await?;
         Migrator::new(MIGRATIONS).await?.run(&pool).await?;
+        // The one server setting that silently voids `synchronous_commit`.
+        let fsync: String = sqlx::query_scalar("SELECT current_setting('fsync')")
+            .fetch_one(&pool)
+            .await?;
+        if fsync != "on" {
+            tracing::warn!("PostgreSQL runs with fsync off: acknowledged writes can be lost in a crash");
+        }
         Ok(Self { pool })
     }
 }
