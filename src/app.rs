@@ -44,13 +44,15 @@ pub struct AppContext {
     pub clock: SharedClock,
     pub store: SharedStore,
     /// The agreements and consents in force, and the one way to change them.
-    pub agreements: crate::agreements::Agreements,
+    pub agreements: Arc<crate::agreements::Agreements>,
     pub audit: AuditLog,
     pub tokens: TokenVerifier,
     pub tls: Arc<TlsState>,
     pub connections: Arc<Connections>,
     /// Rate limits, revocations, and the record of every refusal.
-    pub access: crate::access::Access,
+    pub access: Arc<crate::access::Access>,
+    /// On a store shared with other instances: what keeps this one current with their writes.
+    pub follower: Option<Arc<crate::follow::Follower>>,
     /// Every case version a CGC pushes goes through this service.
     pub ingest: crate::cases::ingest::Ingest,
     /// Every disclosure to a terminal, by every channel, goes through this service.
@@ -115,6 +117,9 @@ impl Application {
         let tls = Arc::new(TlsState::load(config.tls_files())?);
         let store = store::open(&config.database_url).await?;
         let mut cases = Vec::new();
+        // Read before anything is loaded: changes committed meanwhile are applied again, never
+        // missed.
+        let change_head = store.latest_change().await?;
         for stored in store.current_cases().await? {
             match parse_recorded_case_bytes(stored.body.as_bytes()) {
                 Ok((_, record)) => cases.push(Arc::new(CurrentCase {
@@ -143,8 +148,13 @@ impl Application {
         .map_err(AppError::Other)?;
         let world = Arc::new(world);
         let live = Hub::start(clock.clone(), world.clone(), cases, HubSettings::default());
-        let agreements =
-            crate::agreements::Agreements::new(store.clone(), audit.clone(), clock.clone(), live.clone(), world);
+        let agreements = Arc::new(crate::agreements::Agreements::new(
+            store.clone(),
+            audit.clone(),
+            clock.clone(),
+            live.clone(),
+            world,
+        ));
         let disclosures = crate::views::Disclosures::new(
             audit.clone(),
             live.clone(),
@@ -159,7 +169,7 @@ impl Application {
             crate::revocations::Revocations::load(store.clone(), audit.clone(), clock.clone(), connections.clone())
                 .await?;
         let ingest = crate::cases::ingest::Ingest::new(store.clone(), live.clone(), clock.clone());
-        let access = crate::access::Access::new(
+        let access = Arc::new(crate::access::Access::new(
             revocations,
             RateLimiter::new(config.limits.burst, config.limits.per_minute),
             RateLimiter::new(config.limits.burst, config.limits.per_minute),
@@ -169,7 +179,16 @@ impl Application {
             ),
             audit.clone(),
             clock.clone(),
-        );
+        ));
+        let follower = store.is_shared().then(|| {
+            Arc::new(crate::follow::Follower::new(
+                store.clone(),
+                live.clone(),
+                agreements.clone(),
+                access.clone(),
+                change_head,
+            ))
+        });
         let ctx = Arc::new(AppContext {
             clock,
             store,
@@ -179,6 +198,7 @@ impl Application {
             tls: tls.clone(),
             connections,
             access,
+            follower: follower.clone(),
             ingest,
             disclosures,
             live,
@@ -197,6 +217,9 @@ impl Application {
         spawn_reload_on_hangup(ctx.clone());
         let router = crate::http::router(ctx.clone(), hosts);
         let (shutdown, rx) = watch::channel(false);
+        if let Some(follower) = follower {
+            tokio::spawn(follower.run(rx.clone()));
+        }
         let refusal_flush = {
             let (ctx, rx) = (ctx.clone(), rx.clone());
             tokio::spawn(async move { ctx.access.flush_refusals(rx).await })

@@ -19,7 +19,8 @@ pub struct Config {
     /// for any other host are refused with 421. Empty: any host.
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// `sqlite://<path>`; may hold credentials for other backends, so never printed.
+    /// `sqlite://<path>` or `postgres://user@host:port/db`; may hold credentials, so never
+    /// printed.
     pub database_url: String,
     /// The folder with `registry.toml`, `agreements/` and `consents.toml`.
     pub policies: PathBuf,

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod devpki;
+pub mod follow;
 pub mod http;
 pub mod identity;
 pub mod limits;

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
 use crate::agreements::Administrator;
@@ -98,6 +97,22 @@ impl Revocations {
         self.officers_epoch.subscribe()
     }
 
+    /// Takes in the revocations other gateway instances stored: each new one takes effect as
+    /// if made here (a terminal's connections cut, an officer's streams ended).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        for row in self.store.revocations().await? {
+            if self.contains(&row.kind, &row.subject) {
+                continue;
+            }
+            self.insert(&row.kind, row.subject.clone());
+            if row.kind == "terminal" {
+                let cut = self.connections.cut_where(|p| p.principal.to_string() == row.subject);
+                tracing::info!(cut, "a terminal revoked on another instance");
+            }
+        }
+        Ok(())
+    }
+
     fn contains(&self, kind: &str, subject: &str) -> bool {
         let set = match self.revoked.read() {
             Ok(g) => g,
@@ -185,7 +200,7 @@ impl Revocations {
             kind: kind.to_owned(),
             subject: subject.clone(),
             revoked_by: caller.actor.principal.clone(),
-            revoked_at: self.clock.now().format(&Rfc3339).unwrap_or_default(),
+            revoked_at: self.clock.now(),
         };
         let newly_revoked = self.store.add_revocation(&row).await?;
         self.insert(kind, subject.clone());

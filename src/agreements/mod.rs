@@ -109,6 +109,18 @@ impl Agreements {
         }
     }
 
+    /// Takes in the agreement versions and consent steps other gateway instances stored.
+    pub async fn reload(&self) -> Result<(), AgreementError> {
+        let _writing = self.writes.lock().await;
+        let current = self.current();
+        let world = world_from_store(&self.store, current.registry.clone()).await?;
+        if world != *current {
+            tracing::info!("policy changed on another instance");
+            self.install(world);
+        }
+        Ok(())
+    }
+
     /// Installs a new world; live streams re-evaluate at once (withdrawals included).
     pub fn install(&self, world: PolicyWorld) {
         let world = Arc::new(world);
@@ -158,7 +170,7 @@ pub async fn load_or_seed(
 
 async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDateTime) -> Result<(), AgreementError> {
     let files = PolicyWorld::load(dir)?;
-    let at = rfc3339(now);
+    let at = now;
     let source = dir.display().to_string();
     let seeder = Actor {
         principal: "urn:cgc-gateway:seed".into(),
@@ -191,7 +203,7 @@ async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDate
             document: text,
             sha256,
             submitted_by: format!("seed: {}", path.display()),
-            submitted_at: at.clone(),
+            submitted_at: at,
         });
     }
     let mut steps = Vec::new();
@@ -205,10 +217,10 @@ async fn seed(store: &SharedStore, audit: &AuditLog, dir: &Path, now: OffsetDate
             to: consent,
         };
         events.push(step.event(seeder.clone()));
-        steps.push(step.row(consents_file.clone(), at.clone()));
+        steps.push(step.row(consents_file.clone(), at));
     }
     audit.record(events).await?;
-    if store.seed_policy(&source, &at, &versions, &steps).await? {
+    if store.seed_policy(&source, at, &versions, &steps).await? {
         tracing::info!(
             versions = versions.len(),
             consents = steps.len(),
@@ -285,7 +297,7 @@ impl Step<'_> {
         }
     }
 
-    fn row(&self, actor: String, at: String) -> ConsentStepRow {
+    fn row(&self, actor: String, at: OffsetDateTime) -> ConsentStepRow {
         ConsentStepRow {
             seq: 0,
             agreement_id: self.agreement_id.to_owned(),
@@ -456,7 +468,7 @@ impl Agreements {
                     effective_until: a.effective_until().map(rfc3339),
                     in_force: current == Some(r.version),
                     submitted_by: r.submitted_by,
-                    submitted_at: r.submitted_at,
+                    submitted_at: rfc3339(r.submitted_at),
                     document: r.document,
                 })
             })
@@ -471,7 +483,7 @@ impl Agreements {
                 from: s.from_state,
                 to: s.to_state,
                 actor: s.actor,
-                at: s.at,
+                at: rfc3339(s.at),
             })
             .collect();
         Ok(AgreementDocument {
@@ -633,11 +645,11 @@ impl Agreements {
                     document: body.to_owned(),
                     sha256: sha256.clone(),
                     submitted_by: actor_label(&caller.actor()),
-                    submitted_at: rfc3339(now),
+                    submitted_at: now,
                 },
                 &steps
                     .iter()
-                    .map(|s| s.row(actor_label(&caller.actor()), rfc3339(now)))
+                    .map(|s| s.row(actor_label(&caller.actor()), now))
                     .collect::<Vec<_>>(),
             )
             .await?;
@@ -792,7 +804,7 @@ impl Agreements {
         };
         self.audit.record_one(step.event(caller.actor())).await?;
         self.store
-            .append_consent_step(&step.row(actor_label(&caller.actor()), rfc3339(now)))
+            .append_consent_step(&step.row(actor_label(&caller.actor()), now))
             .await?;
         let mut next = (*world).clone();
         next.consents.set(agreement_id, operator, to);

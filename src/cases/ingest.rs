@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use time::format_description::well_known::Rfc3339;
-
 use super::CurrentCase;
 use super::record::{CaseId, CaseRecord};
 use super::validate::{FieldError, parse_case_bytes};
@@ -119,7 +117,6 @@ impl Ingest {
         // version would be refused rather than stored half-formed.
         let canonical = serde_json::to_string(&record)
             .map_err(|_| IngestError::one("", "the case cannot be stored", "could not be serialised".into()))?;
-        let received_at = now.format(&Rfc3339).unwrap_or_default();
         let outcome = self
             .store
             .put_case(NewCase {
@@ -127,7 +124,7 @@ impl Ingest {
                 case_id: record.case_id.as_str(),
                 version: record.version,
                 body: &canonical,
-                received_at: &received_at,
+                received_at: now,
             })
             .await?;
         match outcome {

@@ -319,3 +319,12 @@ impl From<crate::access::Denied> for ApiError {
         }
     }
 }
+
+impl From<crate::follow::FollowError> for ApiError {
+    fn from(e: crate::follow::FollowError) -> Self {
+        match e {
+            crate::follow::FollowError::Store(e) => e.into(),
+            crate::follow::FollowError::Agreements(e) => e.into(),
+        }
+    }
+}

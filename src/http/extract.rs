@@ -52,6 +52,12 @@ pub async fn limit_per_certificate(State(ctx): State<Ctx>, request: Request, nex
             .into_response();
         }
     }
+    if let Some(follower) = &ctx.follower {
+        // Whatever another instance committed governs this request too.
+        if let Err(e) = follower.ensure_current().await {
+            return ApiError::from(e).into_response();
+        }
+    }
     next.run(request).await
 }
 

@@ -1,11 +1,19 @@
-//! Persistence behind one trait, one implementation per backend (SQLite now; PostgreSQL with
-//! its own migrations can follow without touching callers), chosen from the URL scheme.
+//! Persistence behind one trait, one implementation per backend (`sqlite`, `postgres`), each
+//! with its own migrations, chosen from the URL scheme. Every implementation gives the same
+//! answers: `tests/api/store_contract.rs` runs one suite against both.
 
+pub mod postgres;
 pub mod sqlite;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -13,25 +21,71 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL (expected sqlite:...)")]
+    #[error("unsupported database URL (expected sqlite:... or postgres://...)")]
     UnsupportedUrl,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(&'static str),
+    #[error("a time cannot be stored: {0}")]
+    Time(#[from] time::error::Format),
+    #[error("the database did not answer in time")]
+    TimedOut,
 }
 
 impl StoreError {
     /// Whether the store could not be reached or written now (a full disk, an I/O error, a
-    /// lock or pool timeout, a lost connection): a condition that passes, during which nothing
-    /// is acknowledged. Anything else (a constraint the caller broke, corrupt data) is a fault.
+    /// lock or pool timeout, a lost connection, a database server shutting down or refusing
+    /// connections): a condition that passes, during which nothing is acknowledged. Anything
+    /// else (a constraint the caller broke, corrupt data) is a fault.
     pub fn is_unavailable(&self) -> bool {
         use sqlx::error::ErrorKind;
         match self {
-            StoreError::Database(sqlx::Error::Database(db)) => matches!(db.kind(), ErrorKind::Other),
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    Some(pg) => pg_unavailable(pg.code()),
+                    None => matches!(db.kind(), ErrorKind::Other),
+                }
+            }
+            StoreError::TimedOut => true,
             StoreError::Database(
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed,
             ) => true,
             _ => false,
         }
+    }
+}
+
+/// PostgreSQL's SQLSTATEs for conditions that pass: connection exceptions (08), serialization
+/// failures and deadlocks (40001, 40P01), a read-only transaction (25006: a standby, during a
+/// fail-over), insufficient resources (53: disk full, out of memory, too many connections),
+/// operator intervention (57: shutdown, restart, cancelled statements) and system errors (58).
+fn pg_unavailable(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "25006") || ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+}
+
+/// Times are stored as RFC 3339 text, the same bytes on every backend.
+fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
+    Ok(at.format(&Rfc3339)?)
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| StoreError::Corrupt("a stored time is not RFC 3339"))
+}
+
+/// A backend's migrations, compiled into the binary: (version, description, SQL).
+#[derive(Debug, Clone, Copy)]
+struct EmbeddedMigrations(&'static [(i64, &'static str, &'static str)]);
+
+impl<'s> MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(*v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false)
+                })
+                .collect())
+        })
     }
 }
 
@@ -42,7 +96,7 @@ pub struct NewCase<'a> {
     pub case_id: &'a str,
     pub version: u64,
     pub body: &'a str,
-    pub received_at: &'a str,
+    pub received_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +116,50 @@ pub struct StoredCase {
     pub version: u64,
     pub body: String,
     pub seq: i64,
+}
+
+/// What changed, for the instances that follow the store (see `Store::changes_after`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A case version was stored: the case's current version may be newer.
+    Case { center_id: String, case_id: String },
+    /// An agreement version or a consent step was stored.
+    Policy,
+    /// A terminal or an officer was revoked.
+    Revocation,
+}
+
+/// One row of the change log: its position in commit order, and what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub seq: i64,
+    pub change: Change,
+}
+
+impl Change {
+    fn kind(&self) -> &'static str {
+        match self {
+            Change::Case { .. } => "case",
+            Change::Policy => "policy",
+            Change::Revocation => "revocation",
+        }
+    }
+
+    fn key(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Change::Case { center_id, case_id } => (Some(center_id), Some(case_id)),
+            _ => (None, None),
+        }
+    }
+
+    fn from_row(kind: &str, center_id: Option<String>, case_id: Option<String>) -> Result<Self, StoreError> {
+        match (kind, center_id, case_id) {
+            ("case", Some(center_id), Some(case_id)) => Ok(Change::Case { center_id, case_id }),
+            ("policy", _, _) => Ok(Change::Policy),
+            ("revocation", _, _) => Ok(Change::Revocation),
+            _ => Err(StoreError::Corrupt("unknown change kind")),
+        }
+    }
 }
 
 /// One audit log leaf as stored.
@@ -101,7 +199,7 @@ pub struct RevocationRow {
     pub kind: String,
     pub subject: String,
     pub revoked_by: String,
-    pub revoked_at: String,
+    pub revoked_at: OffsetDateTime,
 }
 
 /// One stored version of a sharing agreement: its exact text, as submitted.
@@ -114,7 +212,7 @@ pub struct AgreementVersionRow {
     pub sha256: String,
     /// The administrator's principal URN and token subject, or the seed's source.
     pub submitted_by: String,
-    pub submitted_at: String,
+    pub submitted_at: OffsetDateTime,
 }
 
 /// One step of a city provider's opt-in.
@@ -133,13 +231,16 @@ pub struct ConsentStepRow {
     pub consented_version: Option<u32>,
     pub confirmed_version: Option<u32>,
     pub actor: String,
-    pub at: String,
+    pub at: OffsetDateTime,
 }
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores a case version atomically under the version rules of SPEC §5; returns only
-    /// once the outcome is durable.
+    /// Stores a case version if it is newer than the case's stored one; otherwise answers
+    /// `Identical` (that version was stored with this body) or `Conflict`. Atomic against any
+    /// number of concurrent writers, other instances included: of racing writers of one
+    /// version, exactly one gets `Stored`, and a newer stored version always has a larger
+    /// `seq`. Returns only once the outcome is durable.
     async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError>;
     /// The current version of every case.
     async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError>;
@@ -181,7 +282,7 @@ pub trait Store: Send + Sync + 'static {
     async fn seed_policy(
         &self,
         source: &str,
-        at: &str,
+        at: OffsetDateTime,
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError>;
@@ -196,15 +297,67 @@ pub trait Store: Send + Sync + 'static {
     /// Records a revocation; false if that terminal or officer was already revoked.
     async fn add_revocation(&self, row: &RevocationRow) -> Result<bool, StoreError>;
     async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError>;
+
+    /// The current version of one case.
+    async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError>;
+    /// The change log after `after`, in commit order, at most `limit` rows. Every write that
+    /// changes what terminals may see (a stored case version, an agreement version, a consent
+    /// step, a revocation) adds its row in its own transaction, so a reader never sees a change
+    /// before its data and never skips a row that commits later.
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError>;
+    /// The position of the last change (0 when none).
+    async fn latest_change(&self) -> Result<i64, StoreError>;
+    /// Whether other gateway instances may write to this store (PostgreSQL): an instance then
+    /// follows the change log to learn of their writes.
+    fn is_shared(&self) -> bool;
+    /// Returns when another instance may have written a change (a wake-up, not a promise), or
+    /// after `timeout`.
+    async fn wait_for_change(&self, timeout: std::time::Duration);
 }
 
 pub type SharedStore = Arc<dyn Store>;
 
-/// Opens the store a URL names: `sqlite://<path>` (created if missing).
+/// Opens the store a URL names: `sqlite://<path>` (created if missing) or
+/// `postgres://user@host:port/db` (`postgresql://` alike; the database must exist). Either is
+/// migrated to the current schema before it is returned.
 pub async fn open(url: &str) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pg_unavailable;
+
+    #[test]
+    fn postgres_outages_are_unavailable_and_broken_rules_are_faults() {
+        for passing in [
+            "08006", // connection failure
+            "57P01", // admin shutdown (pg_ctl stop)
+            "57P03", // cannot connect now (starting up, recovering)
+            "53100", // disk full
+            "53300", // too many connections
+            "40001", // serialization failure
+            "40P01", // deadlock
+            "25006", // read-only transaction: a standby during fail-over
+            "58030", // I/O error
+        ] {
+            assert!(pg_unavailable(passing), "{passing}");
+        }
+        for fault in [
+            "23505", // unique violation: a key already in the history
+            "23514", // check violation
+            "P0001", // raised by the append-only triggers
+            "42601", // syntax error
+            "42P01", // undefined table
+            "22P02", // invalid text representation
+        ] {
+            assert!(!pg_unavailable(fault), "{fault}");
+        }
     }
 }

@@ -8,28 +8,23 @@
 //! `SAVEPOINT`/`RELEASE` inside an outer transaction that never ends: writes are acknowledged
 //! and never committed. A fresh connection after an error cannot carry such state.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
-use sqlx::error::BoxDynError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqliteConnection};
 
+use time::OffsetDateTime;
+
 use super::{
-    AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome, RevocationRow,
-    Store, StoreError, StoredCase,
+    AgreementVersionRow, AuditKeyRow, AuditRow, Change, ChangeRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations,
+    NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
 };
 
-/// The migrations, compiled into the binary.
-#[derive(Debug)]
-struct Embedded;
-
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
     (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -51,20 +46,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consented_terms",
         include_str!("../../migrations/sqlite/0005_consented_terms.sql"),
     ),
-];
-
-impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
-        Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|(v, d, sql)| {
-                    Migration::new(*v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false)
-                })
-                .collect())
-        })
-    }
-}
+    (7, "changes", include_str!("../../migrations/sqlite/0007_changes.sql")),
+]);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -84,7 +67,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        Migrator::new(Embedded).await?.run(&writer).await?;
+        Migrator::new(MIGRATIONS).await?.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -158,6 +141,7 @@ fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
 impl Store for SqliteStore {
     async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError> {
         let version = to_i64(case.version)?;
+        let received_at = rfc3339(case.received_at)?;
         let mut tx = WriteTx::begin(&self.writer).await?;
         let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE center_id = ? AND case_id = ?")
             .bind(case.center_id)
@@ -191,7 +175,7 @@ impl Store for SqliteStore {
         .bind(case.case_id)
         .bind(version)
         .bind(case.body)
-        .bind(case.received_at)
+        .bind(&received_at)
         .fetch_one(tx.conn())
         .await?;
         sqlx::query(
@@ -203,6 +187,14 @@ impl Store for SqliteStore {
         .bind(version)
         .bind(seq)
         .execute(tx.conn())
+        .await?;
+        note_change(
+            &mut tx,
+            &Change::Case {
+                center_id: case.center_id.to_owned(),
+                case_id: case.case_id.to_owned(),
+            },
+        )
         .await?;
         tx.commit().await?;
         Ok(PutOutcome::Stored { seq })
@@ -229,7 +221,14 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
-        for row in rows {
+        // The log grows only at its end, without gaps (the primary key refuses repeats).
+        let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
+            .fetch_one(tx.conn())
+            .await?;
+        for (row, expected) in rows.iter().zip(next..) {
+            if to_i64(row.index)? != expected {
+                return Err(StoreError::Corrupt("audit entries do not continue the stored log"));
+            }
             sqlx::query(
                 "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) VALUES (?, ?, ?, ?, ?, ?)",
             )
@@ -344,7 +343,7 @@ impl Store for SqliteStore {
                     document: r.try_get("document")?,
                     sha256: r.try_get("sha256")?,
                     submitted_by: r.try_get("submitted_by")?,
-                    submitted_at: r.try_get("submitted_at")?,
+                    submitted_at: parse_time(r.try_get("submitted_at")?)?,
                 })
             })
             .collect()
@@ -361,6 +360,7 @@ impl Store for SqliteStore {
             for step in steps {
                 insert_consent_step(&mut tx, step).await?;
             }
+            note_change(&mut tx, &Change::Policy).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -382,7 +382,7 @@ impl Store for SqliteStore {
                     consented_version: version_of(r, "consented_version")?,
                     confirmed_version: version_of(r, "confirmed_version")?,
                     actor: r.try_get("actor")?,
-                    at: r.try_get("at")?,
+                    at: parse_time(r.try_get("at")?)?,
                 })
             })
             .collect()
@@ -391,6 +391,7 @@ impl Store for SqliteStore {
     async fn append_consent_step(&self, row: &ConsentStepRow) -> Result<i64, StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
         let seq = insert_consent_step(&mut tx, row).await?;
+        note_change(&mut tx, &Change::Policy).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -398,7 +399,7 @@ impl Store for SqliteStore {
     async fn seed_policy(
         &self,
         source: &str,
-        at: &str,
+        at: OffsetDateTime,
         versions: &[AgreementVersionRow],
         steps: &[ConsentStepRow],
     ) -> Result<bool, StoreError> {
@@ -418,9 +419,10 @@ impl Store for SqliteStore {
         }
         sqlx::query("INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, ?, ?)")
             .bind(source)
-            .bind(at)
+            .bind(rfc3339(at)?)
             .execute(tx.conn())
             .await?;
+        note_change(&mut tx, &Change::Policy).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -470,9 +472,12 @@ impl Store for SqliteStore {
         .bind(&row.kind)
         .bind(&row.subject)
         .bind(&row.revoked_by)
-        .bind(&row.revoked_at)
+        .bind(rfc3339(row.revoked_at)?)
         .execute(tx.conn())
         .await?;
+        if done.rows_affected() == 1 {
+            note_change(&mut tx, &Change::Revocation).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -482,16 +487,81 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT kind, subject, revoked_by, revoked_at FROM revocations ORDER BY seq")
                 .fetch_all(&self.reader)
                 .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(kind, subject, revoked_by, revoked_at)| RevocationRow {
-                kind,
-                subject,
-                revoked_by,
-                revoked_at,
+        rows.into_iter()
+            .map(|(kind, subject, revoked_by, revoked_at)| {
+                Ok(RevocationRow {
+                    kind,
+                    subject,
+                    revoked_by,
+                    revoked_at: parse_time(&revoked_at)?,
+                })
             })
-            .collect())
+            .collect()
     }
+
+    async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq \
+             WHERE c.center_id = ? AND c.case_id = ?",
+        )
+        .bind(center_id)
+        .bind(case_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            Ok(StoredCase {
+                center_id: r.try_get("center_id")?,
+                case_id: r.try_get("case_id")?,
+                version: to_u64(r.try_get("version")?)?,
+                body: r.try_get("body")?,
+                seq: r.try_get("seq")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
+        let rows: Vec<(i64, String, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT seq, kind, center_id, case_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter()
+            .map(|(seq, kind, center, case)| {
+                Ok(ChangeRow {
+                    seq,
+                    change: Change::from_row(&kind, center, case)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_change(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM changes")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn wait_for_change(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
+}
+
+/// Adds `change` to the change log, in the writing transaction.
+async fn note_change(tx: &mut WriteTx, change: &Change) -> Result<(), StoreError> {
+    let (center, case) = change.key();
+    sqlx::query("INSERT INTO changes (kind, center_id, case_id) VALUES (?, ?, ?)")
+        .bind(change.kind())
+        .bind(center)
+        .bind(case)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -> Result<bool, StoreError> {
@@ -504,7 +574,7 @@ async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -
     .bind(&row.document)
     .bind(&row.sha256)
     .bind(&row.submitted_by)
-    .bind(&row.submitted_at)
+    .bind(rfc3339(row.submitted_at)?)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -523,7 +593,7 @@ async fn insert_consent_step(tx: &mut WriteTx, row: &ConsentStepRow) -> Result<i
     .bind(row.consented_version.map(i64::from))
     .bind(row.confirmed_version.map(i64::from))
     .bind(&row.actor)
-    .bind(&row.at)
+    .bind(rfc3339(row.at)?)
     .fetch_one(tx.conn())
     .await?)
 }

@@ -1,0 +1,127 @@
+//! Following the other gateway instances. Instances that share one PostgreSQL database learn of
+//! each other's writes from the store's change log, read in commit order: a stored case version
+//! goes to the live hub, a policy change reloads the agreements and consents, a revocation the
+//! revocations (cutting what it names). NOTIFY wakes the follower at once; without it, it polls.
+//! Before any request is served, `ensure_current` applies whatever the log holds beyond what
+//! this instance has applied, so a change made on one instance governs the next request on
+//! every instance, whatever a wake-up's delay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, watch};
+
+use crate::access::Access;
+use crate::agreements::{AgreementError, Agreements};
+use crate::cases::CurrentCase;
+use crate::cases::validate::parse_recorded_case_bytes;
+use crate::live::{Change as HubChange, Hub};
+use crate::store::{Change, SharedStore, StoreError};
+
+/// How long the follower waits for a wake-up before it looks anyway.
+const POLL: Duration = Duration::from_millis(500);
+/// Change rows read at once.
+const PAGE: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Agreements(#[from] AgreementError),
+}
+
+pub struct Follower {
+    store: SharedStore,
+    hub: Arc<Hub>,
+    agreements: Arc<Agreements>,
+    access: Arc<Access>,
+    /// The last change applied here.
+    applied: Mutex<i64>,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower").finish_non_exhaustive()
+    }
+}
+
+impl Follower {
+    /// A follower that has applied everything up to `from` (read before the instance loaded
+    /// its cases, policy and revocations, so nothing between is missed; re-applying is harmless).
+    pub fn new(store: SharedStore, hub: Arc<Hub>, agreements: Arc<Agreements>, access: Arc<Access>, from: i64) -> Self {
+        Self {
+            store,
+            hub,
+            agreements,
+            access,
+            applied: Mutex::new(from),
+        }
+    }
+
+    /// Applies every change after the last one applied, in order.
+    pub async fn catch_up(&self) -> Result<(), FollowError> {
+        let mut applied = self.applied.lock().await;
+        loop {
+            let rows = self.store.changes_after(*applied, PAGE).await?;
+            let Some(last) = rows.last().map(|r| r.seq) else {
+                return Ok(());
+            };
+            let (mut policy, mut revocations) = (false, false);
+            for row in rows {
+                match row.change {
+                    Change::Case { center_id, case_id } => self.case(&center_id, &case_id).await?,
+                    Change::Policy => policy = true,
+                    Change::Revocation => revocations = true,
+                }
+            }
+            if policy {
+                self.agreements.reload().await?;
+            }
+            if revocations {
+                self.access.revocations.reload().await?;
+            }
+            *applied = last;
+        }
+    }
+
+    /// Before a request: applies what other instances committed and this one has not yet
+    /// applied (one indexed read when there is nothing).
+    pub async fn ensure_current(&self) -> Result<(), FollowError> {
+        let head = self.store.latest_change().await?;
+        if head > *self.applied.lock().await {
+            self.catch_up().await?;
+        }
+        Ok(())
+    }
+
+    /// Follows the log until `shutdown`.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = self.store.wait_for_change(POLL) => {}
+                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() {
+                    return;
+                },
+            }
+            if let Err(e) = self.catch_up().await {
+                tracing::warn!(error = %e, "cannot follow the other instances' changes now; retrying");
+            }
+        }
+    }
+
+    async fn case(&self, center_id: &str, case_id: &str) -> Result<(), StoreError> {
+        let Some(stored) = self.store.current_case(center_id, case_id).await? else {
+            return Ok(());
+        };
+        match parse_recorded_case_bytes(stored.body.as_bytes()) {
+            // The hub keeps the newest by `seq`: a version it already has changes nothing.
+            Ok((_, record)) => self.hub.apply(HubChange::Case(Arc::new(CurrentCase {
+                record,
+                seq: stored.seq,
+            }))),
+            Err(_) => tracing::error!(seq = stored.seq, "a stored case no longer validates; it is not served"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,723 @@
+//! PostgreSQL: the same contract as SQLite for any number of gateway instances on one database.
+//!
+//! Durability: `synchronous_commit = on` is set on every connection, whatever the server's
+//! default, so a commit is on the server's disk (and on its synchronous standbys, if any) before
+//! it is acknowledged.
+//!
+//! Concurrency: nothing relies on a single writer. The version rule of `put_case` is one
+//! conditional upsert on the case's row (`ON CONFLICT ... DO UPDATE ... WHERE version <`), so two
+//! writers of one case meet on that row's lock and the second sees the first's outcome; `seq`
+//! is drawn from a sequence after that lock is held. Audit appends check, inside their
+//! transaction, that they continue the stored log; the primary key on `idx` refuses a second
+//! writer of the same index.
+//!
+//! Connections: every write goes through `WriteTx` (own `BEGIN`/`COMMIT`), and a connection
+//! whose transaction did not commit is closed instead of going back to the pool, as the SQLite
+//! store does: whatever state an error left on the server or in the driver goes with it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor, PgConnection, Postgres, Row};
+
+use time::OffsetDateTime;
+
+use super::{
+    AgreementVersionRow, AuditKeyRow, AuditRow, Change, ChangeRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations,
+    NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
+};
+
+const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
+    (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
+    (2, "changes", include_str!("../../migrations/postgres/0002_changes.sql")),
+]);
+
+/// How long a request waits for a connection before the store counts as unavailable (503).
+/// Also bounds how long a request waits while the server is unreachable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a write may take, its wait for a connection included. A server that stops answering (a
+/// network partition that drops packets, a hung server) would otherwise hold the request, and
+/// every disclosure queued behind an audit append, for as long as TCP takes to give up. When it
+/// expires the transaction's connection is closed, which rolls the transaction back unless
+/// `COMMIT` had already been sent (then the outcome is unknown, as for any cut connection).
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+async fn within_deadline<T>(write: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(WRITE_DEADLINE, write)
+        .await
+        .unwrap_or(Err(StoreError::TimedOut))
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// Whether a change also sends `NOTIFY cgc_changes` (a wake-up for the other instances;
+    /// without it they find changes by polling).
+    notify: bool,
+    /// This instance's `LISTEN cgc_changes` connection, opened on first wait.
+    listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
+}
+
+/// The channel on which instances wake each other.
+const CHANGES_CHANNEL: &str = "cgc_changes";
+
+/// The advisory lock every change-writing transaction takes just before its change row and
+/// holds until it commits: change rows commit in `seq` order.
+const CHANGES_LOCK: i64 = 0x6367_635f_6368_616e; // "cgc_chan"
+
+impl PgStore {
+    /// Whether changes send a NOTIFY wake-up (default on). Off, other instances find changes
+    /// within their polling interval; on, PostgreSQL takes a global lock at each notifying
+    /// commit (see docs/deployment.md).
+    pub fn with_notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Connects and brings the schema up to date. Instances starting at once are safe: sqlx
+    /// holds an advisory lock while it migrates.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("cgc-gateway")
+            .options([("synchronous_commit", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A server restart leaves dead connections in the pool; each is checked (and
+            // replaced) before use, so service resumes by itself.
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await?;
+        Migrator::new(MIGRATIONS).await?.run(&pool).await?;
+        // The one server setting that silently voids `synchronous_commit`.
+        let fsync: String = sqlx::query_scalar("SELECT current_setting('fsync')")
+            .fetch_one(&pool)
+            .await?;
+        if fsync != "on" {
+            tracing::warn!("PostgreSQL runs with fsync off: acknowledged writes can be lost in a crash");
+        }
+        Ok(Self {
+            pool,
+            notify: true,
+            listener: Default::default(),
+        })
+    }
+}
+
+/// One write transaction. Dropped without `commit` (an error, an early return, a cancelled
+/// request), the connection is closed instead of going back to the pool, which ends the
+/// transaction on the server.
+struct WriteTx {
+    conn: PoolConnection<Postgres>,
+    open: bool,
+}
+
+impl WriteTx {
+    async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+        let conn = pool.acquire().await?;
+        let mut tx = Self { conn, open: true };
+        tx.conn().execute("BEGIN").await?;
+        Ok(tx)
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        self.conn().execute("COMMIT").await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative integer"))
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt("integer out of range"))
+}
+
+fn to_u32(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt("agreement version out of range"))
+}
+
+fn audit_row(r: &PgRow) -> Result<AuditRow, StoreError> {
+    let hash: Vec<u8> = r.try_get("leaf_hash")?;
+    Ok(AuditRow {
+        index: to_u64(r.try_get("idx")?)?,
+        line: r.try_get("line")?,
+        leaf_hash: hash.try_into().map_err(|_| StoreError::Corrupt("leaf hash length"))?,
+        kind: r.try_get("kind")?,
+        center_id: r.try_get("center_id")?,
+        case_id: r.try_get("case_id")?,
+    })
+}
+
+fn checkpoint_row((s, note, published_at): (i64, String, String)) -> Result<CheckpointRow, StoreError> {
+    Ok(CheckpointRow {
+        tree_size: to_u64(s)?,
+        note,
+        published_at,
+    })
+}
+
+const AUDIT_COLUMNS: &str = "idx, line, leaf_hash, kind, center_id, case_id";
+
+#[async_trait]
+impl Store for PgStore {
+    async fn put_case(&self, case: NewCase<'_>) -> Result<PutOutcome, StoreError> {
+        within_deadline(async {
+            let version = to_i64(case.version)?;
+            let received_at = rfc3339(case.received_at)?;
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            // The claim: the case's row takes this version only if it is newer. A concurrent writer
+            // of the same case waits here for the row lock and then re-checks the condition against
+            // what the first one committed. The `seq` of an update is drawn under that lock.
+            let claimed: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO cases (center_id, case_id, version, seq) VALUES ($1, $2, $3, nextval('case_seq')) \
+                 ON CONFLICT (center_id, case_id) DO UPDATE SET version = excluded.version, seq = nextval('case_seq') \
+                 WHERE cases.version < excluded.version \
+                 RETURNING seq",
+            )
+            .bind(case.center_id)
+            .bind(case.case_id)
+            .bind(version)
+            .fetch_optional(tx.conn())
+            .await?;
+            if let Some(seq) = claimed {
+                sqlx::query(
+                    "INSERT INTO case_versions (seq, center_id, case_id, version, body, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(seq)
+                .bind(case.center_id)
+                .bind(case.case_id)
+                .bind(version)
+                .bind(case.body)
+                .bind(&received_at)
+                .execute(tx.conn())
+                .await?;
+                let change = Change::Case {
+                    center_id: case.center_id.to_owned(),
+                    case_id: case.case_id.to_owned(),
+                };
+                note_change(&mut tx, &change, self.notify).await?;
+                tx.commit().await?;
+                return Ok(PutOutcome::Stored { seq });
+            }
+            // Not newer: the row exists and (locked by the upsert) stays as read here until commit.
+            let row: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT c.version, v.body FROM cases c \
+                 LEFT JOIN case_versions v ON v.center_id = c.center_id AND v.case_id = c.case_id AND v.version = $3 \
+                 WHERE c.center_id = $1 AND c.case_id = $2",
+            )
+            .bind(case.center_id)
+            .bind(case.case_id)
+            .bind(version)
+            .fetch_optional(tx.conn())
+            .await?;
+            tx.commit().await?;
+            let (stored, body) = row.ok_or(StoreError::Corrupt("a case row vanished"))?;
+            Ok(if body.as_deref() == Some(case.body) {
+                PutOutcome::Identical
+            } else {
+                PutOutcome::Conflict {
+                    stored_version: to_u64(stored)?,
+                }
+            })
+        })
+        .await
+    }
+
+    async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredCase {
+                    center_id: r.try_get("center_id")?,
+                    case_id: r.try_get("case_id")?,
+                    version: to_u64(r.try_get("version")?)?,
+                    body: r.try_get("body")?,
+                    seq: r.try_get("seq")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        within_deadline(async {
+            let Some(first) = rows.first() else {
+                return Ok(());
+            };
+            let mut idx = Vec::with_capacity(rows.len());
+            let mut line = Vec::with_capacity(rows.len());
+            let mut hash = Vec::with_capacity(rows.len());
+            let mut kind = Vec::with_capacity(rows.len());
+            let mut center = Vec::with_capacity(rows.len());
+            let mut case = Vec::with_capacity(rows.len());
+            for (offset, row) in rows.iter().enumerate() {
+                if Some(row.index) != first.index.checked_add(offset as u64) {
+                    return Err(StoreError::Corrupt("audit entries to append are not consecutive"));
+                }
+                idx.push(to_i64(row.index)?);
+                line.push(row.line.as_str());
+                hash.push(row.leaf_hash.as_slice());
+                kind.push(row.kind.as_str());
+                center.push(row.center_id.as_deref());
+                case.push(row.case_id.as_deref());
+            }
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            // The log grows only at its end. Another writer appending the same indices meanwhile
+            // is refused by the primary key when it commits second.
+            let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
+                .fetch_one(tx.conn())
+                .await?;
+            if next != to_i64(first.index)? {
+                return Err(StoreError::Corrupt("audit entries do not continue the stored log"));
+            }
+            sqlx::query(
+                "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[])",
+            )
+            .bind(&idx)
+            .bind(&line)
+            .bind(&hash)
+            .bind(&kind)
+            .bind(&center)
+            .bind(&case)
+            .execute(tx.conn())
+            .await?;
+            tx.commit().await
+        })
+        .await
+    }
+
+    async fn audit_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, leaf_hash FROM audit_entries ORDER BY idx")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (expected, (idx, hash)) in rows.into_iter().enumerate() {
+            if to_u64(idx)? != expected as u64 {
+                return Err(StoreError::Corrupt("audit log has a gap"));
+            }
+            out.push(hash.try_into().map_err(|_| StoreError::Corrupt("leaf hash length"))?);
+        }
+        Ok(out)
+    }
+
+    async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx"
+        ))
+        .bind(to_i64(start)?)
+        .bind(to_i64(end)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn audit_entries_for_case(
+        &self,
+        center_id: &str,
+        case_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_entries WHERE center_id = $1 AND case_id = $2 AND idx >= $3 \
+             ORDER BY idx LIMIT $4"
+        ))
+        .bind(center_id)
+        .bind(case_id)
+        .bind(to_i64(after)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (tree_size, note, published_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tree_size) DO NOTHING",
+            )
+            .bind(to_i64(row.tree_size)?)
+            .bind(&row.note)
+            .bind(&row.published_at)
+            .execute(tx.conn())
+            .await?;
+            tx.commit().await
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT tree_size, note, published_at FROM audit_checkpoints ORDER BY tree_size")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(checkpoint_row).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT tree_size, note, published_at FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(checkpoint_row).transpose()
+    }
+
+    async fn agreement_versions(&self) -> Result<Vec<AgreementVersionRow>, StoreError> {
+        // Byte order, as SQLite sorts text, whatever the database's collation.
+        let rows = sqlx::query(
+            "SELECT agreement_id, version, document, sha256, submitted_by, submitted_at FROM agreement_versions \
+             ORDER BY agreement_id COLLATE \"C\", version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgreementVersionRow {
+                    agreement_id: r.try_get("agreement_id")?,
+                    version: to_u32(r.try_get("version")?)?,
+                    document: r.try_get("document")?,
+                    sha256: r.try_get("sha256")?,
+                    submitted_by: r.try_get("submitted_by")?,
+                    submitted_at: parse_time(r.try_get("submitted_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_agreement_version(
+        &self,
+        row: &AgreementVersionRow,
+        steps: &[ConsentStepRow],
+    ) -> Result<bool, StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            let inserted = insert_agreement_version(&mut tx, row).await?;
+            if inserted {
+                for step in steps {
+                    insert_consent_step(&mut tx, step).await?;
+                }
+                note_change(&mut tx, &Change::Policy, self.notify).await?;
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn consent_steps(&self) -> Result<Vec<ConsentStepRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, agreement_id, operator, action, from_state, to_state, consented_version, confirmed_version, actor, at \
+             FROM consent_steps ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentStepRow {
+                    seq: r.try_get("seq")?,
+                    agreement_id: r.try_get("agreement_id")?,
+                    operator: r.try_get("operator")?,
+                    action: r.try_get("action")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    consented_version: r
+                        .try_get::<Option<i64>, _>("consented_version")?
+                        .map(to_u32)
+                        .transpose()?,
+                    confirmed_version: r
+                        .try_get::<Option<i64>, _>("confirmed_version")?
+                        .map(to_u32)
+                        .transpose()?,
+                    actor: r.try_get("actor")?,
+                    at: parse_time(r.try_get("at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_consent_step(&self, row: &ConsentStepRow) -> Result<i64, StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            let seq = insert_consent_step(&mut tx, row).await?;
+            note_change(&mut tx, &Change::Policy, self.notify).await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
+        .await
+    }
+
+    async fn seed_policy(
+        &self,
+        source: &str,
+        at: OffsetDateTime,
+        versions: &[AgreementVersionRow],
+        steps: &[ConsentStepRow],
+    ) -> Result<bool, StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            // The marker first: an instance seeding at the same moment waits on it and then finds
+            // the import done.
+            let marked = sqlx::query(
+                "INSERT INTO policy_seed (id, source, seeded_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(source)
+            .bind(rfc3339(at)?)
+            .execute(tx.conn())
+            .await?;
+            if marked.rows_affected() == 0 {
+                tx.commit().await?;
+                return Ok(false);
+            }
+            for v in versions {
+                insert_agreement_version(&mut tx, v).await?;
+            }
+            for s in steps {
+                insert_consent_step(&mut tx, s).await?;
+            }
+            note_change(&mut tx, &Change::Policy, self.notify).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn audit_keys(&self) -> Result<Vec<AuditKeyRow>, StoreError> {
+        let rows: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT first_index, key_id, verifier_key, activated_at FROM audit_keys ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(first, key_id, verifier_key, activated_at)| {
+                Ok(AuditKeyRow {
+                    first_index: to_u64(first)?,
+                    key_id,
+                    verifier_key,
+                    activated_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_audit_key(&self, row: &AuditKeyRow) -> Result<(), StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            sqlx::query(
+                "INSERT INTO audit_keys (first_index, key_id, verifier_key, activated_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(to_i64(row.first_index)?)
+            .bind(&row.key_id)
+            .bind(&row.verifier_key)
+            .bind(&row.activated_at)
+            .execute(tx.conn())
+            .await?;
+            tx.commit().await
+        })
+        .await
+    }
+
+    async fn audit_len(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_entries")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(n)
+    }
+
+    async fn add_revocation(&self, row: &RevocationRow) -> Result<bool, StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            let done = sqlx::query(
+                "INSERT INTO revocations (kind, subject, revoked_by, revoked_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kind, subject) DO NOTHING",
+            )
+            .bind(&row.kind)
+            .bind(&row.subject)
+            .bind(&row.revoked_by)
+            .bind(rfc3339(row.revoked_at)?)
+            .execute(tx.conn())
+            .await?;
+            if done.rows_affected() == 1 {
+                note_change(&mut tx, &Change::Revocation, self.notify).await?;
+            }
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT kind, subject, revoked_by, revoked_at FROM revocations ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(kind, subject, revoked_by, revoked_at)| {
+                Ok(RevocationRow {
+                    kind,
+                    subject,
+                    revoked_by,
+                    revoked_at: parse_time(&revoked_at)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq \
+             WHERE c.center_id = $1 AND c.case_id = $2",
+        )
+        .bind(center_id)
+        .bind(case_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(StoredCase {
+                center_id: r.try_get("center_id")?,
+                case_id: r.try_get("case_id")?,
+                version: to_u64(r.try_get("version")?)?,
+                body: r.try_get("body")?,
+                seq: r.try_get("seq")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
+        let rows: Vec<(i64, String, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT seq, kind, center_id, case_id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(seq, kind, center, case)| {
+                Ok(ChangeRow {
+                    seq,
+                    change: Change::from_row(&kind, center, case)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_change(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT coalesce(max(seq), 0)::bigint FROM changes")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn wait_for_change(&self, timeout: Duration) {
+        let mut slot = self.listener.lock().await;
+        if slot.is_none() {
+            match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+                Ok(mut l) => match l.listen(CHANGES_CHANNEL).await {
+                    Ok(()) => *slot = Some(l),
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for changes; polling"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot LISTEN for changes; polling"),
+            }
+        }
+        let Some(listener) = slot.as_mut() else {
+            drop(slot);
+            tokio::time::sleep(timeout).await;
+            return;
+        };
+        match tokio::time::timeout(timeout, listener.recv()).await {
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => {
+                // Reconnected on the next wait; meanwhile the caller polls.
+                tracing::warn!(error = %e, "LISTEN connection lost");
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// Adds `change` to the change log as the last step of its transaction: the advisory lock
+/// orders change rows by commit, and the NOTIFY (delivered at commit) wakes the other instances.
+async fn note_change(tx: &mut WriteTx, change: &Change, notify: bool) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHANGES_LOCK)
+        .execute(tx.conn())
+        .await?;
+    let (center, case) = change.key();
+    sqlx::query("INSERT INTO changes (kind, center_id, case_id) VALUES ($1, $2, $3)")
+        .bind(change.kind())
+        .bind(center)
+        .bind(case)
+        .execute(tx.conn())
+        .await?;
+    if notify {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGES_CHANNEL)
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO agreement_versions (agreement_id, version, document, sha256, submitted_by, submitted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agreement_id, version) DO NOTHING",
+    )
+    .bind(&row.agreement_id)
+    .bind(i64::from(row.version))
+    .bind(&row.document)
+    .bind(&row.sha256)
+    .bind(&row.submitted_by)
+    .bind(rfc3339(row.submitted_at)?)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn insert_consent_step(tx: &mut WriteTx, row: &ConsentStepRow) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO consent_steps (agreement_id, operator, action, from_state, to_state, consented_version, confirmed_version, actor, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+    )
+    .bind(&row.agreement_id)
+    .bind(&row.operator)
+    .bind(&row.action)
+    .bind(&row.from_state)
+    .bind(&row.to_state)
+    .bind(row.consented_version.map(i64::from))
+    .bind(row.confirmed_version.map(i64::from))
+    .bind(&row.actor)
+    .bind(rfc3339(row.at)?)
+    .fetch_one(tx.conn())
+    .await?)
+}

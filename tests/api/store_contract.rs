@@ -1,0 +1,488 @@
+//! One suite of store tests, written once against `SharedStore` and run against every backend:
+//! `store_contract::sqlite::*` on a SQLite file, `store_contract::postgres::*` on a fresh
+//! database of a throwaway PostgreSQL cluster (see `pg.rs`).
+
+use std::collections::BTreeMap;
+
+use cgc_gateway::store::{
+    self, AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome,
+    RevocationRow, SharedStore,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::pg;
+
+const AT: OffsetDateTime = datetime!(2026-11-20 12:00:00 +09:00);
+
+/// A store on one backend, and what it needs kept alive.
+pub struct Backend {
+    url: String,
+    store: SharedStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+        let store = store::open(&url).await.unwrap();
+        Self {
+            url,
+            store,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Option<Self> {
+        let url = pg::database().await?;
+        let store = store::open(&url).await.unwrap();
+        Some(Self { url, store, _dir: None })
+    }
+
+    /// The same database opened again, as a restart (or another instance) would.
+    async fn reopen(&self) -> SharedStore {
+        store::open(&self.url).await.unwrap()
+    }
+}
+
+/// Runs each named check against both backends, as `sqlite::<name>` and `postgres::<name>`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let backend = super::Backend::sqlite().await;
+                    super::$name(&backend).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(backend) = super::Backend::postgres().await else { return };
+                    super::$name(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    put_case_follows_the_version_rule,
+    seq_orders_accepted_updates,
+    racing_writers_of_one_version_store_it_exactly_once,
+    racing_versions_keep_the_newest_and_seq_follows_the_version,
+    acknowledged_writes_are_there_after_reopening,
+    audit_entries_append_and_read_by_range_and_case,
+    audit_appends_only_continue_the_log,
+    checkpoints_keep_the_first_note_per_size,
+    agreement_versions_and_consent_steps_round_trip,
+    policy_is_seeded_once,
+    revocations_are_recorded_once,
+    audit_keys_keep_their_order_and_refuse_a_repeated_key,
+);
+
+fn case<'a>(case_id: &'a str, version: u64, body: &'a str) -> NewCase<'a> {
+    NewCase {
+        center_id: "yokosuka",
+        case_id,
+        version,
+        body,
+        received_at: AT,
+    }
+}
+
+fn seq_of(outcome: &PutOutcome) -> i64 {
+    match outcome {
+        PutOutcome::Stored { seq } => *seq,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+async fn current(store: &SharedStore) -> BTreeMap<String, (u64, String, i64)> {
+    store
+        .current_cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.case_id, (c.version, c.body, c.seq)))
+        .collect()
+}
+
+async fn put_case_follows_the_version_rule(b: &Backend) {
+    let s = &b.store;
+    let first = s.put_case(case("C-1", 1, "{\"v\":1}")).await.unwrap();
+    let seq1 = seq_of(&first);
+    assert_eq!(
+        s.put_case(case("C-1", 1, "{\"v\":1}")).await.unwrap(),
+        PutOutcome::Identical
+    );
+    assert_eq!(
+        s.put_case(case("C-1", 1, "{\"v\":\"other\"}")).await.unwrap(),
+        PutOutcome::Conflict { stored_version: 1 }
+    );
+    let seq2 = seq_of(&s.put_case(case("C-1", 3, "{\"v\":3}")).await.unwrap());
+    assert!(seq2 > seq1);
+    // An older version: identical to what was stored at that version, or a conflict naming the
+    // current one; never stored, never a gap filled.
+    assert_eq!(
+        s.put_case(case("C-1", 1, "{\"v\":1}")).await.unwrap(),
+        PutOutcome::Identical
+    );
+    assert_eq!(
+        s.put_case(case("C-1", 2, "{\"v\":2}")).await.unwrap(),
+        PutOutcome::Conflict { stored_version: 3 }
+    );
+    assert_eq!(
+        s.put_case(case("C-1", 3, "{\"v\":\"x\"}")).await.unwrap(),
+        PutOutcome::Conflict { stored_version: 3 }
+    );
+    // The same case id at another center is another case.
+    let other = NewCase {
+        center_id: "odawara",
+        ..case("C-1", 1, "{\"v\":\"odawara\"}")
+    };
+    assert!(matches!(s.put_case(other).await.unwrap(), PutOutcome::Stored { .. }));
+    let cases = s.current_cases().await.unwrap();
+    assert_eq!(cases.len(), 2);
+    let c1 = cases.iter().find(|c| c.center_id == "yokosuka").unwrap();
+    assert_eq!((c1.version, c1.body.as_str(), c1.seq), (3, "{\"v\":3}", seq2));
+}
+
+async fn seq_orders_accepted_updates(b: &Backend) {
+    let s = &b.store;
+    let a1 = seq_of(&s.put_case(case("A", 1, "a1")).await.unwrap());
+    let b1 = seq_of(&s.put_case(case("B", 1, "b1")).await.unwrap());
+    let a2 = seq_of(&s.put_case(case("A", 2, "a2")).await.unwrap());
+    assert!(a1 < b1 && b1 < a2, "{a1} {b1} {a2}");
+    let order: Vec<String> = s
+        .current_cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.case_id)
+        .collect();
+    assert_eq!(order, ["B", "A"]);
+}
+
+/// Many writers push the same version of one case at once, through two stores opened on the
+/// same database (two gateway instances), half with one body and half with another: exactly
+/// one is stored, the writers of its body are told it is identical, the others get a conflict;
+/// the stored body is the winner's.
+async fn racing_writers_of_one_version_store_it_exactly_once(b: &Backend) {
+    let stores = [b.store.clone(), b.reopen().await];
+    for (case_id, version) in [("NEW", 1), ("OLD", 2)] {
+        if version > 1 {
+            b.store.put_case(case(case_id, 1, "v1")).await.unwrap();
+        }
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = stores[(i / 2) % 2].clone();
+                let body = if i % 2 == 0 { "even" } else { "odd" };
+                tokio::spawn(async move { (body, store.put_case(case(case_id, version, body)).await.unwrap()) })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, PutOutcome::Stored { .. }))
+            .collect();
+        assert_eq!(winners.len(), 1, "{outcomes:?}");
+        let winner = winners[0].0;
+        for (body, outcome) in &outcomes {
+            match outcome {
+                PutOutcome::Stored { .. } => {}
+                PutOutcome::Identical => assert_eq!(*body, winner),
+                PutOutcome::Conflict { stored_version } => {
+                    assert_ne!(*body, winner);
+                    assert_eq!(*stored_version, version);
+                }
+            }
+        }
+        let now = current(&b.store).await;
+        assert_eq!(now[case_id].0, version);
+        assert_eq!(now[case_id].1, winner);
+    }
+}
+
+/// Writers of different versions of one case at once: the newest always ends up current, and
+/// a later stored version always has a larger `seq` (what the in-memory index relies on).
+async fn racing_versions_keep_the_newest_and_seq_follows_the_version(b: &Backend) {
+    for round in 0..4 {
+        let case_id = format!("RACE-{round}");
+        // Newest first: a newer version that starts before an older one is stored must still
+        // end with the larger seq.
+        let tasks: Vec<_> = (1..=24u64)
+            .rev()
+            .map(|v| {
+                let store = b.store.clone();
+                let case_id = case_id.clone();
+                tokio::spawn(async move {
+                    let body = format!("v{v}");
+                    (v, store.put_case(case(&case_id, v, &body)).await.unwrap())
+                })
+            })
+            .collect();
+        let mut stored = Vec::new();
+        for t in tasks {
+            let (v, outcome) = t.await.unwrap();
+            match outcome {
+                PutOutcome::Stored { seq } => stored.push((v, seq)),
+                PutOutcome::Conflict { stored_version } => assert!(stored_version > v),
+                PutOutcome::Identical => panic!("version {v} was never pushed before"),
+            }
+        }
+        stored.sort();
+        assert!(
+            stored.windows(2).all(|w| w[0].1 < w[1].1),
+            "seq not increasing with version: {stored:?}"
+        );
+        assert_eq!(stored.last().unwrap().0, 24);
+        assert_eq!(current(&b.store).await[&case_id].0, 24);
+    }
+}
+
+async fn acknowledged_writes_are_there_after_reopening(b: &Backend) {
+    let seq = seq_of(&b.store.put_case(case("DURABLE", 1, "kept")).await.unwrap());
+    b.store.append_audit(&audit_rows(0, 2)).await.unwrap();
+    let again = b.reopen().await;
+    assert_eq!(current(&again).await["DURABLE"], (1, "kept".to_owned(), seq));
+    assert_eq!(again.audit_len().await.unwrap(), 2);
+    // The schema is not migrated twice, and the reopened store writes.
+    assert!(matches!(
+        again.put_case(case("DURABLE", 2, "next")).await.unwrap(),
+        PutOutcome::Stored { .. }
+    ));
+}
+
+fn audit_rows(start: u64, end: u64) -> Vec<AuditRow> {
+    (start..end)
+        .map(|i| AuditRow {
+            index: i,
+            line: format!("{{\"index\":{i}}}"),
+            leaf_hash: [u8::try_from(i % 256).unwrap(); 32],
+            kind: if i % 2 == 0 { "disclosure" } else { "ingest" }.into(),
+            center_id: (i % 3 != 2).then(|| "yokosuka".into()),
+            case_id: (i % 3 != 2).then(|| if i % 3 == 0 { "C-A" } else { "C-B" }.into()),
+        })
+        .collect()
+}
+
+async fn audit_entries_append_and_read_by_range_and_case(b: &Backend) {
+    let s = &b.store;
+    assert_eq!(s.audit_len().await.unwrap(), 0);
+    assert!(s.audit_leaf_hashes().await.unwrap().is_empty());
+    s.append_audit(&audit_rows(0, 3)).await.unwrap();
+    s.append_audit(&audit_rows(3, 10)).await.unwrap();
+    assert_eq!(s.audit_len().await.unwrap(), 10);
+    let hashes = s.audit_leaf_hashes().await.unwrap();
+    assert_eq!(hashes.len(), 10);
+    assert_eq!(hashes[7], [7u8; 32]);
+
+    let range = s.audit_entries(2, 5).await.unwrap();
+    assert_eq!(range.iter().map(|r| r.index).collect::<Vec<_>>(), [2, 3, 4]);
+    let expected = &audit_rows(2, 3)[0];
+    assert_eq!(
+        (
+            &range[0].line,
+            range[0].leaf_hash,
+            &range[0].kind,
+            &range[0].center_id,
+            &range[0].case_id
+        ),
+        (
+            &expected.line,
+            expected.leaf_hash,
+            &expected.kind,
+            &expected.center_id,
+            &expected.case_id
+        )
+    );
+    assert!(range[0].center_id.is_none());
+    assert!(s.audit_entries(10, 20).await.unwrap().is_empty());
+
+    // C-A is at 0, 3, 6, 9.
+    let for_case = s.audit_entries_for_case("yokosuka", "C-A", 3, 2).await.unwrap();
+    assert_eq!(for_case.iter().map(|r| r.index).collect::<Vec<_>>(), [3, 6]);
+    let rest = s.audit_entries_for_case("yokosuka", "C-A", 7, 100).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.index).collect::<Vec<_>>(), [9]);
+    assert!(
+        s.audit_entries_for_case("odawara", "C-A", 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Indices are unique and continuous: an index already stored is refused, and so is a batch
+/// that would leave a gap; a refused batch stores none of its rows, and the log goes on.
+async fn audit_appends_only_continue_the_log(b: &Backend) {
+    let s = &b.store;
+    s.append_audit(&audit_rows(0, 4)).await.unwrap();
+    let repeat = s.append_audit(&audit_rows(3, 6)).await.unwrap_err();
+    assert!(!repeat.is_unavailable(), "{repeat}");
+    let gap = s.append_audit(&audit_rows(5, 7)).await.unwrap_err();
+    assert!(!gap.is_unavailable(), "{gap}");
+    assert_eq!(s.audit_len().await.unwrap(), 4);
+    s.append_audit(&audit_rows(4, 6)).await.unwrap();
+    assert_eq!(s.audit_leaf_hashes().await.unwrap().len(), 6);
+}
+
+async fn checkpoints_keep_the_first_note_per_size(b: &Backend) {
+    let s = &b.store;
+    assert!(s.latest_checkpoint().await.unwrap().is_none());
+    for (size, note) in [(5, "five"), (3, "three"), (5, "five again")] {
+        s.put_checkpoint(&CheckpointRow {
+            tree_size: size,
+            note: note.into(),
+            published_at: "2026-11-20T12:00:00+09:00".into(),
+        })
+        .await
+        .unwrap();
+    }
+    let all = s.checkpoints().await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| (c.tree_size, c.note.as_str())).collect::<Vec<_>>(),
+        [(3, "three"), (5, "five")]
+    );
+    let latest = s.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!((latest.tree_size, latest.note.as_str()), (5, "five"));
+    assert_eq!(latest.published_at, "2026-11-20T12:00:00+09:00");
+}
+
+fn version(id: &str, v: u32) -> AgreementVersionRow {
+    AgreementVersionRow {
+        agreement_id: id.into(),
+        version: v,
+        document: format!("# {id} v{v}\n"),
+        sha256: format!("{:064x}", v),
+        submitted_by: "urn:cgc-gateway:admin:kanagawa/admin-1".into(),
+        submitted_at: AT,
+    }
+}
+
+fn step(id: &str, action: &str, consented: Option<u32>, confirmed: Option<u32>) -> ConsentStepRow {
+    ConsentStepRow {
+        seq: 0,
+        agreement_id: id.into(),
+        operator: "city-141003".into(),
+        action: action.into(),
+        from_state: "invited".into(),
+        to_state: "consented".into(),
+        consented_version: consented,
+        confirmed_version: confirmed,
+        actor: "urn:cgc-gateway:admin:yokohama/admin-2".into(),
+        at: datetime!(2026-11-20 12:30:00.25 +09:00),
+    }
+}
+
+async fn agreement_versions_and_consent_steps_round_trip(b: &Backend) {
+    let s = &b.store;
+    assert!(
+        s.put_agreement_version(&version("kanagawa", 2), &[step("kanagawa", "reask", Some(1), Some(1))])
+            .await
+            .unwrap()
+    );
+    assert!(s.put_agreement_version(&version("kanagawa", 1), &[]).await.unwrap());
+    assert!(s.put_agreement_version(&version("aichi", 1), &[]).await.unwrap());
+    // The same id and version again: refused, and its steps are not stored.
+    let mut changed = version("kanagawa", 2);
+    changed.document = "something else".into();
+    assert!(
+        !s.put_agreement_version(&changed, &[step("kanagawa", "reask", None, None)])
+            .await
+            .unwrap()
+    );
+    let versions = s.agreement_versions().await.unwrap();
+    assert_eq!(
+        versions,
+        [version("aichi", 1), version("kanagawa", 1), version("kanagawa", 2)]
+    );
+
+    let later = s
+        .append_consent_step(&step("kanagawa", "confirm", Some(2), None))
+        .await
+        .unwrap();
+    let steps = s.consent_steps().await.unwrap();
+    assert_eq!(steps.len(), 2);
+    assert!(steps[0].seq < steps[1].seq);
+    assert_eq!(steps[1].seq, later);
+    // Times come back as written, offset and fraction included.
+    assert_eq!(steps[0].at.offset(), datetime!(2026-11-20 12:30:00.25 +09:00).offset());
+    assert_eq!(steps[0].at.nanosecond(), 250_000_000);
+    assert_eq!(
+        steps[0],
+        ConsentStepRow {
+            seq: steps[0].seq,
+            ..step("kanagawa", "reask", Some(1), Some(1))
+        }
+    );
+    assert_eq!(
+        steps[1],
+        ConsentStepRow {
+            seq: later,
+            ..step("kanagawa", "confirm", Some(2), None)
+        }
+    );
+}
+
+async fn policy_is_seeded_once(b: &Backend) {
+    let s = &b.store;
+    let at = AT;
+    let versions = [version("kanagawa", 1)];
+    let steps = [step("kanagawa", "seed", None, None)];
+    assert!(s.seed_policy("policies/", at, &versions, &steps).await.unwrap());
+    assert!(
+        !s.seed_policy("policies/", at, &[version("other", 1)], &steps)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.agreement_versions().await.unwrap(), versions);
+    assert_eq!(s.consent_steps().await.unwrap().len(), 1);
+}
+
+async fn revocations_are_recorded_once(b: &Backend) {
+    let s = &b.store;
+    let row = |kind: &str, subject: &str, by: &str| RevocationRow {
+        kind: kind.into(),
+        subject: subject.into(),
+        revoked_by: by.into(),
+        revoked_at: AT,
+    };
+    assert!(s.add_revocation(&row("officer", "K-1", "admin-1")).await.unwrap());
+    assert!(s.add_revocation(&row("terminal", "urn:t", "admin-1")).await.unwrap());
+    assert!(!s.add_revocation(&row("officer", "K-1", "admin-2")).await.unwrap());
+    assert_eq!(
+        s.revocations().await.unwrap(),
+        [row("officer", "K-1", "admin-1"), row("terminal", "urn:t", "admin-1")]
+    );
+}
+
+/// A refused write (here a key already in the history) is a fault, not an outage, and leaves
+/// the store writing and committing as before.
+async fn audit_keys_keep_their_order_and_refuse_a_repeated_key(b: &Backend) {
+    let s = &b.store;
+    let key = |first: u64, id: &str| AuditKeyRow {
+        first_index: first,
+        key_id: id.into(),
+        verifier_key: format!("origin+{id}+AAAA"),
+        activated_at: "2026-11-20T12:00:00+09:00".into(),
+    };
+    s.add_audit_key(&key(0, "0000000a")).await.unwrap();
+    s.add_audit_key(&key(7, "0000000b")).await.unwrap();
+    let refused = s.add_audit_key(&key(9, "0000000a")).await.unwrap_err();
+    assert!(!refused.is_unavailable(), "{refused}");
+    assert_eq!(s.audit_keys().await.unwrap(), [key(0, "0000000a"), key(7, "0000000b")]);
+
+    assert!(matches!(
+        s.put_case(case("AFTER", 1, "after")).await.unwrap(),
+        PutOutcome::Stored { .. }
+    ));
+    assert_eq!(current(&b.reopen().await).await["AFTER"].1, "after");
+}
