@@ -8,6 +8,7 @@ pub mod export;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod tiles;
 pub mod verify;
 
 pub use entry::{Actor, CaseRef, Channel, ClauseRef, Event, LogKey, Receipt};
