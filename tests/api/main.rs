@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod audit_api;
+mod audit_tiles;
 mod audit_verify;
 mod cli;
 mod consent_widening;
