@@ -36,22 +36,29 @@ pub struct CaseView {
     pub receipt: ViewReceipt,
 }
 
+/// The proof that this disclosure is in the audit log, checkable offline with the log's
+/// verifier key (`cgc-gateway audit verify-receipt`, docs/audit-log.md §7).
 #[derive(Debug, Clone, Serialize)]
 pub struct ViewReceipt {
     pub audit_index: u64,
-    pub key_id: String,
-    pub signature: String,
     /// The agreement clause that allowed this disclosure.
     pub clause: String,
+    /// The audit entry's line, byte for byte.
+    pub entry: String,
+    /// The signed checkpoint of the commit that made the entry durable.
+    pub checkpoint: String,
+    /// The entry's inclusion proof in that checkpoint's tree (base64 hashes).
+    pub inclusion_proof: Vec<String>,
 }
 
 impl ViewReceipt {
     pub fn new(receipt: Receipt, clause: String) -> Self {
         Self {
             audit_index: receipt.audit_index,
-            key_id: receipt.key_id,
-            signature: receipt.signature,
             clause,
+            entry: receipt.entry,
+            checkpoint: receipt.checkpoint,
+            inclusion_proof: receipt.inclusion_proof,
         }
     }
 }

@@ -1,17 +1,20 @@
-//! One audit entry: what happened, who, when — never the case contents — as one JSON line
-//! that carries its own signature. The exact format is documented in `docs/audit-log.md`:
+//! One audit entry: what happened, who, when — never the case contents — as one JSON line, the
+//! Merkle leaf. The exact format is documented in `docs/audit-log.md`:
 //!
-//! `{"v":1,"index":N,"time":"…","kid":"…",<event members>,"sig":"<base64>"}`
+//! `{"v":2,"index":N,"time":"…",<event members>}`
 //!
-//! The signed message is `SIGNING_CONTEXT ‖ (the line with its final ,"sig":"…" member
-//! removed)`; the Merkle leaf is the whole line.
+//! A v2 entry carries no signature of its own: the checkpoint signed at the end of its group
+//! commit authenticates it (with an inclusion proof). Entries written before v2 are
+//! `{"v":1,"index":N,"time":"…","kid":"…",<event members>,"sig":"<base64>"}`, signed one by one
+//! over `SIGNING_CONTEXT ‖ (the line with its final ,"sig":"…" member removed)`; they stay
+//! verifiable with the key that signed them.
 
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -20,7 +23,10 @@ use super::merkle::{Hash, leaf_hash};
 use super::note::{NoteSigner, NoteVerifier};
 use crate::policy::fields::FieldSet;
 
-/// Domain separation: an entry signature can never be mistaken for a note signature.
+/// The format version of the entries the gateway writes.
+pub const ENTRY_VERSION: u8 = 2;
+
+/// Domain separation of v1 entry signatures: one can never be mistaken for a note signature.
 pub const SIGNING_CONTEXT: &[u8] = b"cgc-gateway audit entry v1\n";
 const SIG_MEMBER: &str = ",\"sig\":\"";
 
@@ -152,30 +158,52 @@ struct Envelope<'a> {
     v: u8,
     index: u64,
     time: &'a str,
-    kid: &'a str,
     #[serde(flatten)]
     event: &'a Event,
 }
 
-/// The receipt a disclosed case carries: where its entry sits in the log and its signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What proves that an entry is in the log, offline, with only the log's verifier key: the
+/// entry's exact line, the checkpoint (signed note) of the group commit that made it durable,
+/// and the RFC 9162 inclusion proof of the line in that checkpoint's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Receipt {
+    /// The entry's index (its leaf index).
+    #[serde(rename = "index", alias = "audit_index")]
     pub audit_index: u64,
-    pub key_id: String,
-    pub signature: String,
+    /// The entry's line, byte for byte.
+    pub entry: String,
+    /// The checkpoint note, byte for byte.
+    pub checkpoint: String,
+    /// Standard base64 of each 32-byte hash, leaf side first.
+    pub inclusion_proof: Vec<String>,
 }
 
 /// A sealed entry, ready to be stored.
 #[derive(Debug, Clone)]
 pub struct Sealed {
+    pub index: u64,
     pub line: String,
     pub leaf_hash: Hash,
-    pub receipt: Receipt,
 }
 
-/// The log's signing key: signs entries and checkpoints.
+/// Seals `event` as entry `index`, recorded at `time`, in the current format (v2).
+pub fn seal(index: u64, time: OffsetDateTime, event: &Event) -> Result<Sealed, serde_json::Error> {
+    let time = time.format(&Rfc3339).unwrap_or_default();
+    let line = serde_json::to_string(&Envelope {
+        v: ENTRY_VERSION,
+        index,
+        time: &time,
+        event,
+    })?;
+    Ok(Sealed {
+        index,
+        leaf_hash: leaf_hash(line.as_bytes()),
+        line,
+    })
+}
+
+/// The log's signing key: signs checkpoints (and, before v2, signed entries).
 pub struct LogKey {
-    signing: SigningKey,
     note: NoteSigner,
     key_id_hex: String,
 }
@@ -192,11 +220,7 @@ impl LogKey {
     pub fn new(origin: &str, signing: SigningKey) -> Result<Self, String> {
         let note = NoteSigner::new(origin, signing.clone()).map_err(|e| e.to_string())?;
         let key_id_hex = format!("{:08x}", note.key_id());
-        Ok(Self {
-            signing,
-            note,
-            key_id_hex,
-        })
+        Ok(Self { note, key_id_hex })
     }
 
     pub fn from_pem_file(origin: &str, path: &Path) -> Result<Self, String> {
@@ -217,43 +241,16 @@ impl LogKey {
     pub fn verifier(&self) -> NoteVerifier {
         self.note.verifier()
     }
-
-    /// Seals `event` as entry `index`, recorded at `time`.
-    pub fn seal(&self, index: u64, time: OffsetDateTime, event: &Event) -> Result<Sealed, serde_json::Error> {
-        let time = time.format(&Rfc3339).unwrap_or_default();
-        let body = serde_json::to_string(&Envelope {
-            v: 1,
-            index,
-            time: &time,
-            kid: &self.key_id_hex,
-            event,
-        })?;
-        let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
-        message.extend_from_slice(SIGNING_CONTEXT);
-        message.extend_from_slice(body.as_bytes());
-        let signature = STANDARD.encode(self.signing.sign(&message).to_bytes());
-        let mut line = body;
-        line.pop(); // the closing brace; the signature member goes last
-        line.push_str(SIG_MEMBER);
-        line.push_str(&signature);
-        line.push_str("\"}");
-        let leaf_hash = leaf_hash(line.as_bytes());
-        Ok(Sealed {
-            receipt: Receipt {
-                audit_index: index,
-                key_id: self.key_id_hex.clone(),
-                signature,
-            },
-            leaf_hash,
-            line,
-        })
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
     #[error("entry is not a JSON object ending in a \"sig\" member")]
     Shape,
+    #[error("entry has an unknown format version")]
+    Version,
+    #[error("a v2 entry carries no \"sig\" or \"kid\" member")]
+    V2Shape,
     #[error("entry JSON is malformed")]
     Json,
     #[error("entry names index {found}, expected {expected}")]
@@ -264,13 +261,49 @@ pub enum EntryError {
     Signature,
 }
 
-/// Checks one line: its shape, its position, and its signature by one of `keys`
-/// (`(key id hex, public key)`). Returns the parsed entry.
+/// Checks one line: its shape and its position, and for a v1 line its signature by one of
+/// `keys` (`(key id hex, public key)`). Returns the parsed entry. A v2 line is authenticated by
+/// the checkpoints that cover it, not here.
 pub fn verify_line(
     line: &str,
     expected_index: u64,
     keys: &[(String, VerifyingKey)],
 ) -> Result<serde_json::Value, EntryError> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|_| EntryError::Json)?;
+    let obj = value.as_object().ok_or(EntryError::Shape)?;
+    match obj.get("v").and_then(serde_json::Value::as_u64) {
+        Some(1) => {
+            verify_v1(line, obj, expected_index, keys)?;
+            Ok(value)
+        }
+        Some(2) => {
+            if !line.starts_with("{\"v\":2,\"index\":") || obj.contains_key("sig") || obj.contains_key("kid") {
+                return Err(EntryError::V2Shape);
+            }
+            check_index(obj, expected_index)?;
+            Ok(value)
+        }
+        _ => Err(EntryError::Version),
+    }
+}
+
+fn check_index(obj: &serde_json::Map<String, serde_json::Value>, expected: u64) -> Result<(), EntryError> {
+    let index = obj
+        .get("index")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or(EntryError::Shape)?;
+    if index != expected {
+        return Err(EntryError::Index { expected, found: index });
+    }
+    Ok(())
+}
+
+fn verify_v1(
+    line: &str,
+    obj: &serde_json::Map<String, serde_json::Value>,
+    expected_index: u64,
+    keys: &[(String, VerifyingKey)],
+) -> Result<(), EntryError> {
     let at = line.rfind(SIG_MEMBER).ok_or(EntryError::Shape)?;
     let (body_head, sig_part) = line.split_at(at);
     let sig_b64 = sig_part
@@ -280,18 +313,7 @@ pub fn verify_line(
     let signature = STANDARD.decode(sig_b64).map_err(|_| EntryError::Shape)?;
     let signature = ed25519_dalek::Signature::from_slice(&signature).map_err(|_| EntryError::Shape)?;
     let body = format!("{body_head}}}");
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|_| EntryError::Json)?;
-    let obj = value.as_object().ok_or(EntryError::Shape)?;
-    let index = obj
-        .get("index")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or(EntryError::Shape)?;
-    if index != expected_index {
-        return Err(EntryError::Index {
-            expected: expected_index,
-            found: index,
-        });
-    }
+    check_index(obj, expected_index)?;
     let kid = obj
         .get("kid")
         .and_then(serde_json::Value::as_str)
@@ -304,18 +326,14 @@ pub fn verify_line(
     let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
     message.extend_from_slice(SIGNING_CONTEXT);
     message.extend_from_slice(body.as_bytes());
-    key.verify(&message, &signature).map_err(|_| EntryError::Signature)?;
-    Ok(value)
+    key.verify(&message, &signature).map_err(|_| EntryError::Signature)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    fn key() -> LogKey {
-        LogKey::new("test.example/log", SigningKey::from_bytes(&[7u8; 32])).unwrap()
-    }
+    use ed25519_dalek::Signer;
 
     fn event() -> Event {
         Event::Refusal {
@@ -330,27 +348,58 @@ mod tests {
         }
     }
 
+    /// A v1 line as gateways before v2 wrote them, built here by hand from the documented
+    /// format rather than by the code under test.
+    fn v1_line(signing: &SigningKey, kid: &str, index: u64) -> String {
+        let body = format!(
+            "{{\"v\":1,\"index\":{index},\"time\":\"1970-01-01T00:00:00Z\",\"kid\":\"{kid}\",\"kind\":\"refusal\",\"status\":404}}"
+        );
+        let mut message = SIGNING_CONTEXT.to_vec();
+        message.extend_from_slice(body.as_bytes());
+        let sig = STANDARD.encode(signing.sign(&message).to_bytes());
+        format!("{}{SIG_MEMBER}{sig}\"}}", &body[..body.len() - 1])
+    }
+
     #[test]
-    fn sealed_line_verifies_and_any_change_is_caught() {
-        let k = key();
-        let s = k.seal(5, OffsetDateTime::UNIX_EPOCH, &event()).unwrap();
-        let keys = vec![(k.key_id_hex().to_owned(), k.signing.verifying_key())];
-        let v = verify_line(&s.line, 5, &keys).unwrap();
-        assert_eq!(v["kind"], "refusal");
+    fn a_v2_line_has_no_signature_and_its_position_is_checked() {
+        let s = seal(5, OffsetDateTime::UNIX_EPOCH, &event()).unwrap();
+        assert!(
+            s.line
+                .starts_with("{\"v\":2,\"index\":5,\"time\":\"1970-01-01T00:00:00Z\",\"kind\":\"refusal\",")
+        );
+        assert!(!s.line.contains("sig") && !s.line.contains("kid"));
+        assert_eq!(s.leaf_hash, leaf_hash(s.line.as_bytes()));
+        assert_eq!(verify_line(&s.line, 5, &[]).unwrap()["kind"], "refusal");
         assert_eq!(
-            verify_line(&s.line, 6, &keys),
+            verify_line(&s.line, 6, &[]),
             Err(EntryError::Index { expected: 6, found: 5 })
         );
-        let tampered = s.line.replace("404", "403");
-        assert_eq!(verify_line(&tampered, 5, &keys), Err(EntryError::Signature));
-        assert!(s.line.ends_with("\"}") && s.line.starts_with("{\"v\":1,\"index\":5,"));
+        let with_sig = s.line.replace("\"}", "\",\"sig\":\"AAAA\"}");
+        assert_eq!(verify_line(&with_sig, 5, &[]), Err(EntryError::V2Shape));
+        let v3 = s.line.replace("\"v\":2", "\"v\":3");
+        assert_eq!(verify_line(&v3, 5, &[]), Err(EntryError::Version));
         // A single refusal carries no count member at all.
         assert!(!s.line.contains("count"));
     }
 
     #[test]
-    fn a_coalesced_refusal_carries_its_count_and_verifies() {
-        let k = key();
+    fn v1_lines_still_verify_with_their_key_and_any_change_is_caught() {
+        let signing = SigningKey::from_bytes(&[7u8; 32]);
+        let k = LogKey::new("test.example/log", signing.clone()).unwrap();
+        let keys = vec![(k.key_id_hex().to_owned(), signing.verifying_key())];
+        let line = v1_line(&signing, k.key_id_hex(), 5);
+        assert_eq!(verify_line(&line, 5, &keys).unwrap()["status"], 404);
+        assert_eq!(
+            verify_line(&line, 6, &keys),
+            Err(EntryError::Index { expected: 6, found: 5 })
+        );
+        let tampered = line.replace("404", "403");
+        assert_eq!(verify_line(&tampered, 5, &keys), Err(EntryError::Signature));
+        assert!(matches!(verify_line(&line, 5, &[]), Err(EntryError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn a_coalesced_refusal_carries_its_count() {
         let coalesced = Event::Refusal {
             actor: Actor {
                 principal: "urn:cgc-gateway:terminal:kagacho:1".into(),
@@ -361,13 +410,12 @@ mod tests {
             reason: "not visible".into(),
             count: Some(1999),
         };
-        let s = k.seal(6, OffsetDateTime::UNIX_EPOCH, &coalesced).unwrap();
+        let s = seal(6, OffsetDateTime::UNIX_EPOCH, &coalesced).unwrap();
         assert!(
-            s.line.contains(",\"reason\":\"not visible\",\"count\":1999,\"sig\":"),
+            s.line.ends_with(",\"reason\":\"not visible\",\"count\":1999}"),
             "{}",
             s.line
         );
-        let keys = vec![(k.key_id_hex().to_owned(), k.signing.verifying_key())];
-        assert_eq!(verify_line(&s.line, 6, &keys).unwrap()["count"], 1999);
+        assert_eq!(verify_line(&s.line, 6, &[]).unwrap()["count"], 1999);
     }
 }

@@ -1,24 +1,31 @@
 //! The appender: a single task owns the tree's growth. Requests queue on a channel; the task
-//! takes everything queued, seals it, writes it in one durable transaction (group commit), and
-//! only then extends the tree and answers. A failed write answers every waiter with an error
-//! and consumes no index: fail closed, nothing half-recorded.
+//! takes everything queued, seals it, and writes it in one durable transaction (group commit)
+//! together with the tiles it changes and a checkpoint signed over the new tree; only then does
+//! it extend the in-memory right edge and answer, each entry with a receipt that proves it
+//! against that checkpoint. A failed write answers every waiter with an error and consumes no
+//! index: fail closed, nothing half-recorded.
+//!
+//! Memory and start-up do not grow with the log: the task keeps only the right edge of the tree
+//! (the partial tiles, a few kilobytes), and proofs read the full tiles they need from the store.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
 
-use super::entry::{Event, LogKey, Receipt, Sealed};
-use super::merkle::{Hash, ProofError, Tree};
+use super::entry::{Event, LogKey, Receipt, Sealed, seal};
+use super::merkle::{self, Hash, Nodes, ProofError};
 use super::note::{Checkpoint, sign_note};
+use super::tiles::{Edge, FullTile, TILE_HEIGHT, TileId, TileNodes, TileRecorder, tile_bytes, tile_hashes};
 use crate::clock::SharedClock;
-use crate::store::{AuditKeyRow, AuditRow, CheckpointRow, SharedStore, StoreError};
+use crate::store::{AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CheckpointRow, SharedStore, StoreError};
 
 /// How many entries one durable write may carry.
 const MAX_BATCH: usize = 4096;
-/// How often a new checkpoint is considered while entries arrive (SPEC: at least once a second).
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// Entries read per query when tiles are built for a log written before tiles existed.
+const BACKFILL_PAGE: u64 = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -38,7 +45,8 @@ struct Job {
 }
 
 struct Shared {
-    tree: RwLock<Tree>,
+    /// Replaced whole after each durable commit, so readers take a consistent snapshot.
+    edge: RwLock<Arc<Edge>>,
     latest_checkpoint: RwLock<Option<CheckpointRow>>,
     key: LogKey,
     origin: String,
@@ -62,13 +70,26 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Rebuilds the tree from the store and starts the appender and the checkpoint publisher.
+    /// Reads the right edge of the tree from the store (building the tiles once for a log
+    /// that predates them) and starts the appender.
     pub async fn open(store: SharedStore, key: LogKey, origin: String, clock: SharedClock) -> Result<Self, AuditError> {
-        let tree = Tree::from_leaf_hashes(store.audit_leaf_hashes().await?);
-        record_key_takeover(&store, &key, tree.len(), &clock).await?;
+        let size = store.audit_len().await?;
+        let edge = match load_edge(&store, size).await {
+            Ok(edge) => edge,
+            Err(AuditError::Proof(_)) => {
+                tracing::info!(
+                    entries = size,
+                    "building the audit log's tiles (once, for a log written before them)"
+                );
+                build_tiles(&store, size).await?;
+                load_edge(&store, size).await?
+            }
+            Err(e) => return Err(e),
+        };
+        record_key_takeover(&store, &key, size, &clock).await?;
         let latest = store.latest_checkpoint().await?;
         let shared = Arc::new(Shared {
-            tree: RwLock::new(tree),
+            edge: RwLock::new(Arc::new(edge)),
             latest_checkpoint: RwLock::new(latest),
             key,
             origin,
@@ -78,8 +99,8 @@ impl AuditLog {
         let (jobs, rx) = mpsc::channel(1024);
         tokio::spawn(append_loop(shared.clone(), rx));
         let log = Self { jobs, shared };
+        // Every commit signs its checkpoint; this covers an empty log and one written before.
         log.publish_checkpoint().await?;
-        tokio::spawn(checkpoint_loop(log.clone()));
         Ok(log)
     }
 
@@ -116,7 +137,11 @@ impl AuditLog {
     }
 
     pub fn size(&self) -> u64 {
-        read(&self.shared.tree).len()
+        self.edge().size()
+    }
+
+    fn edge(&self) -> Arc<Edge> {
+        read(&self.shared.edge).clone()
     }
 
     pub fn origin(&self) -> &str {
@@ -131,48 +156,205 @@ impl AuditLog {
         &self.shared.store
     }
 
-    pub fn root_at(&self, size: u64) -> Result<Hash, AuditError> {
-        Ok(read(&self.shared.tree).root_at(size)?)
+    pub async fn root_at(&self, size: u64) -> Result<Hash, AuditError> {
+        let edge = self.checked_edge(size)?;
+        with_tiles(&self.shared.store, &edge, &[], |n| merkle::root_at(n, size)).await
     }
 
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
-        Ok(read(&self.shared.tree).inclusion_proof(index, size)?)
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
+        let edge = self.checked_edge(size)?;
+        with_tiles(&self.shared.store, &edge, &[], |n| {
+            merkle::inclusion_proof(n, index, size)
+        })
+        .await
     }
 
-    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
-        Ok(read(&self.shared.tree).consistency_proof(old, new)?)
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
+        let edge = self.checked_edge(new)?;
+        with_tiles(&self.shared.store, &edge, &[], |n| {
+            merkle::consistency_proof(n, old, new)
+        })
+        .await
+    }
+
+    fn checked_edge(&self, size: u64) -> Result<Arc<Edge>, AuditError> {
+        let edge = self.edge();
+        if size > edge.size() {
+            return Err(ProofError::BeyondTree { size, len: edge.size() }.into());
+        }
+        Ok(edge)
+    }
+
+    /// Hash tile `index` of `level` at `width` hashes (256: full), if the tree has it.
+    pub async fn tile(&self, level: u8, index: u64, width: usize) -> Result<Option<Vec<u8>>, AuditError> {
+        let edge = self.edge();
+        let id = TileId { level, index };
+        let available = hashes_at_level(edge.size(), level).saturating_sub(index.saturating_mul(256));
+        if available < width as u64 {
+            return Ok(None);
+        }
+        if let Some((_, hashes)) = edge.partial_tiles().find(|(t, _)| *t == id) {
+            return Ok(hashes.get(..width).map(tile_bytes));
+        }
+        let stored = self.shared.store.audit_tile(level, index).await?;
+        Ok(stored.and_then(|b| b.get(..width * 32).map(<[u8]>::to_vec)))
     }
 
     pub fn latest_checkpoint(&self) -> Option<CheckpointRow> {
         read(&self.shared.latest_checkpoint).clone()
     }
 
-    /// Signs and stores a checkpoint for the current size if none exists for it yet.
+    /// Signs and stores a checkpoint for the current size if none exists for it yet. Group
+    /// commits sign their own; this is for a log that has none for its size (empty, or
+    /// written before every commit was signed).
     pub async fn publish_checkpoint(&self) -> Result<(), AuditError> {
-        let (size, root) = {
-            let tree = read(&self.shared.tree);
-            (tree.len(), tree.root())
-        };
-        if self.latest_checkpoint().is_some_and(|c| c.tree_size >= size) {
+        let edge = self.edge();
+        if self.latest_checkpoint().is_some_and(|c| c.tree_size >= edge.size()) {
             return Ok(());
         }
-        let text = Checkpoint {
-            origin: self.shared.origin.clone(),
-            size,
-            root,
-        }
-        .to_text();
-        let note = sign_note(&text, &[self.shared.key.note_signer()]).map_err(|e| AuditError::Other(e.to_string()))?;
-        let published_at = self.shared.clock.now().format(&Rfc3339).unwrap_or_default();
-        let row = CheckpointRow {
-            tree_size: size,
-            note,
-            published_at,
-        };
+        let row = sign_checkpoint(&self.shared, edge.size(), edge.root())?;
         self.shared.store.put_checkpoint(&row).await?;
-        *write(&self.shared.latest_checkpoint) = Some(row);
+        advance_latest(&self.shared, row);
         Ok(())
     }
+}
+
+/// How many hashes tile level `level` has in a tree of `size` leaves.
+fn hashes_at_level(size: u64, level: u8) -> u64 {
+    size.checked_shr(u32::from(level) * TILE_HEIGHT).unwrap_or(0)
+}
+
+/// The one place a checkpoint is made: the C2SP checkpoint of `(size, root)` as a signed note.
+/// Cosignatures (witnesses) attach here.
+fn sign_checkpoint(shared: &Shared, size: u64, root: Hash) -> Result<CheckpointRow, AuditError> {
+    let text = Checkpoint {
+        origin: shared.origin.clone(),
+        size,
+        root,
+    }
+    .to_text();
+    let note = sign_note(&text, &[shared.key.note_signer()]).map_err(|e| AuditError::Other(e.to_string()))?;
+    Ok(CheckpointRow {
+        tree_size: size,
+        note,
+        published_at: shared.clock.now().format(&Rfc3339).unwrap_or_default(),
+    })
+}
+
+/// The latest checkpoint only moves forward.
+fn advance_latest(shared: &Shared, row: CheckpointRow) {
+    let mut latest = write(&shared.latest_checkpoint);
+    if latest.as_ref().is_none_or(|l| l.tree_size < row.tree_size) {
+        *latest = Some(row);
+    }
+}
+
+/// The right edge of a tree of `size` leaves, from the stored partial tiles (one per level).
+async fn load_edge(store: &SharedStore, size: u64) -> Result<Edge, AuditError> {
+    let mut partials = Vec::new();
+    let mut level: u8 = 0;
+    while hashes_at_level(size, level) > 0 {
+        let count = hashes_at_level(size, level);
+        if count % 256 != 0 {
+            let id = TileId {
+                level,
+                index: count / 256,
+            };
+            if let Some(hashes) = store
+                .audit_tile(level, id.index)
+                .await?
+                .as_deref()
+                .and_then(tile_hashes)
+            {
+                partials.push((id, hashes));
+            }
+        }
+        level += 1;
+    }
+    Ok(Edge::from_partials(size, |id| {
+        partials.iter().find(|(t, _)| *t == id).map(|(_, h)| h.clone())
+    })?)
+}
+
+/// Builds and stores every tile of a log written before tiles existed, page by page.
+async fn build_tiles(store: &SharedStore, size: u64) -> Result<(), AuditError> {
+    let mut edge = Edge::new();
+    while edge.size() < size {
+        let start = edge.size();
+        let rows = store
+            .audit_entries(start, size.min(start.saturating_add(BACKFILL_PAGE)))
+            .await?;
+        if rows.is_empty() {
+            return Err(StoreError::Corrupt("audit log has a gap").into());
+        }
+        let mut filled = Vec::new();
+        for row in rows {
+            if row.index != edge.size() {
+                return Err(StoreError::Corrupt("audit log has a gap").into());
+            }
+            edge.push(row.leaf_hash, &mut filled);
+        }
+        let commit = AuditCommit {
+            tiles: tile_rows(start, &edge, &filled),
+            ..AuditCommit::default()
+        };
+        store.append_audit_commit(&commit).await?;
+    }
+    Ok(())
+}
+
+/// The tiles a commit from `before` leaves to `edge` changed: those it filled, and the partial
+/// tile of every level that gained a hash.
+fn tile_rows(before: u64, edge: &Edge, filled: &[FullTile]) -> Vec<AuditTileRow> {
+    let mut rows: Vec<AuditTileRow> = filled
+        .iter()
+        .map(|t| AuditTileRow {
+            level: t.id.level,
+            index: t.id.index,
+            hashes: tile_bytes(&t.hashes),
+        })
+        .collect();
+    for (id, hashes) in edge.partial_tiles() {
+        if hashes_at_level(before, id.level) != hashes_at_level(edge.size(), id.level) {
+            rows.push(AuditTileRow {
+                level: id.level,
+                index: id.index,
+                hashes: tile_bytes(hashes),
+            });
+        }
+    }
+    rows
+}
+
+/// Runs `f` over the nodes of `edge`'s tree: a dry run names the full tiles it needs, which are
+/// taken from `known` (just written) or read from the store, then the real run.
+async fn with_tiles<T>(
+    store: &SharedStore,
+    edge: &Edge,
+    known: &[FullTile],
+    f: impl Fn(&dyn Nodes) -> Result<T, ProofError>,
+) -> Result<T, AuditError> {
+    let recorder = TileRecorder::default();
+    f(&recorder)?;
+    let mut nodes = TileNodes::new(edge);
+    for id in recorder.tiles() {
+        if nodes.has(id) {
+            continue;
+        }
+        if let Some(t) = known.iter().find(|t| t.id == id) {
+            nodes.add_full(id, &t.hashes);
+            continue;
+        }
+        let hashes = store
+            .audit_tile(id.level, id.index)
+            .await?
+            .as_deref()
+            .and_then(tile_hashes)
+            .filter(|h| h.len() == 256)
+            .ok_or(StoreError::Corrupt("a full audit tile is missing"))?;
+        nodes.add_full(id, &hashes);
+    }
+    Ok(f(&nodes)?)
 }
 
 /// Key rotation: the configured key signs from the current tree size on. The history (public
@@ -224,42 +406,7 @@ async fn append_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let start = read(&shared.tree).len();
-        let now = shared.clock.now();
-        let sealed = seal_batch(&shared, &jobs, start, now);
-        let outcome = match sealed {
-            Ok(sealed) => {
-                let rows: Vec<AuditRow> = sealed
-                    .iter()
-                    .map(|(event, s)| AuditRow {
-                        index: s.receipt.audit_index,
-                        line: s.line.clone(),
-                        leaf_hash: s.leaf_hash,
-                        kind: event.kind().to_owned(),
-                        center_id: event.case().map(|(c, _)| c.to_owned()),
-                        case_id: event.case().map(|(_, c)| c.to_owned()),
-                    })
-                    .collect();
-                match shared.store.append_audit(&rows).await {
-                    Ok(()) => {
-                        let mut tree = write(&shared.tree);
-                        for row in &rows {
-                            tree.push(row.leaf_hash);
-                        }
-                        Ok(sealed.into_iter().map(|(_, s)| s.receipt).collect::<Vec<_>>())
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, entries = rows.len(), "audit write failed; the requests waiting on it disclose nothing");
-                        Err(())
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "audit entry could not be sealed");
-                Err(())
-            }
-        };
-        match outcome {
+        match commit_continuing(&shared, &jobs).await {
             Ok(receipts) => {
                 let mut receipts = receipts.into_iter();
                 for job in jobs {
@@ -267,7 +414,8 @@ async fn append_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
                     let _ = job.reply.send(Ok(mine));
                 }
             }
-            Err(()) => {
+            Err(e) => {
+                tracing::error!(error = %e, entries = count, "audit commit failed; the requests waiting on it disclose nothing");
                 for job in jobs {
                     let _ = job.reply.send(Err(AuditError::Unavailable));
                 }
@@ -276,31 +424,90 @@ async fn append_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn seal_batch<'a>(
-    shared: &Shared,
-    jobs: &'a [Job],
-    start: u64,
-    now: time::OffsetDateTime,
-) -> Result<Vec<(&'a Event, Sealed)>, serde_json::Error> {
-    jobs.iter()
-        .flat_map(|j| j.events.iter())
-        .zip(start..)
-        .map(|(event, index)| Ok((event, shared.key.seal(index, now, event)?)))
-        .collect()
-}
+/// How often a commit is sealed again after finding that the log has grown meanwhile.
+const CATCH_UP_ATTEMPTS: usize = 8;
 
-async fn checkpoint_loop(log: AuditLog) {
-    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// `commit`, continuing the log as it is stored: when another gateway instance sharing the
+/// store (or a commit of ours whose answer was lost) has appended meanwhile, the store refuses
+/// the batch untouched; the right edge is read again from the stored tiles and the batch
+/// sealed at the new end. Indices stay continuous across instances: one log, one tree.
+async fn commit_continuing(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditError> {
+    let mut attempts = 0;
     loop {
-        tick.tick().await;
-        if let Err(e) = log.publish_checkpoint().await {
-            tracing::error!(error = %e, "checkpoint could not be published");
-        }
-        if log.jobs.is_closed() {
-            break;
+        match commit(shared, jobs).await {
+            Err(AuditError::Store(StoreError::AuditBehind { stored })) if attempts < CATCH_UP_ATTEMPTS => {
+                attempts += 1;
+                let edge = load_edge(&shared.store, stored).await?;
+                tracing::debug!(stored, "the audit log grew elsewhere; sealing again at its end");
+                *write(&shared.edge) = Arc::new(edge);
+                if let Some(row) = shared.store.latest_checkpoint().await? {
+                    advance_latest(shared, row);
+                }
+            }
+            other => return other,
         }
     }
+}
+
+/// One group commit: entries, tiles and checkpoint in one transaction; then the edge moves and
+/// the receipts are built against the checkpoint.
+async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditError> {
+    let before = read(&shared.edge).clone();
+    let start = before.size();
+    let now = shared.clock.now();
+    let sealed: Vec<(&Event, Sealed)> = jobs
+        .iter()
+        .flat_map(|j| j.events.iter())
+        .zip(start..)
+        .map(|(event, index)| Ok((event, seal(index, now, event)?)))
+        .collect::<Result<_, serde_json::Error>>()
+        .map_err(|e| AuditError::Other(format!("entry could not be sealed: {e}")))?;
+    let mut edge = (*before).clone();
+    let mut filled = Vec::new();
+    for (_, s) in &sealed {
+        edge.push(s.leaf_hash, &mut filled);
+    }
+    let checkpoint = sign_checkpoint(shared, edge.size(), edge.root())?;
+    let entries = sealed
+        .iter()
+        .map(|(event, s)| AuditRow {
+            index: s.index,
+            line: s.line.clone(),
+            leaf_hash: s.leaf_hash,
+            kind: event.kind().to_owned(),
+            center_id: event.case().map(|(c, _)| c.to_owned()),
+            case_id: event.case().map(|(_, c)| c.to_owned()),
+        })
+        .collect();
+    let commit = AuditCommit {
+        entries,
+        tiles: tile_rows(start, &edge, &filled),
+        checkpoint: Some(checkpoint.clone()),
+    };
+    shared.store.append_audit_commit(&commit).await?;
+
+    // Durable: from here the tree has these entries, whatever happens to the receipts.
+    let edge = Arc::new(edge);
+    *write(&shared.edge) = edge.clone();
+    advance_latest(shared, checkpoint.clone());
+
+    let size = edge.size();
+    let proofs = with_tiles(&shared.store, &edge, &filled, |nodes| {
+        (start..size)
+            .map(|i| merkle::inclusion_proof(nodes, i, size))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(sealed
+        .into_iter()
+        .zip(proofs)
+        .map(|((_, s), proof)| Receipt {
+            audit_index: s.index,
+            entry: s.line,
+            checkpoint: checkpoint.note.clone(),
+            inclusion_proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
+        })
+        .collect())
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -1,5 +1,6 @@
-//! RFC 9162 §2.1 Merkle tree over SHA-256: hashing, an append-only in-memory tree that can
-//! answer for any earlier size, and the proof verifiers.
+//! RFC 9162 §2.1 Merkle tree over SHA-256: hashing, the proof algorithms over any source of
+//! subtree hashes, an append-only in-memory tree that can answer for any earlier size, and the
+//! proof verifiers.
 
 use sha2::{Digest, Sha256};
 
@@ -110,72 +111,41 @@ impl Tree {
     }
 
     pub fn root(&self) -> Hash {
-        // The set bits of the size pick the perfect subtrees along the right edge: each level
-        // with an odd count contributes its last node, folded from the smallest upwards.
-        self.levels
-            .iter()
-            .filter(|row| row.len() % 2 == 1)
-            .filter_map(|row| row.last())
-            .fold(None, |acc, h| Some(acc.map_or(*h, |right| node_hash(h, &right))))
-            .unwrap_or_else(empty_root)
+        // The set bits of the size pick the perfect subtrees along the right edge.
+        fold_right_edge(&self.perfect_subtrees())
     }
 
     pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
         self.check_size(size)?;
-        if size == 0 {
-            return Ok(empty_root());
-        }
-        self.subtree(0, size)
+        root_at(self, size)
     }
 
     /// RFC 9162 §2.1.3.1 `PATH(index, D[0:size])`, leaf-side first.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         self.check_size(size)?;
-        if index >= size {
-            return Err(ProofError::IndexOutOfRange { index, size });
-        }
-        let (mut start, mut end) = (0, size);
-        let mut proof = Vec::new();
-        while end - start > 1 {
-            let mid = start + split_point(end - start);
-            if index < mid {
-                proof.push(self.subtree(mid, end)?);
-                end = mid;
-            } else {
-                proof.push(self.subtree(start, mid)?);
-                start = mid;
-            }
-        }
-        proof.reverse();
-        Ok(proof)
+        inclusion_proof(self, index, size)
     }
 
     /// RFC 9162 §2.1.4.1 `PROOF(old, D[0:new])`; empty when the sizes are equal.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
         self.check_size(new)?;
-        if old == 0 || old > new {
-            return Err(ProofError::InvalidSizes { size1: old, size2: new });
-        }
-        let (mut start, mut end) = (0, new);
-        let mut proof = Vec::new();
-        // `whole` is the RFC's flag b: whether the old tree is exactly the current range.
-        let mut whole = true;
-        while old != end {
-            let mid = start + split_point(end - start);
-            if old <= mid {
-                proof.push(self.subtree(mid, end)?);
-                end = mid;
-            } else {
-                proof.push(self.subtree(start, mid)?);
-                start = mid;
-                whole = false;
-            }
-        }
-        if !whole {
-            proof.push(self.subtree(start, end)?);
-        }
-        proof.reverse();
-        Ok(proof)
+        consistency_proof(self, old, new)
+    }
+
+    /// The leaf hashes, in order.
+    pub fn leaves(&self) -> &[Hash] {
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// The roots of the perfect subtrees along the right edge, largest (leftmost) first: the
+    /// RFC root of the tree is their right fold.
+    pub fn perfect_subtrees(&self) -> Vec<Hash> {
+        self.levels
+            .iter()
+            .rev()
+            .filter(|row| row.len() % 2 == 1)
+            .filter_map(|row| row.last().copied())
+            .collect()
     }
 
     fn check_size(&self, size: u64) -> Result<(), ProofError> {
@@ -185,22 +155,104 @@ impl Tree {
         }
         Ok(())
     }
+}
 
-    /// `MTH(D[start:end])` for a non-empty range the RFC recursion can produce, which guarantees
-    /// that every perfect-sized range it meets is aligned and so stored.
-    fn subtree(&self, start: u64, end: u64) -> Result<Hash, ProofError> {
-        let n = end - start;
-        if n.is_power_of_two() && start & (n - 1) == 0 {
-            let level = n.trailing_zeros();
-            let index = start >> level;
-            let missing = ProofError::MissingNode { level, index };
-            let row = usize::try_from(level).ok().and_then(|k| self.levels.get(k));
-            let idx = usize::try_from(index).ok();
-            return row.zip(idx).and_then(|(row, i)| row.get(i)).copied().ok_or(missing);
-        }
-        let mid = start + split_point(n);
-        Ok(node_hash(&self.subtree(start, mid)?, &self.subtree(mid, end)?))
+impl Nodes for Tree {
+    fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
+        let row = usize::try_from(level).ok().and_then(|k| self.levels.get(k));
+        let idx = usize::try_from(index).ok();
+        row.zip(idx)
+            .and_then(|(row, i)| row.get(i))
+            .copied()
+            .ok_or(ProofError::MissingNode { level, index })
     }
+}
+
+/// Where the hashes of complete, aligned subtrees come from: node `(level, index)` is
+/// `MTH(D[index·2^level, (index+1)·2^level))`. An in-memory [`Tree`] is one source; the stored
+/// tiles plus the right edge (`super::tiles`) are another. The proof algorithms below only ask
+/// for nodes that exist in a tree of the size they prove for.
+pub trait Nodes {
+    fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError>;
+}
+
+/// Folds a right edge (perfect subtree roots, largest first) into the RFC root.
+pub fn fold_right_edge(subtrees: &[Hash]) -> Hash {
+    subtrees
+        .iter()
+        .rev()
+        .fold(None, |acc: Option<Hash>, h| {
+            Some(acc.map_or(*h, |right| node_hash(h, &right)))
+        })
+        .unwrap_or_else(empty_root)
+}
+
+/// `MTH(D[0:size])`; the caller checks that `size` is within the source's tree.
+pub fn root_at<N: Nodes + ?Sized>(nodes: &N, size: u64) -> Result<Hash, ProofError> {
+    if size == 0 {
+        return Ok(empty_root());
+    }
+    subtree(nodes, 0, size)
+}
+
+/// RFC 9162 §2.1.3.1 `PATH(index, D[0:size])`, leaf-side first.
+pub fn inclusion_proof<N: Nodes + ?Sized>(nodes: &N, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    let (mut start, mut end) = (0, size);
+    let mut proof = Vec::new();
+    while end - start > 1 {
+        let mid = start + split_point(end - start);
+        if index < mid {
+            proof.push(subtree(nodes, mid, end)?);
+            end = mid;
+        } else {
+            proof.push(subtree(nodes, start, mid)?);
+            start = mid;
+        }
+    }
+    proof.reverse();
+    Ok(proof)
+}
+
+/// RFC 9162 §2.1.4.1 `PROOF(old, D[0:new])`; empty when the sizes are equal.
+pub fn consistency_proof<N: Nodes + ?Sized>(nodes: &N, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
+    if old == 0 || old > new {
+        return Err(ProofError::InvalidSizes { size1: old, size2: new });
+    }
+    let (mut start, mut end) = (0, new);
+    let mut proof = Vec::new();
+    // `whole` is the RFC's flag b: whether the old tree is exactly the current range.
+    let mut whole = true;
+    while old != end {
+        let mid = start + split_point(end - start);
+        if old <= mid {
+            proof.push(subtree(nodes, mid, end)?);
+            end = mid;
+        } else {
+            proof.push(subtree(nodes, start, mid)?);
+            start = mid;
+            whole = false;
+        }
+    }
+    if !whole {
+        proof.push(subtree(nodes, start, end)?);
+    }
+    proof.reverse();
+    Ok(proof)
+}
+
+/// `MTH(D[start:end])` for a non-empty range the RFC recursion can produce, which guarantees
+/// that every perfect-sized range it meets is aligned and so a node.
+fn subtree<N: Nodes + ?Sized>(nodes: &N, start: u64, end: u64) -> Result<Hash, ProofError> {
+    let n = end - start;
+    if n.is_power_of_two() && start & (n - 1) == 0 {
+        let level = n.trailing_zeros();
+        return nodes.node(level, start >> level);
+    }
+    let mid = start + split_point(n);
+    Ok(node_hash(&subtree(nodes, start, mid)?, &subtree(nodes, mid, end)?))
 }
 
 /// RFC 9162 §2.1.3.2.

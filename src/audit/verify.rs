@@ -35,6 +35,14 @@ pub enum Finding {
     Checkpoint { name: String, reason: String },
     #[error("rollback: {0}")]
     Rollback(String),
+    /// Entries without a signature of their own (v2) that no longer hash to the root the
+    /// checkpoint covering them signed: one of `from..to` was changed.
+    #[error(
+        "entries {from}..{to} (lines {} to {to} of entries.jsonl): one of them is not what {checkpoint} signed \
+         (rewritten history or a fork)",
+        from + 1
+    )]
+    Entries { from: u64, to: u64, checkpoint: String },
 }
 
 /// Which entries and checkpoints a key may sign: entries with `from <= index < to`, checkpoints
@@ -216,8 +224,10 @@ pub struct Summary {
     pub checkpoints: usize,
     pub origin: String,
     pub root: Hash,
-    /// Per key id: how many entries it signed.
+    /// Per key id: how many v1 entries it signed.
     pub entries_by_key: BTreeMap<String, u64>,
+    /// How many v2 entries (authenticated by the checkpoints that cover them).
+    pub entries_v2: u64,
     pub first_time: Option<String>,
     pub last_time: Option<String>,
     /// The size of the trusted checkpoint that was shown consistent, if one was given.
@@ -244,7 +254,14 @@ impl std::fmt::Display for Summary {
             STANDARD.encode(self.root)
         )?;
         for (kid, n) in &self.entries_by_key {
-            writeln!(f, "  key {kid}: {n} entries")?;
+            writeln!(f, "  key {kid}: {n} v1 entries (signed one by one)")?;
+        }
+        if self.entries_v2 > 0 {
+            writeln!(
+                f,
+                "  v2 entries:  {} (authenticated by the checkpoints)",
+                self.entries_v2
+            )?;
         }
         if let (Some(first), Some(last)) = (&self.first_time, &self.last_time) {
             writeln!(f, "  time span:   {first} .. {last}")?;
@@ -330,6 +347,7 @@ pub fn verify_folder(
         origin,
         root: tree.root(),
         entries_by_key: stats.by_key,
+        entries_v2: stats.v2,
         first_time: stats.first_time,
         last_time: stats.last_time,
         trusted_size,
@@ -346,6 +364,7 @@ fn folder_finding(file: &str, reason: &str) -> Finding {
 #[derive(Default)]
 struct EntryStats {
     by_key: BTreeMap<String, u64>,
+    v2: u64,
     first_time: Option<String>,
     last_time: Option<String>,
 }
@@ -374,8 +393,11 @@ fn verify_entries(folder: &Folder, keys: &[Key]) -> Result<(Tree, EntryStats), F
                 bad(e.to_string())
             }
         })?;
-        if let Some(kid) = value.get("kid").and_then(serde_json::Value::as_str) {
-            *stats.by_key.entry(kid.to_owned()).or_default() += 1;
+        match value.get("kid").and_then(serde_json::Value::as_str) {
+            // A v1 entry after a v2 one: the format only ever moves forward.
+            Some(_) if stats.v2 > 0 => return Err(bad("a v1 entry after v2 entries".into())),
+            Some(kid) => *stats.by_key.entry(kid.to_owned()).or_default() += 1,
+            None => stats.v2 += 1,
         }
         if let Some(time) = value.get("time").and_then(serde_json::Value::as_str) {
             if stats.first_time.is_none() {
@@ -459,10 +481,11 @@ fn verify_checkpoints(folder: &Folder, keys: &[Key], tree: &Tree) -> Result<(Vec
         if root != checkpoint.root {
             // Earlier checkpoints matched, so the changed entry lies after the previous one.
             let from = out.last().map_or(0, |(s, _)| *s);
-            return Err(bad(format!(
-                "its root is not the root of the folder's first {size} entries: an entry in \
-                 {from}..{size} is not the one the log signed (rewritten history or a fork)"
-            )));
+            return Err(Finding::Entries {
+                from,
+                to: size,
+                checkpoint: name.clone(),
+            });
         }
         if let Some((old, old_root)) = out.last().copied().filter(|(old, _)| *old > 0) {
             // Both roots come from signed notes; the proof comes from the folder's entries.

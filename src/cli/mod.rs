@@ -140,6 +140,15 @@ enum AuditCommand {
         #[arg(long)]
         trusted_checkpoint: Option<PathBuf>,
     },
+    /// Checks one receipt offline (a disclosed case's `receipt` member, or
+    /// `{index, entry, checkpoint, inclusion_proof}`): the checkpoint's signature, the entry's
+    /// place, the inclusion proof.
+    VerifyReceipt {
+        file: PathBuf,
+        /// The trusted verifier key(s), as for `audit verify`.
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -312,6 +321,15 @@ async fn audit(command: AuditCommand) -> Result<(), String> {
             let summary = crate::audit::verify::verify_dir(&dir, &key, trusted_checkpoint.as_deref())
                 .map_err(|finding| format!("verification FAILED: {finding}"))?;
             print!("{summary}");
+            Ok(())
+        }
+        AuditCommand::VerifyReceipt { file, key } => {
+            let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+            let keys = String::from_utf8(read(&key)?).map_err(|_| format!("{}: not UTF-8", key.display()))?;
+            let trusted = crate::audit::verify::parse_key_lines(&keys).map_err(|e| e.to_string())?;
+            let verified = crate::audit::receipt::verify_receipt(&read(&file)?, &trusted)
+                .map_err(|e| format!("verification FAILED: {e}"))?;
+            print!("{verified}");
             Ok(())
         }
     }

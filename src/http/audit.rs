@@ -1,8 +1,12 @@
-//! The audit log's read API (SPEC §8). Nothing here alters the log: there is no write route.
+//! The audit log's read API. Nothing here alters the log: there is no write route.
 //!
-//! Access: entries (which name every center's cases and every officer) are for auditors only.
-//! Checkpoints and proofs carry only sizes and hashes, so auditors and CGC case systems may read
-//! them (a center verifies its disclosures' receipts with them). "Who saw my case" is for the
+//! `/v1/audit/` is also a C2SP tlog-tiles prefix: `checkpoint`, `tile/<L>/<N>[.p/<W>]` and
+//! `tile/entries/<N>[.p/<W>]`, so any tlog-tiles client can mirror and verify the log.
+//!
+//! Access: entries and entry bundles (which name every center's cases and every officer) are
+//! for auditors only. Checkpoints, proofs and hash tiles carry only sizes and hashes, so
+//! auditors and CGC case systems may read them (a center verifies its disclosures' receipts
+//! with them). "Who saw my case" is for the
 //! owning center and auditors; to any other center a case is unknown (404), as it would be if
 //! it did not exist. Every refusal is recorded in the log.
 
@@ -19,6 +23,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::extract::{AuditReader, AuditorCaller, refuse};
 use crate::app::Ctx;
+use crate::audit::tiles::{TILE_WIDTH, TilePath, entry_bundle};
 
 /// The most entries one `GET /v1/audit/entries` answers with; clients page with `start`.
 pub const MAX_ENTRIES_PAGE: u64 = 1000;
@@ -32,6 +37,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/v1/audit/entries", get(entries))
         .route("/v1/audit/proof/inclusion", get(inclusion))
         .route("/v1/audit/proof/consistency", get(consistency))
+        .route("/v1/audit/tile/{*path}", get(tile))
         .route("/v1/centers/{center_id}/cases/{case_id}/disclosures", get(disclosures))
 }
 
@@ -146,7 +152,7 @@ async fn inclusion(
     if index >= size {
         return Err(ApiError::invalid("?index", "index must be below size"));
     }
-    Ok(proof(ctx.audit.inclusion_proof(index, size)?))
+    Ok(proof(ctx.audit.inclusion_proof(index, size).await?))
 }
 
 async fn consistency(
@@ -172,7 +178,60 @@ async fn consistency(
     if old > new {
         return Err(ApiError::invalid("?old", "old must not be above new"));
     }
-    Ok(proof(ctx.audit.consistency_proof(old, new)?))
+    Ok(proof(ctx.audit.consistency_proof(old, new).await?))
+}
+
+/// A hash tile or an entry bundle, byte for byte as C2SP tlog-tiles lays them out. A path
+/// that is not canonical, or a tile the tree does not have (yet), is a 404; a tile never
+/// changes once served, so it may be cached for ever.
+async fn tile(
+    State(ctx): State<Ctx>,
+    reader: AuditReader,
+    Path(path): Path<String>,
+    route: MatchedPath,
+) -> Result<Response, ApiError> {
+    let parsed = TilePath::parse_after_tile(&path).ok_or(ApiError::NotFound)?;
+    let bytes = match parsed {
+        TilePath::Hashes { level, index, .. } => ctx.audit.tile(level, index, parsed.width()).await?,
+        TilePath::Entries { index, .. } => {
+            if let AuditReader::Center { .. } = &reader {
+                return Err(refuse(
+                    &ctx,
+                    format!("GET {}", route.as_str()),
+                    &reader.peer().principal,
+                    None,
+                    ApiError::Forbidden("entry bundles are for auditors".into()),
+                ));
+            }
+            let start = index.saturating_mul(TILE_WIDTH as u64);
+            let end = start.saturating_add(parsed.width() as u64);
+            if end > ctx.audit.size() {
+                None
+            } else {
+                let rows = ctx.store.audit_entries(start, end).await?;
+                if rows.len() as u64 != end - start {
+                    return Err(ApiError::Internal(format!(
+                        "audit entries {start}..{end} are incomplete"
+                    )));
+                }
+                let bundle = entry_bundle(rows.iter().map(|r| r.line.as_bytes())).map_err(|len| {
+                    ApiError::Internal(format!("an audit entry of {len} bytes exceeds a bundle's limit"))
+                })?;
+                Some(bundle)
+            }
+        }
+    };
+    let mut response = bytes.ok_or(ApiError::NotFound)?.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(response)
 }
 
 /// One disclosure of a case, as its center sees it.

@@ -25,6 +25,10 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(&'static str),
+    /// Audit entries sealed for a position the log has passed (another instance appended
+    /// meanwhile): nothing was written; the writer catches up to `stored` entries and seals again.
+    #[error("the audit log holds {stored} entries; the batch does not continue it")]
+    AuditBehind { stored: u64 },
     #[error("a time cannot be stored: {0}")]
     Time(#[from] time::error::Format),
     #[error("the database did not answer in time")]
@@ -173,6 +177,24 @@ pub struct AuditRow {
     pub case_id: Option<String>,
 }
 
+/// One hash tile of the audit log's tree (C2SP tlog-tiles): `hashes` is the tile's bytes, 32
+/// per hash, 1 to 256 hashes. A stored tile only ever grows, until it is full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTileRow {
+    pub level: u8,
+    pub index: u64,
+    pub hashes: Vec<u8>,
+}
+
+/// One group commit of the audit log: its entries, the tiles they change, and the checkpoint
+/// signed over the tree they make (absent only when tiles are rebuilt for an older log).
+#[derive(Debug, Clone, Default)]
+pub struct AuditCommit {
+    pub entries: Vec<AuditRow>,
+    pub tiles: Vec<AuditTileRow>,
+    pub checkpoint: Option<CheckpointRow>,
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckpointRow {
     pub tree_size: u64,
@@ -247,7 +269,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends a batch of consecutive audit leaves in one durable transaction.
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError>;
-    /// Every leaf hash, in index order (to rebuild the Merkle tree at start).
+    /// Appends a group commit in one durable transaction: entries, tiles (inserted, or grown in
+    /// place: a stored tile is only ever extended) and the checkpoint, all or nothing.
+    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError>;
+    /// The stored bytes of hash tile `index` of tile level `level` (possibly wider than a
+    /// smaller tree needs: callers take the prefix they need).
+    async fn audit_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every leaf hash, in index order. Not used at start any more (the log reads only the
+    /// right edge of its tiles); kept for tools that want the whole tree.
     async fn audit_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError>;
     /// Entries `[start, end)`.
     async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRow>, StoreError>;

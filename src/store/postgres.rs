@@ -27,14 +27,23 @@ use sqlx::{Executor, PgConnection, Postgres, Row};
 use time::OffsetDateTime;
 
 use super::{
-    AgreementVersionRow, AuditKeyRow, AuditRow, Change, ChangeRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations,
-    NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
+    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, Change, ChangeRow, CheckpointRow, ConsentStepRow,
+    EmbeddedMigrations, NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
 };
 
 const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
     (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, "changes", include_str!("../../migrations/postgres/0002_changes.sql")),
+    (
+        3,
+        "audit_tiles",
+        include_str!("../../migrations/postgres/0003_audit_tiles.sql"),
+    ),
 ]);
+
+/// The advisory lock an audit append holds from reading the log's end to its commit: appends
+/// of several instances queue instead of racing for the same indices.
+const AUDIT_LOCK: i64 = 0x6367_635f_6175_6474; // "cgc_audt"
 
 /// How long a request waits for a connection before the store counts as unavailable (503).
 /// Also bounds how long a request waits while the server is unreachable.
@@ -265,51 +274,53 @@ impl Store for PgStore {
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        self.append_audit_commit(&AuditCommit {
+            entries: rows.to_vec(),
+            ..AuditCommit::default()
+        })
+        .await
+    }
+
+    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError> {
         within_deadline(async {
-            let Some(first) = rows.first() else {
-                return Ok(());
-            };
-            let mut idx = Vec::with_capacity(rows.len());
-            let mut line = Vec::with_capacity(rows.len());
-            let mut hash = Vec::with_capacity(rows.len());
-            let mut kind = Vec::with_capacity(rows.len());
-            let mut center = Vec::with_capacity(rows.len());
-            let mut case = Vec::with_capacity(rows.len());
-            for (offset, row) in rows.iter().enumerate() {
-                if Some(row.index) != first.index.checked_add(offset as u64) {
-                    return Err(StoreError::Corrupt("audit entries to append are not consecutive"));
-                }
-                idx.push(to_i64(row.index)?);
-                line.push(row.line.as_str());
-                hash.push(row.leaf_hash.as_slice());
-                kind.push(row.kind.as_str());
-                center.push(row.center_id.as_deref());
-                case.push(row.case_id.as_deref());
-            }
             let mut tx = WriteTx::begin(&self.pool).await?;
-            // The log grows only at its end. Another writer appending the same indices meanwhile
-            // is refused by the primary key when it commits second.
-            let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
-                .fetch_one(tx.conn())
+            insert_audit_rows(&mut tx, &commit.entries).await?;
+            for tile in &commit.tiles {
+                sqlx::query(
+                    "INSERT INTO audit_tiles (level, idx, hashes) VALUES ($1, $2, $3) \
+                     ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes \
+                     WHERE octet_length(excluded.hashes) > octet_length(audit_tiles.hashes)",
+                )
+                .bind(i16::from(tile.level))
+                .bind(to_i64(tile.index)?)
+                .bind(tile.hashes.as_slice())
+                .execute(tx.conn())
                 .await?;
-            if next != to_i64(first.index)? {
-                return Err(StoreError::Corrupt("audit entries do not continue the stored log"));
             }
-            sqlx::query(
-                "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) \
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[])",
-            )
-            .bind(&idx)
-            .bind(&line)
-            .bind(&hash)
-            .bind(&kind)
-            .bind(&center)
-            .bind(&case)
-            .execute(tx.conn())
-            .await?;
+            if let Some(row) = &commit.checkpoint {
+                sqlx::query(
+                    "INSERT INTO audit_checkpoints (tree_size, note, published_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tree_size) DO NOTHING",
+                )
+                .bind(to_i64(row.tree_size)?)
+                .bind(&row.note)
+                .bind(&row.published_at)
+                .execute(tx.conn())
+                .await?;
+            }
             tx.commit().await
         })
         .await
+    }
+
+    async fn audit_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT hashes FROM audit_tiles WHERE level = $1 AND idx = $2")
+                .bind(i16::from(level))
+                .bind(to_i64(index)?)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn audit_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -663,6 +674,55 @@ impl Store for PgStore {
             }
         }
     }
+}
+
+/// Appends entries that continue the stored log exactly, holding the audit lock until commit;
+/// a batch sealed for another position is refused with the stored size, so that its writer (an
+/// instance that fell behind another) catches up and seals again.
+async fn insert_audit_rows(tx: &mut WriteTx, rows: &[AuditRow]) -> Result<(), StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let mut idx = Vec::with_capacity(rows.len());
+    let mut line = Vec::with_capacity(rows.len());
+    let mut hash = Vec::with_capacity(rows.len());
+    let mut kind = Vec::with_capacity(rows.len());
+    let mut center = Vec::with_capacity(rows.len());
+    let mut case = Vec::with_capacity(rows.len());
+    for (offset, row) in rows.iter().enumerate() {
+        if Some(row.index) != first.index.checked_add(offset as u64) {
+            return Err(StoreError::Corrupt("audit entries to append are not consecutive"));
+        }
+        idx.push(to_i64(row.index)?);
+        line.push(row.line.as_str());
+        hash.push(row.leaf_hash.as_slice());
+        kind.push(row.kind.as_str());
+        center.push(row.center_id.as_deref());
+        case.push(row.case_id.as_deref());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_LOCK)
+        .execute(tx.conn())
+        .await?;
+    let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
+        .fetch_one(tx.conn())
+        .await?;
+    if next != to_i64(first.index)? {
+        return Err(StoreError::AuditBehind { stored: to_u64(next)? });
+    }
+    sqlx::query(
+        "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) \
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[])",
+    )
+    .bind(&idx)
+    .bind(&line)
+    .bind(&hash)
+    .bind(&kind)
+    .bind(&center)
+    .bind(&case)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
 
 /// Adds `change` to the change log as the last step of its transaction: the advisory lock

@@ -20,8 +20,9 @@ use sqlx::{Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
-    AgreementVersionRow, AuditKeyRow, AuditRow, Change, ChangeRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations,
-    NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
+    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, Change, ChangeRow, CheckpointRow,
+    ConsentStepRow, EmbeddedMigrations, NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time,
+    rfc3339,
 };
 
 const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
@@ -45,6 +46,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         5,
         "consented_terms",
         include_str!("../../migrations/sqlite/0005_consented_terms.sql"),
+    ),
+    (
+        6,
+        "audit_tiles",
+        include_str!("../../migrations/sqlite/0006_audit_tiles.sql"),
     ),
     (7, "changes", include_str!("../../migrations/sqlite/0007_changes.sql")),
 ]);
@@ -221,28 +227,32 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
-        // The log grows only at its end, without gaps (the primary key refuses repeats).
-        let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
-            .fetch_one(tx.conn())
-            .await?;
-        for (row, expected) in rows.iter().zip(next..) {
-            if to_i64(row.index)? != expected {
-                return Err(StoreError::Corrupt("audit entries do not continue the stored log"));
-            }
-            sqlx::query(
-                "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(to_i64(row.index)?)
-            .bind(&row.line)
-            .bind(row.leaf_hash.as_slice())
-            .bind(&row.kind)
-            .bind(row.center_id.as_deref())
-            .bind(row.case_id.as_deref())
-            .execute(tx.conn())
-            .await?;
+        insert_audit_rows(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
+        insert_audit_rows(&mut tx, &commit.entries).await?;
+        for tile in &commit.tiles {
+            upsert_tile(&mut tx, tile).await?;
+        }
+        if let Some(row) = &commit.checkpoint {
+            insert_checkpoint(&mut tx, row).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn audit_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT hashes FROM audit_tiles WHERE level = ? AND idx = ?")
+                .bind(i64::from(level))
+                .bind(to_i64(index)?)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
     }
 
     async fn audit_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -289,12 +299,7 @@ impl Store for SqliteStore {
 
     async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
-        sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?)")
-            .bind(to_i64(row.tree_size)?)
-            .bind(&row.note)
-            .bind(&row.published_at)
-            .execute(tx.conn())
-            .await?;
+        insert_checkpoint(&mut tx, row).await?;
         tx.commit().await
     }
 
@@ -457,7 +462,9 @@ impl Store for SqliteStore {
     }
 
     async fn audit_len(&self) -> Result<u64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_entries")
+        // The entries have no gaps (idx is the primary key, appended in order), so this is the
+        // count without scanning a log of any size.
+        let (n,): (i64,) = sqlx::query_as("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
             .fetch_one(&self.reader)
             .await?;
         to_u64(n)
@@ -596,4 +603,60 @@ async fn insert_consent_step(tx: &mut WriteTx, row: &ConsentStepRow) -> Result<i
     .bind(rfc3339(row.at)?)
     .fetch_one(tx.conn())
     .await?)
+}
+
+/// Appends entries that continue the stored log exactly: the log grows only at its end, without
+/// gaps (the primary key refuses repeats); a batch sealed for another position is refused with
+/// the stored size, so its writer can catch up.
+async fn insert_audit_rows(tx: &mut WriteTx, rows: &[AuditRow]) -> Result<(), StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
+        .fetch_one(tx.conn())
+        .await?;
+    if to_i64(first.index)? != next {
+        return Err(StoreError::AuditBehind { stored: to_u64(next)? });
+    }
+    for (row, expected) in rows.iter().zip(next..) {
+        if to_i64(row.index)? != expected {
+            return Err(StoreError::Corrupt("audit entries to append are not consecutive"));
+        }
+        sqlx::query(
+            "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(to_i64(row.index)?)
+        .bind(&row.line)
+        .bind(row.leaf_hash.as_slice())
+        .bind(&row.kind)
+        .bind(row.center_id.as_deref())
+        .bind(row.case_id.as_deref())
+        .execute(tx.conn())
+        .await?;
+    }
+    Ok(())
+}
+
+/// A tile row only grows (the table's trigger refuses anything else).
+async fn upsert_tile(tx: &mut WriteTx, tile: &AuditTileRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_tiles (level, idx, hashes) VALUES (?, ?, ?) \
+         ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes WHERE length(excluded.hashes) > length(hashes)",
+    )
+    .bind(i64::from(tile.level))
+    .bind(to_i64(tile.index)?)
+    .bind(tile.hashes.as_slice())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+async fn insert_checkpoint(tx: &mut WriteTx, row: &CheckpointRow) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?)")
+        .bind(to_i64(row.tree_size)?)
+        .bind(&row.note)
+        .bind(&row.published_at)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }

@@ -1,18 +1,26 @@
-//! Offline verification of exported logs: a real log of more than 10,000 entries, written
-//! through `AuditLog` into SQLite, exported, then tampered with in every way an operator or an
-//! intruder could; every change must be caught, and the first bad entry named.
+//! Offline verification of exported logs: a real log of more than 10,000 entries — its first
+//! 4,096 written as a gateway before format v2 wrote them (v1 entries, each signed by key A),
+//! the rest through `AuditLog` after an upgrade and a key rotation (v2 entries, one signed
+//! checkpoint per group commit, by key B) — exported, then tampered with in every way an
+//! operator or an intruder could; every change must be caught, and located: a v1 entry by its
+//! index, a v2 entry by the group commit that holds it.
 
 use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use std::sync::Arc;
 
+use cgc_gateway::audit::entry::{SIGNING_CONTEXT, seal};
 use cgc_gateway::audit::export::export;
-use cgc_gateway::audit::note::{NoteSigner, sign_note};
+use cgc_gateway::audit::merkle::{Tree, leaf_hash};
+use cgc_gateway::audit::note::{Checkpoint, NoteSigner, sign_note};
 use cgc_gateway::audit::verify::{Finding, Folder, KeyLine, parse_key_lines, verify_dir, verify_folder};
 use cgc_gateway::audit::{Actor, AuditLog, CaseRef, Channel, ClauseRef, Event, LogKey};
 use cgc_gateway::clock::ManualClock;
 use cgc_gateway::policy::fields::{FieldPath, FieldSet};
-use cgc_gateway::store::SharedStore;
-use ed25519_dalek::SigningKey;
+use cgc_gateway::store::{AuditKeyRow, AuditRow, CheckpointRow, SharedStore};
+use ed25519_dalek::{Signer, SigningKey};
 use tokio::sync::OnceCell;
 
 use crate::helpers::NOW;
@@ -35,7 +43,7 @@ fn trusted(keys: &[&LogKey]) -> Vec<KeyLine> {
         .collect()
 }
 
-fn event(n: u64, salt: &str) -> Event {
+pub fn event(n: u64, salt: &str) -> Event {
     let fields = FieldSet::EMPTY
         .with(FieldPath::ChildName)
         .with(FieldPath::ChildSex)
@@ -72,6 +80,82 @@ fn event(n: u64, salt: &str) -> Event {
             },
             channel: Channel::List,
         },
+    }
+}
+
+/// A v1 line as the gateway wrote them before format v2, built from the documented format:
+/// `{"v":1,"index":N,"time":…,"kid":…,<event members>,"sig":…}`, signed over the context
+/// string and the line without its `sig` member.
+fn seal_v1(seed: u8, index: u64, event: &Event) -> String {
+    let signing = SigningKey::from_bytes(&[seed; 32]);
+    let event = serde_json::to_string(event).unwrap();
+    let body = format!(
+        "{{\"v\":1,\"index\":{index},\"time\":\"2026-04-01T09:00:00Z\",\"kid\":\"{}\",{}",
+        key(seed).key_id_hex(),
+        &event[1..]
+    );
+    let mut message = SIGNING_CONTEXT.to_vec();
+    message.extend_from_slice(body.as_bytes());
+    let sig = STANDARD.encode(signing.sign(&message).to_bytes());
+    format!("{},\"sig\":\"{sig}\"}}", &body[..body.len() - 1])
+}
+
+/// Writes `count` v1 entries signed by key `seed` straight into the store, with a checkpoint
+/// after each batch, as a gateway before v2 (and before tiles) did.
+async fn fill_v1(store: &SharedStore, seed: u8, count: u64, salt: &str) {
+    let log_key = key(seed);
+    if store.audit_keys().await.unwrap().is_empty() {
+        store
+            .add_audit_key(&AuditKeyRow {
+                first_index: 0,
+                key_id: log_key.key_id_hex().to_owned(),
+                verifier_key: log_key.verifier().to_text(),
+                activated_at: "2026-04-01T09:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut tree = Tree::new();
+    for line in store.audit_entries(0, u64::MAX >> 2).await.unwrap() {
+        tree.push(line.leaf_hash);
+    }
+    let start = tree.len();
+    let mut n = start;
+    while n < start + count {
+        let end = (n + BATCH as u64).min(start + count);
+        let rows: Vec<AuditRow> = (n..end)
+            .map(|i| {
+                let event = event(i, salt);
+                let line = seal_v1(seed, i, &event);
+                AuditRow {
+                    index: i,
+                    leaf_hash: leaf_hash(line.as_bytes()),
+                    line,
+                    kind: event.kind().into(),
+                    center_id: event.case().map(|(c, _)| c.to_owned()),
+                    case_id: event.case().map(|(_, c)| c.to_owned()),
+                }
+            })
+            .collect();
+        store.append_audit(&rows).await.unwrap();
+        for row in &rows {
+            tree.push(row.leaf_hash);
+        }
+        let text = Checkpoint {
+            origin: ORIGIN.into(),
+            size: end,
+            root: tree.root(),
+        }
+        .to_text();
+        store
+            .put_checkpoint(&CheckpointRow {
+                tree_size: end,
+                note: sign_note(&text, &[log_key.note_signer()]).unwrap(),
+                published_at: "2026-04-01T09:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+        n = end;
     }
 }
 
@@ -144,11 +228,10 @@ async fn build_exports() -> Exported {
     let out = tempfile::tempdir().unwrap();
     let store = open_store(data.path()).await;
 
-    // Key A signs the first 4,096 entries; then the gateway restarts with key B.
-    let log = open_log(&store, key(1), &clock).await;
-    fill(&log, &clock, 4096, "C").await;
+    // Key A signs the first 4,096 entries, one by one (v1); then the gateway is upgraded and
+    // restarts with key B: it builds the tiles of the old entries and goes on with v2.
+    fill_v1(&store, 1, 4096, "C").await;
     export(&store, &out.path().join("older")).await.unwrap();
-    drop(log);
     let log = open_log(&store, key(2), &clock).await;
     fill(&log, &clock, ENTRIES - 4096, "C").await;
     let summary = export(&store, &out.path().join("full")).await.unwrap();
@@ -157,9 +240,7 @@ async fn build_exports() -> Exported {
 
     let fork_data = tempfile::tempdir().unwrap();
     let fork_store = open_store(fork_data.path()).await;
-    let fork_log = open_log(&fork_store, key(1), &clock).await;
-    fill(&fork_log, &clock, 4096, "F").await;
-    drop(fork_log);
+    fill_v1(&fork_store, 1, 4096, "F").await;
     let fork_log = open_log(&fork_store, key(2), &clock).await;
     fill(&fork_log, &clock, ENTRIES - 4096, "F").await;
     export(&fork_store, &out.path().join("fork")).await.unwrap();
@@ -186,9 +267,9 @@ async fn an_exported_log_signed_by_two_keys_verifies_with_only_public_keys() {
     let summary = verify_folder(&e.folder, &keys_ab(), None).unwrap();
     assert_eq!(summary.entries, ENTRIES);
     assert!(summary.checkpoints >= 20, "{} checkpoints", summary.checkpoints);
-    assert_eq!(summary.entries_by_key.values().sum::<u64>(), ENTRIES);
+    assert_eq!(summary.entries_by_key.values().sum::<u64>(), 4096);
     assert_eq!(summary.entries_by_key.get(key(1).key_id_hex()), Some(&4096));
-    assert_eq!(summary.entries_by_key.get(key(2).key_id_hex()), Some(&(ENTRIES - 4096)));
+    assert_eq!(summary.entries_v2, ENTRIES - 4096);
 
     // verifier-keys lists each key with its validity; it is public and parseable.
     let listed = parse_key_lines(std::str::from_utf8(&e.folder.verifier_keys).unwrap()).unwrap();
@@ -215,12 +296,16 @@ fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// Flips one bit at `pos` of entry `index` and checks that verification names that entry.
+/// Flips one bit at `pos` of entry `index` and checks that verification names that entry, or
+/// for a v2 entry (no signature of its own) at least the group commit that holds it.
 fn flip_is_named(e: &Exported, index: u64, pos: usize, bit: u64) -> bool {
     let mut folder = e.folder.clone();
     folder.entries[index as usize][pos] ^= 1 << bit;
     match check(&folder) {
         Err(Finding::Entry { index: found, .. }) => found == index,
+        Err(Finding::Entries { from, to, .. }) => {
+            index >= 4096 && from <= index && index < to && to - from <= BATCH as u64
+        }
         Ok(()) => false,
         Err(other) => {
             eprintln!("entry {index} byte {pos}: reported as {other}");
@@ -230,14 +315,17 @@ fn flip_is_named(e: &Exported, index: u64, pos: usize, bit: u64) -> bool {
 }
 
 #[tokio::test]
-async fn editing_any_byte_of_any_entry_is_detected_and_the_entry_named() {
+async fn editing_any_byte_of_any_entry_is_detected_and_located() {
     let e = exported().await;
     let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let (mut tried, mut missed) = (0, 0);
-    // Every byte of the first entries (a refusal and disclosures: every member, the signature,
-    // the braces), one random bit each.
-    for index in 0..4u64 {
-        for pos in 0..e.folder.entries[index as usize].len() {
+    // Every byte of the first entries of each format (a refusal and disclosures: every member,
+    // the signature, the braces), one random bit each.
+    // A v2 entry is found only by re-hashing the whole log against its checkpoints, so those
+    // take every third byte.
+    for index in (0..4u64).chain([4096, 4099]) {
+        let stride = if index < 4096 { 1 } else { 3 };
+        for pos in (0..e.folder.entries[index as usize].len()).step_by(stride) {
             tried += 1;
             if !flip_is_named(e, index, pos, next() % 8) {
                 missed += 1;
@@ -287,9 +375,12 @@ async fn deleting_reordering_truncating_inserting_forking_and_rolling_back_are_a
         .map(|k| k.parse::<u64>().unwrap())
         .max()
         .unwrap();
+    // Group commits fall where the scheduler puts them, so take a size both logs signed (each
+    // batch of `fill` starts a commit of its own).
     let mid = full
         .checkpoints
         .keys()
+        .filter(|k| e.fork.checkpoints.contains_key(*k))
         .map(|k| k.parse::<u64>().unwrap())
         .filter(|s| *s > 4096)
         .min()
@@ -330,13 +421,12 @@ async fn deleting_reordering_truncating_inserting_forking_and_rolling_back_are_a
         f.entries[6000] = e.fork.entries[6000].clone()
     });
     add("append an entry signed by the log's key for index N", &|f| {
-        let sealed = key(2).seal(ENTRIES, NOW, &event(1, "X")).unwrap();
+        let sealed = seal(ENTRIES, NOW, &event(1, "X")).unwrap();
         f.entries.push(sealed.line.into_bytes());
     });
     add("insert a blank line", &|f| f.entries.insert(500, Vec::new()));
     add("entry signed with key A after the hand-over", &|f| {
-        let sealed = key(1).seal(5000, NOW, &event(5000, "C")).unwrap();
-        f.entries[5000] = sealed.line.into_bytes();
+        f.entries[5000] = seal_v1(1, 5000, &event(5000, "C")).into_bytes();
     });
 
     // Checkpoints.
@@ -427,8 +517,7 @@ async fn deleting_reordering_truncating_inserting_forking_and_rolling_back_are_a
         // retired key's validity does not make its signatures on key B's entries valid.
         let text = std::str::from_utf8(&f.verifier_keys).unwrap().replace(" to=4096", "");
         f.verifier_keys = text.into_bytes();
-        let sealed = key(1).seal(5000, NOW, &event(5000, "C")).unwrap();
-        f.entries[5000] = sealed.line.into_bytes();
+        f.entries[5000] = seal_v1(1, 5000, &event(5000, "C")).into_bytes();
     });
     add("verifier-keys malformed", &|f| {
         f.verifier_keys.extend_from_slice(b"garbage\n")
@@ -509,7 +598,7 @@ async fn verify_dir_reads_a_folder_and_a_key_file_from_disk() {
     std::fs::write(dir.path().join("entries.jsonl"), bytes).unwrap();
     assert!(matches!(
         verify_dir(dir.path(), &keys, None),
-        Err(Finding::Entry { .. })
+        Err(Finding::Entry { .. } | Finding::Entries { .. })
     ));
 }
 

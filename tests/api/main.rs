@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod audit_api;
+mod audit_tiles;
 mod audit_verify;
 mod cli;
 mod connections;
@@ -15,6 +16,7 @@ mod floods;
 mod helpers;
 mod hostile_input;
 mod ingest;
+mod instances;
 mod live;
 mod pg;
 mod postgres;

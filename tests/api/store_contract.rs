@@ -83,6 +83,7 @@ contract!(
     policy_is_seeded_once,
     revocations_are_recorded_once,
     audit_keys_keep_their_order_and_refuse_a_repeated_key,
+    every_change_terminals_may_see_is_in_the_change_log_in_commit_order,
 );
 
 fn case<'a>(case_id: &'a str, version: u64, body: &'a str) -> NewCase<'a> {
@@ -485,4 +486,58 @@ async fn audit_keys_keep_their_order_and_refuse_a_repeated_key(b: &Backend) {
         PutOutcome::Stored { .. }
     ));
     assert_eq!(current(&b.reopen().await).await["AFTER"].1, "after");
+}
+
+/// What other instances follow: a stored version, a policy change and a revocation each add
+/// one change, in the order they committed; a refused or repeated write adds none.
+async fn every_change_terminals_may_see_is_in_the_change_log_in_commit_order(b: &Backend) {
+    use cgc_gateway::store::Change;
+    let s = &b.store;
+    assert_eq!(s.latest_change().await.unwrap(), 0);
+    s.put_case(case("CH-1", 1, "{\"v\":1}")).await.unwrap();
+    // Identical and conflicting re-pushes change nothing.
+    s.put_case(case("CH-1", 1, "{\"v\":1}")).await.unwrap();
+    s.put_case(case("CH-1", 1, "{\"v\":9}")).await.unwrap();
+    let revocation = RevocationRow {
+        kind: "officer".into(),
+        subject: "K-9".into(),
+        revoked_by: "admin".into(),
+        revoked_at: AT,
+    };
+    s.add_revocation(&revocation).await.unwrap();
+    s.add_revocation(&revocation).await.unwrap();
+    let step = ConsentStepRow {
+        seq: 0,
+        agreement_id: "a".into(),
+        operator: "141003".into(),
+        action: "consent".into(),
+        from_state: "asked".into(),
+        to_state: "consented".into(),
+        consented_version: Some(1),
+        confirmed_version: None,
+        actor: "admin".into(),
+        at: AT,
+    };
+    s.append_consent_step(&step).await.unwrap();
+    let changes = s.changes_after(0, 100).await.unwrap();
+    let kinds: Vec<Change> = changes.iter().map(|c| c.change.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            Change::Case {
+                center_id: "yokosuka".into(),
+                case_id: "CH-1".into()
+            },
+            Change::Revocation,
+            Change::Policy,
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    let last = changes.last().unwrap().seq;
+    assert_eq!(s.latest_change().await.unwrap(), last);
+    assert!(s.changes_after(last, 100).await.unwrap().is_empty());
+    assert_eq!(s.changes_after(changes[0].seq, 1).await.unwrap().len(), 1);
+    let current = s.current_case("yokosuka", "CH-1").await.unwrap().unwrap();
+    assert_eq!((current.version, current.body.as_str()), (1, "{\"v\":1}"));
+    assert!(s.current_case("yokosuka", "nope").await.unwrap().is_none());
 }

@@ -59,7 +59,7 @@ async fn each_audience_gets_exactly_its_field_set() {
         // The bare case id works too when it is unambiguous.
         assert_eq!(app.detail(terminal, "FS-1").await.status, 200);
         // Receipt and clause ride along; assessment never leaves.
-        assert!(detail["receipt"]["audit_index"].is_u64() && detail["receipt"]["signature"].is_string());
+        assert!(detail["receipt"]["audit_index"].is_u64() && detail["receipt"]["checkpoint"].is_string());
         assert!(
             detail["receipt"]["clause"]
                 .as_str()

@@ -133,7 +133,11 @@ function renderDetail(d) {
   const receipt = el('div', { class: 'receipt', id: 'receipt' },
     el('div', {}, '開示記録（監査ログ） 番号 ', el('strong', {}, String(r.audit_index))),
     el('div', {}, '根拠条項 ', el('code', {}, r.clause || '')),
-    el('div', {}, '署名 ', el('code', {}, (r.signature || '').slice(0, 44) + '…')));
+    // The checkpoint note's second and third lines: the tree size and root it signs.
+    el('div', {}, '署名付きチェックポイント ', el('code', {},
+      'size ' + ((r.checkpoint || '').split('\n')[1] || '?') + ' root ' +
+      ((r.checkpoint || '').split('\n')[2] || '').slice(0, 16) + '…')),
+    el('div', {}, '包含証明 ', el('code', {}, String((r.inclusion_proof || []).length) + ' hashes')));
   pane.replaceChildren(
     el('h2', {}, child.name || '（氏名非共有）'),
     el('div', { class: 'badges' }, ...badges(d)),

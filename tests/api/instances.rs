@@ -1,0 +1,150 @@
+//! Two gateway instances on one PostgreSQL database, as behind a TCP load balancer: what is
+//! acknowledged, changed or revoked on one governs the other at once; one audit log.
+
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde_json::Value;
+
+use crate::admin::{PREF, YOKOHAMA, admin, step};
+use crate::helpers::{TestApp, full_case, spawn_app_with};
+use crate::live::{Sse, Stream, open};
+
+/// Two instances on a fresh database, or `None` without PostgreSQL (after a skip notice).
+async fn two() -> Option<(TestApp, TestApp)> {
+    let url = crate::pg::database().await?;
+    let a = spawn_app_with(|c, _| c.database_url = url.clone()).await;
+    let b = spawn_app_with(|c, _| c.database_url = url.clone()).await;
+    Some((a, b))
+}
+
+async fn synced(app: &TestApp, terminal: &str) -> Stream {
+    let (status, mut s) = open(app, terminal, None).await;
+    assert_eq!(status, 200);
+    s.until_synced().await;
+    s
+}
+
+async fn next_event(s: &mut Stream, within: Duration) -> Option<Sse> {
+    s.next_within(within).await
+}
+
+#[tokio::test]
+async fn a_case_pushed_to_one_instance_reaches_a_stream_on_the_other_within_a_second() {
+    let Some((a, b)) = two().await else { return };
+    let mut stream = synced(&b, "terminal-yokosuka-1").await;
+    let pushed = Instant::now();
+    a.push(&full_case("yokosuka", "MI-1", "142018")).await;
+    let event = next_event(&mut stream, Duration::from_secs(1))
+        .await
+        .expect("stream ended");
+    let latency = pushed.elapsed();
+    assert_eq!(event.event, "case", "{event:?}");
+    assert_eq!(event.data["ref"], "yokosuka:MI-1");
+    assert!(latency < Duration::from_secs(1), "{latency:?}");
+    // And B's list and detail serve it.
+    assert_eq!(b.detail("terminal-yokosuka-1", "yokosuka:MI-1").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_withdrawal_on_one_instance_withdraws_on_the_other() {
+    let Some((a, b)) = two().await else { return };
+    a.push(&full_case("yokohama-central", "MI-W", "141046")).await;
+    let mut stream = synced(&b, "terminal-kagacho-1").await;
+    let reply = step(&a, YOKOHAMA, "141003", "withdraw").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let event = next_event(&mut stream, Duration::from_secs(2))
+        .await
+        .expect("stream ended");
+    assert_eq!(event.event, "withdraw", "{event:?}");
+    assert_eq!(event.data["ref"], "yokohama-central:MI-W");
+    assert_eq!(
+        b.detail("terminal-kagacho-1", "yokohama-central:MI-W").await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_change_on_one_instance_governs_the_very_next_request_on_the_other() {
+    let Some((a, b)) = two().await else { return };
+    a.push(&full_case("yokohama-central", "MI-N", "141046")).await;
+    assert_eq!(
+        b.detail("terminal-kagacho-1", "yokohama-central:MI-N").await.status,
+        200
+    );
+    // No waiting for a wake-up: the withdrawal committed on A, B's next request sees it.
+    assert_eq!(step(&a, YOKOHAMA, "141003", "withdraw").await.status, 200);
+    assert_eq!(
+        b.detail("terminal-kagacho-1", "yokohama-central:MI-N").await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_cuts_the_stream_and_refuses_the_next_request_on_the_other() {
+    let Some((a, b)) = two().await else { return };
+    let mut stream = synced(&b, "terminal-kagacho-1").await;
+    let reply = admin(&a, PREF, Method::POST, "/v1/admin/terminals/kagacho/1/revoke", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match stream.next_within(Duration::from_secs(2)).await {
+            None => break,
+            Some(e) => assert!(Instant::now() < deadline, "stream still open: {e:?}"),
+        }
+    }
+    let refused = b.list("terminal-kagacho-1").await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+}
+
+#[tokio::test]
+async fn disclosures_on_both_instances_make_one_continuous_log_that_verifies() {
+    let Some((a, b)) = two().await else { return };
+    a.push(&full_case("yokosuka", "MI-A", "142018")).await;
+    let mut tasks = Vec::new();
+    for (app, n) in [(&a, 0), (&b, 1)] {
+        for i in 0..10 {
+            let client = app.client("terminal-yokosuka-1");
+            let token = app.token("terminal-yokosuka-1", &format!("officer-{n}-{i}"));
+            tasks.push(tokio::spawn(async move {
+                client
+                    .get("/v1/terminal/cases/yokosuka:MI-A", Some(&token))
+                    .await
+                    .unwrap()
+            }));
+        }
+    }
+    let mut indices = Vec::new();
+    for t in tasks {
+        let reply = t.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let receipt: Value = reply.json().unwrap()["receipt"].clone();
+        indices.push(receipt["index"].as_u64().or(receipt["audit_index"].as_u64()).unwrap());
+    }
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), 20, "one entry per disclosure: {indices:?}");
+
+    // One log: continuous indices whatever the instance, and the export verifies.
+    let store = &a.app.context().store;
+    let stored = store.audit_len().await.unwrap();
+    let lines: Vec<String> = store
+        .audit_entries(0, stored)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.line)
+        .collect();
+    assert!(lines.len() >= 20);
+    for (i, line) in lines.iter().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["index"], i as u64, "{line}");
+    }
+    let out = tempfile::tempdir().unwrap();
+    cgc_gateway::audit::export::export(store, &out.path().join("x"))
+        .await
+        .unwrap();
+    let key = crate::helpers::pki().join("audit/verifier-key.txt");
+    let report = cgc_gateway::audit::verify::verify_dir(&out.path().join("x"), &key, None);
+    assert!(report.is_ok(), "{report:?}");
+}
