@@ -119,12 +119,16 @@ enum PolicyCommand {
 enum AuditCommand {
     /// Writes entries.jsonl, checkpoint, checkpoints/<size> and verifier-keys to a new folder.
     Export {
-        /// A demo's or server's data folder (the SQLite file is <data>/gateway.db).
-        #[arg(long, required_unless_present = "database_url", conflicts_with = "database_url")]
+        /// A demo's data folder (the SQLite file is <data>/gateway.db).
+        #[arg(long, required_unless_present_any = ["database_url", "config"], conflicts_with_all = ["database_url", "config"])]
         data: Option<PathBuf>,
         /// The store's URL instead of --data (may hold credentials; never printed).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "config")]
         database_url: Option<String>,
+        /// A server's configuration file: exports from the store its `database_url` names
+        /// (SQLite or PostgreSQL), with the `CGC_GATEWAY_*` overrides the server would apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -281,12 +285,18 @@ async fn audit(command: AuditCommand) -> Result<(), String> {
         AuditCommand::Export {
             data,
             database_url,
+            config,
             out,
         } => {
-            let url = match (database_url, data) {
-                (Some(url), _) => url,
-                (None, Some(data)) => format!("sqlite://{}", data.join("gateway.db").display()),
-                (None, None) => return Err("give --data or --database-url".into()),
+            let url = match (database_url, config, data) {
+                (Some(url), _, _) => url,
+                (None, Some(config), _) => {
+                    crate::config::Config::load(&config)
+                        .map_err(|e| e.to_string())?
+                        .database_url
+                }
+                (None, None, Some(data)) => format!("sqlite://{}", data.join("gateway.db").display()),
+                (None, None, None) => return Err("give --config, --database-url or --data".into()),
             };
             if let Some(path) = url.strip_prefix("sqlite://") {
                 // Opening would create an empty database; an export of nothing helps no one.

@@ -12,10 +12,15 @@ use crate::live::{Sse, Stream, open};
 
 /// Two instances on a fresh database, or `None` without PostgreSQL (after a skip notice).
 async fn two() -> Option<(TestApp, TestApp)> {
+    two_on().await.map(|(a, b, _)| (a, b))
+}
+
+/// Two instances and the database URL they share.
+async fn two_on() -> Option<(TestApp, TestApp, String)> {
     let url = crate::pg::database().await?;
     let a = spawn_app_with(|c, _| c.database_url = url.clone()).await;
     let b = spawn_app_with(|c, _| c.database_url = url.clone()).await;
-    Some((a, b))
+    Some((a, b, url))
 }
 
 async fn synced(app: &TestApp, terminal: &str) -> Stream {
@@ -147,4 +152,70 @@ async fn disclosures_on_both_instances_make_one_continuous_log_that_verifies() {
     let key = crate::helpers::pki().join("audit/verifier-key.txt");
     let report = cgc_gateway::audit::verify::verify_dir(&out.path().join("x"), &key, None);
     assert!(report.is_ok(), "{report:?}");
+}
+
+/// A server's configuration file naming the given database, over the test PKI.
+fn server_config(dir: &std::path::Path, database_url: &str) -> std::path::PathBuf {
+    use cgc_gateway::config::{ADMIN_AUDIENCE, DEV_AUDIT_ORIGIN, DEV_TOKEN_ISSUER, OFFICER_AUDIENCE};
+    let pki = crate::helpers::pki();
+    let p = |rel: &str| pki.join(rel).display().to_string();
+    let text = format!(
+        r#"listen = "127.0.0.1:0"
+database_url = "{database_url}"
+policies = "{policies}"
+
+[tls]
+server_cert = "{server_cert}"
+server_key = "{server_key}"
+center_ca = "{center_ca}"
+terminal_ca = "{terminal_ca}"
+admin_ca = "{admin_ca}"
+auditor_ca = "{auditor_ca}"
+
+[tokens]
+issuer = "{DEV_TOKEN_ISSUER}"
+public_key = "{issuer}"
+officer_audience = "{OFFICER_AUDIENCE}"
+admin_audience = "{ADMIN_AUDIENCE}"
+
+[audit]
+origin = "{DEV_AUDIT_ORIGIN}"
+signing_key = "{log_key}"
+"#,
+        policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+        server_cert = p("server.pem"),
+        server_key = p("server-key.pem"),
+        center_ca = p("ca/center-ca.pem"),
+        terminal_ca = p("ca/terminal-ca.pem"),
+        admin_ca = p("ca/admin-ca.pem"),
+        auditor_ca = p("ca/auditor-ca.pem"),
+        issuer = p("token-issuer/issuer-pub.pem"),
+        log_key = p("audit/log-key.pem"),
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn audit_export_reads_the_store_a_server_configuration_names() {
+    let Some((a, _b, url)) = two_on().await else { return };
+    a.push(&full_case("yokosuka", "MI-E", "142018")).await;
+    assert_eq!(a.detail("terminal-yokosuka-1", "yokosuka:MI-E").await.status, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_config(dir.path(), &url);
+    let out = dir.path().join("export");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cgc-gateway"))
+        .args(["audit", "export", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let verified =
+        cgc_gateway::audit::verify::verify_dir(&out, &crate::helpers::pki().join("audit/verifier-key.txt"), None);
+    assert!(verified.is_ok(), "{verified:?}");
+    let entries = std::fs::read_to_string(out.join("entries.jsonl")).unwrap();
+    assert!(entries.contains("\"MI-E\""), "the disclosure is in the export");
 }
