@@ -115,7 +115,7 @@ impl Application {
     pub async fn build(config: &Config, clock: SharedClock) -> Result<Self, AppError> {
         let hosts = crate::http::host::Hosts::new(&config.hosts).map_err(AppError::Other)?;
         let tls = Arc::new(TlsState::load(config.tls_files())?);
-        let store = store::open(&config.database_url).await?;
+        let store = store::open_with(&config.database_url, config.notify_changes).await?;
         let mut cases = Vec::new();
         // Read before anything is loaded: changes committed meanwhile are applied again, never
         // missed.

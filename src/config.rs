@@ -22,6 +22,11 @@ pub struct Config {
     /// `sqlite://<path>` or `postgres://user@host:port/db`; may hold credentials, so never
     /// printed.
     pub database_url: String,
+    /// On PostgreSQL: whether each change also sends a NOTIFY wake-up to the other instances
+    /// (default on). Off, they find changes by polling (within half a second) and by the check
+    /// before each request; PostgreSQL then takes no notification lock at commit.
+    #[serde(default = "default_true")]
+    pub notify_changes: bool,
     /// The folder with `registry.toml`, `agreements/` and `consents.toml`.
     pub policies: PathBuf,
     pub tls: TlsConfig,
@@ -307,6 +312,7 @@ impl Config {
             // The development server certificate names only localhost.
             hosts: vec!["localhost".into()],
             database_url: format!("sqlite://{}", data.join("gateway.db").display()),
+            notify_changes: true,
             policies: policies.to_owned(),
             tls: TlsConfig {
                 server_cert: certs.join("server.pem"),
@@ -333,6 +339,10 @@ impl Config {
             connections: ConnectionsConfig::default(),
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 pub const DEV_TOKEN_ISSUER: &str = "https://idp.dev.cgc-gateway.invalid";

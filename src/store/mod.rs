@@ -350,10 +350,15 @@ pub type SharedStore = Arc<dyn Store>;
 /// `postgres://user@host:port/db` (`postgresql://` alike; the database must exist). Either is
 /// migrated to the current schema before it is returned.
 pub async fn open(url: &str) -> Result<SharedStore, StoreError> {
+    open_with(url, true).await
+}
+
+/// `open`, choosing whether changes send a NOTIFY wake-up to other instances (PostgreSQL).
+pub async fn open_with(url: &str, notify_changes: bool) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::open(url).await?))
+        Ok(Arc::new(postgres::PgStore::open(url).await?.with_notify(notify_changes)))
     } else {
         Err(StoreError::UnsupportedUrl)
     }
