@@ -55,6 +55,8 @@ pub struct AppContext {
     /// Case disclosures per officer, every channel.
     /// Every case version a CGC pushes goes through this service.
     pub ingest: crate::cases::ingest::Ingest,
+    /// The largest batch import body (`[limits] batch_body_bytes`).
+    pub batch_body_bytes: u64,
     /// Every disclosure to a terminal, by every channel, goes through this service.
     pub disclosures: crate::views::Disclosures,
     /// Repeated refusals become counts; a flood of them, a security entry.
@@ -177,6 +179,7 @@ impl Application {
             officer_limits: RateLimiter::new(config.limits.burst, config.limits.per_minute),
             revocations,
             ingest,
+            batch_body_bytes: config.limits.batch_body_bytes,
             disclosures,
             refusals: RefusalCoalescer::new(
                 time::Duration::seconds(config.limits.refusal_window_seconds),
