@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod audit_api;
 mod audit_verify;
+mod batch_import;
 mod cli;
 mod connections;
 mod consent_widening;
