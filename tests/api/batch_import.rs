@@ -28,7 +28,7 @@ fn sample(name: &str) -> Vec<u8> {
 
 /// Uploads `body` in pieces of `piece` bytes, announced (`Content-Length`) or chunked.
 async fn upload_with(app: &TestApp, client: &str, content_type: &str, body: Vec<u8>, announce: bool) -> Reply {
-    let length = announce.then(|| body.len() as u64);
+    let length = announce.then_some(body.len() as u64);
     let pieces: Vec<Result<Bytes, std::io::Error>> =
         body.chunks(7_919).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     app.client(client)
