@@ -148,7 +148,7 @@ impl<'a> BatchImport<'a> {
         Ok(self.report)
     }
 
-    /// Rows read so far (header and blank rows included).
+    /// The report of the rows imported so far.
     pub fn report(&self) -> &Report {
         &self.report
     }
