@@ -107,13 +107,15 @@ impl Column {
     }
 }
 
-/// A header cell is named back to the sender only if it has the shape of a column name; a
-/// file without a header would otherwise see its first case's values echoed.
+/// A header cell is named back to the sender only if it has the shape of a column name
+/// (lowercase ASCII, digits, `_` and `.`, with at least one `_` or `.`): a file without a header
+/// would otherwise see its first case's values echoed, a name in romaji (`hanako`) included.
 fn shows_as_column_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        && name.bytes().any(|b| b == b'_' || b == b'.')
 }
 
 fn describe(name: &str, index: usize) -> String {
@@ -438,6 +440,7 @@ mod tests {
             "guardians.21.name",
             "guardians.01.name",
             "",
+            "hanako",
         ]));
         let errors = Header::parse(&cells).unwrap_err();
         let named: Vec<(&str, &str)> = errors
