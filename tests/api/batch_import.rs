@@ -437,3 +437,49 @@ async fn the_import_command_sends_a_file_and_reports_every_row() {
          row 2 (CLI-1): invalid\n  child.birth_date: not a valid calendar date\n"
     );
 }
+
+#[tokio::test]
+async fn the_import_binary_shows_progress_and_fails_when_a_row_is_refused() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = format!("https://{}", app.app.addr());
+    let run = |file: PathBuf| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_cgc-gateway"))
+            .arg("import")
+            .arg(file)
+            .args(["--gateway", &gateway, "--client", CENTER, "--certs"])
+            .arg(pki())
+            .output()
+    };
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, sample("batch-sjis.csv")).unwrap();
+    let out = run(good).await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        "rows 3: stored 3, unchanged 0, conflict 0, invalid 0, forbidden 0\n"
+    );
+    assert!(stderr.contains("sending [####################] 100%"), "{stderr}");
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        file(&[row("BIN-1", "x"), row("BIN-2", "x").replace("142018", "142019")]),
+    )
+    .unwrap();
+    let out = run(bad).await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("row 3 (BIN-2): invalid\n  child.address.municipality_code: "),
+        "{stdout}"
+    );
+    assert!(stderr.contains("error: 1 row(s) were not imported"), "{stderr}");
+}
