@@ -55,6 +55,8 @@ pub struct AppContext {
     pub follower: Option<Arc<crate::follow::Follower>>,
     /// Every case version a CGC pushes goes through this service.
     pub ingest: crate::cases::ingest::Ingest,
+    /// The largest batch import body (`[limits] batch_body_bytes`).
+    pub batch_body_bytes: u64,
     /// Every disclosure to a terminal, by every channel, goes through this service.
     pub disclosures: crate::views::Disclosures,
     /// The live fan-out hub behind the terminal streams.
@@ -200,6 +202,7 @@ impl Application {
             access,
             follower: follower.clone(),
             ingest,
+            batch_body_bytes: config.limits.batch_body_bytes,
             disclosures,
             live,
             dev_token_issuer: OnceLock::new(),

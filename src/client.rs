@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -98,14 +100,18 @@ impl GatewayClient {
         &self.cert_der
     }
 
-    /// Opens one TLS connection, on which several requests can be sent in turn.
-    pub async fn connect(&self) -> Result<Connection, ClientError> {
+    async fn tls_stream(&self) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
         let tcp = TcpStream::connect(self.addr).await.map_err(ClientError::Connect)?;
         let _ = tcp.set_nodelay(true);
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
+        tokio_rustls::TlsConnector::from(self.config.clone())
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
+            .map_err(|e| ClientError::Tls(e.to_string()))
+    }
+
+    /// Opens one TLS connection, on which several requests can be sent in turn.
+    pub async fn connect(&self) -> Result<Connection, ClientError> {
+        let tls = self.tls_stream().await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
@@ -128,6 +134,54 @@ impl GatewayClient {
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Reply, ClientError> {
         self.send(Method::GET, path, token, None).await
+    }
+
+    /// One request on a fresh connection whose body is sent as `chunks` yields its pieces, so
+    /// that a large file is never held whole (the batch import). With `content_length` the body
+    /// is announced (and must be exactly that long); without, it is sent chunked.
+    pub async fn send_stream<S>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        content_length: Option<u64>,
+        chunks: S,
+    ) -> Result<Reply, ClientError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        let tls = self.tls_stream().await?;
+        let body = StreamBody::new(chunks.map(|chunk| chunk.map(Frame::data)));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "localhost")
+            .header(hyper::header::CONTENT_TYPE, content_type);
+        if let Some(n) = content_length {
+            req = req.header(hyper::header::CONTENT_LENGTH, n);
+        }
+        let req = req.body(body).map_err(|e| ClientError::Http(e.to_string()))?;
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ClientError> {

@@ -114,6 +114,9 @@ pub struct LimitsConfig {
     /// Refusals of one certificate within one refusal window above which a security entry is
     /// written to the audit log.
     pub flood_refusals: u64,
+    /// The largest body of a batch import (`POST /v1/cases/batch`), which is read as a stream
+    /// and never held whole; every other request keeps the 1 MiB limit.
+    pub batch_body_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -125,6 +128,8 @@ impl Default for LimitsConfig {
             bulk_window_minutes: 60,
             refusal_window_seconds: 60,
             flood_refusals: 100,
+            // 100,000 rows of a few hundred bytes each, with room to spare.
+            batch_body_bytes: 256 << 20,
         }
     }
 }
@@ -200,7 +205,7 @@ impl Config {
     /// `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`, `CGC_GATEWAY_LIMITS_<KEY>` for each
     /// key of `[limits]` (`…_LIMITS_BURST`, `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`,
     /// `…_LIMITS_BULK_WINDOW_MINUTES`, `…_LIMITS_REFUSAL_WINDOW_SECONDS`,
-    /// `…_LIMITS_FLOOD_REFUSALS`) and `CGC_GATEWAY_CONNECTIONS_<KEY>` for each key of
+    /// `…_LIMITS_FLOOD_REFUSALS`, `…_LIMITS_BATCH_BODY_BYTES`) and `CGC_GATEWAY_CONNECTIONS_<KEY>` for each key of
     /// `[connections]`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
@@ -251,6 +256,11 @@ impl Config {
             &mut limits.refusal_window_seconds,
         )?;
         number(&var, "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS", &mut limits.flood_refusals)?;
+        number(
+            &var,
+            "CGC_GATEWAY_LIMITS_BATCH_BODY_BYTES",
+            &mut limits.batch_body_bytes,
+        )?;
         let c = &mut self.connections;
         number(
             &var,
@@ -368,6 +378,7 @@ mod tests {
                     "CGC_GATEWAY_LIMITS_BULK_WINDOW_MINUTES" => "10",
                     "CGC_GATEWAY_LIMITS_REFUSAL_WINDOW_SECONDS" => "11",
                     "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS" => "12",
+                    "CGC_GATEWAY_LIMITS_BATCH_BODY_BYTES" => "13",
                     _ => return None,
                 };
                 Some(value.to_owned())
@@ -378,7 +389,10 @@ mod tests {
             (l.burst, l.per_minute, l.bulk_views, l.bulk_window_minutes),
             (7, 8, 9, 10)
         );
-        assert_eq!((l.refusal_window_seconds, l.flood_refusals), (11, 12));
+        assert_eq!(
+            (l.refusal_window_seconds, l.flood_refusals, l.batch_body_bytes),
+            (11, 12, 13)
+        );
         let err = config
             .apply_env(|name| (name == "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS").then(|| "many".to_owned()))
             .unwrap_err();

@@ -1,5 +1,6 @@
 //! The `cgc-gateway` command line (SPEC §10).
 
+pub mod import;
 pub mod policy;
 pub mod witness;
 
@@ -80,6 +81,8 @@ enum Command {
     /// Runs a C2SP witness that cosigns audit checkpoints (docs/witness.md).
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// Imports a CSV file of cases into a running gateway as a CGC (docs/batch-import.md).
+    Import(import::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +239,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Policy { command } => run_policy(command).await,
         Command::Audit(command) => audit(command).await,
         Command::Witness(command) => witness::run(command).await,
+        Command::Import(args) => import::run(args).await,
     }
 }
 

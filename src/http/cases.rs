@@ -35,13 +35,25 @@ async fn put_case(
     route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<PutCaseResponse>), ApiError> {
+    push(&ctx, &caller, &case_id, route.as_str(), body).await
+}
+
+/// The push of `case_id` by `caller`, answered once durable; `route` names the request in a
+/// recorded refusal.
+pub(super) async fn push(
+    ctx: &Ctx,
+    caller: &CenterCaller,
+    case_id: &str,
+    route: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<PutCaseResponse>), ApiError> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge,
         _ => ApiError::invalid("", "the body could not be read"),
     })?;
     match ctx
         .ingest
-        .push(&ctx.policy().registry, &caller.center_id, &case_id, &body)
+        .push(&ctx.policy().registry, &caller.center_id, case_id, &body)
         .await
     {
         Ok((record, outcome)) => Ok((
@@ -55,8 +67,8 @@ async fn put_case(
         )),
         // A refused access like any other: recorded, naming the caller and never the case.
         Err(IngestError::OtherCenter) => Err(refuse(
-            &ctx,
-            format!("PUT {}", route.as_str()),
+            ctx,
+            format!("PUT {route}"),
             &caller.peer.principal,
             None,
             ApiError::Forbidden("a center may write only its own cases".into()),

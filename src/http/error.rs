@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::cases::batch::columns::ColumnError;
 use crate::cases::validate::FieldError;
 
 /// How long a client should wait before retrying while the audit log or the store cannot write.
@@ -16,6 +17,12 @@ const UNAVAILABLE_RETRY_SECS: u64 = 5;
 pub enum ApiError {
     #[error("invalid request")]
     Invalid { detail: String, errors: Vec<FieldError> },
+    /// A batch file refused as a whole: its header, by column name (never a cell's value).
+    #[error("invalid batch file")]
+    InvalidBatch { detail: String, errors: Vec<ColumnError> },
+    /// A body in a media type or charset the endpoint does not take.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     #[error("forbidden: {0}")]
@@ -81,16 +88,21 @@ struct Problem<'a> {
     latest_version: Option<u32>,
 }
 
+/// One offending field (a JSON pointer) or, for a batch file, one column.
 #[derive(Serialize)]
 struct ProblemField<'a> {
-    pointer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pointer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<&'a str>,
     detail: &'a str,
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Invalid { .. } | Self::InvalidBatch { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -110,6 +122,8 @@ impl ApiError {
     fn slug_and_title(&self) -> (&'static str, &'static str) {
         match self {
             Self::Invalid { .. } => ("invalid-request", "The request is invalid"),
+            Self::InvalidBatch { .. } => ("invalid-batch", "The batch file cannot be imported"),
+            Self::UnsupportedMediaType(_) => ("unsupported-media-type", "The body's media type is not accepted"),
             Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
             Self::Forbidden(_) => ("forbidden", "Not allowed for this principal"),
             Self::NotFound => ("not-found", "No such resource"),
@@ -167,12 +181,26 @@ impl IntoResponse for ApiError {
                 problem.errors = errors
                     .iter()
                     .map(|e| ProblemField {
-                        pointer: &e.pointer,
+                        pointer: Some(&e.pointer),
+                        column: None,
                         detail: &e.message,
                     })
                     .collect();
             }
-            Self::Unauthorized(d) | Self::Forbidden(d) | Self::Misdirected(d) => problem.detail = Some(d.clone()),
+            Self::InvalidBatch { detail, errors } => {
+                problem.detail = Some(detail.clone());
+                problem.errors = errors
+                    .iter()
+                    .map(|e| ProblemField {
+                        pointer: None,
+                        column: e.column.as_deref(),
+                        detail: &e.detail,
+                    })
+                    .collect();
+            }
+            Self::Unauthorized(d) | Self::Forbidden(d) | Self::Misdirected(d) | Self::UnsupportedMediaType(d) => {
+                problem.detail = Some(d.clone());
+            }
             Self::VersionConflict { stored_version } => {
                 problem.detail = Some(format!("version {stored_version} is stored; push a higher version"));
                 problem.stored_version = Some(*stored_version);
@@ -325,6 +353,23 @@ impl From<crate::follow::FollowError> for ApiError {
         match e {
             crate::follow::FollowError::Store(e) => e.into(),
             crate::follow::FollowError::Agreements(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::cases::batch::BatchError> for ApiError {
+    fn from(e: crate::cases::batch::BatchError) -> Self {
+        use crate::cases::batch::BatchError as E;
+        match e {
+            E::NoHeader | E::UndecodableHeader { .. } => ApiError::InvalidBatch {
+                detail: e.to_string(),
+                errors: Vec::new(),
+            },
+            E::Header { errors } => ApiError::InvalidBatch {
+                detail: "the header row names unknown, repeated or missing columns; no row was imported".into(),
+                errors,
+            },
+            E::Store(e) => e.into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod batch;
 pub mod cases;
 pub mod error;
 pub mod extract;
@@ -45,6 +46,9 @@ pub fn router(ctx: Ctx, hosts: Hosts) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_announced_too_large))
+        // After the body limits, which apply only to the routes above: a batch file is streamed
+        // under its own limit (`batch::routes` adds the rate limit itself).
+        .merge(batch::routes(ctx.clone()))
         .layer(axum::middleware::from_fn_with_state(hosts, host::only_our_hosts))
         .layer(axum::middleware::map_response(no_store))
         .with_state(ctx)

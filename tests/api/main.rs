@@ -7,6 +7,7 @@ mod audit;
 mod audit_api;
 mod audit_tiles;
 mod audit_verify;
+mod batch_import;
 mod cli;
 mod connections;
 mod consent_widening;
