@@ -1,4 +1,4 @@
-//! The `cgc-gateway` command line (SPEC §10).
+//! The `cgc-gateway` command line.
 
 pub mod policy;
 pub mod witness;
@@ -74,7 +74,7 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Exports and verifies the audit log (SPEC §8, docs/audit-log.md).
+    /// Exports and verifies the audit log (docs/audit-log.md).
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Runs a C2SP witness that cosigns audit checkpoints (docs/witness.md).
@@ -93,7 +93,7 @@ enum PolicyCommand {
     Simulate {
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
-        /// A case record (JSON, SPEC §5).
+        /// A case record (JSON, as pushed to PUT /v1/cases; docs/api.md).
         #[arg(long)]
         case: PathBuf,
         /// A terminal client name, e.g. terminal-kagacho-1.

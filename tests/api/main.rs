@@ -17,6 +17,7 @@ mod hostile_input;
 mod ingest;
 mod live;
 mod revocation;
+mod strict_certs;
 mod tls;
 mod tokens;
 mod views;
