@@ -39,11 +39,16 @@ enum Command {
         /// The development PKI; generated if absent.
         #[arg(long, default_value = "certs-dev")]
         certs: PathBuf,
-        #[arg(long, default_value = "policies")]
-        policies: PathBuf,
+        /// A policy folder (registry.toml, agreements/, consents.toml). Default: ./policies if
+        /// present, else the demo policies built into the binary.
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
         /// Without the simulated CGC feed.
         #[arg(long)]
         no_feed: bool,
+        /// Deletes the data folder first (only one created by demo) and starts a fresh world.
+        #[arg(long)]
+        reset: bool,
     },
     /// Runs the gateway from a configuration file.
     Serve {
@@ -178,6 +183,7 @@ async fn run(command: Command) -> Result<(), String> {
             certs,
             policies,
             no_feed,
+            reset,
         } => {
             crate::demo::run(crate::demo::DemoOptions {
                 port,
@@ -185,6 +191,7 @@ async fn run(command: Command) -> Result<(), String> {
                 certs,
                 policies,
                 feed: !no_feed,
+                reset,
             })
             .await
         }

@@ -9,6 +9,7 @@ mod audit_verify;
 mod cli;
 mod connections;
 mod consent_widening;
+mod demo;
 mod disk_full;
 mod e2e;
 mod floods;
