@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::identity::PrincipalKind;
+use crate::logging::LogFormat;
 use crate::tls::TlsFiles;
 use crate::tls::serve::ConnectionLimits;
 
@@ -30,6 +31,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// `text` (coloured only on a terminal) or `json` (one object per line, for log shippers).
+    #[serde(default)]
+    pub log_format: LogFormat,
 }
 
 impl std::fmt::Debug for Config {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("connections", &self.connections)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -195,7 +200,7 @@ impl Config {
     /// key of `[limits]` (`…_LIMITS_BURST`, `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`,
     /// `…_LIMITS_BULK_WINDOW_MINUTES`, `…_LIMITS_REFUSAL_WINDOW_SECONDS`,
     /// `…_LIMITS_FLOOD_REFUSALS`) and `CGC_GATEWAY_CONNECTIONS_<KEY>` for each key of
-    /// `[connections]`.
+    /// `[connections]`, and `CGC_GATEWAY_LOG_FORMAT`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
@@ -258,6 +263,12 @@ impl Config {
             &mut c.body_read_timeout_ms,
         )?;
         number(&var, "CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL", &mut c.per_principal)?;
+        if let Some(v) = var("CGC_GATEWAY_LOG_FORMAT") {
+            self.log_format = v.parse().map_err(|message| ConfigError::Env {
+                name: "CGC_GATEWAY_LOG_FORMAT".into(),
+                message,
+            })?;
+        }
         Ok(())
     }
 
@@ -330,6 +341,7 @@ impl Config {
             },
             limits: LimitsConfig::default(),
             connections: ConnectionsConfig::default(),
+            log_format: LogFormat::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod http;
 pub mod identity;
 pub mod limits;
 pub mod live;
+pub mod logging;
 pub mod policy;
 pub mod registry;
 pub mod revocations;

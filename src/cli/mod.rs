@@ -15,6 +15,7 @@ use crate::app::Application;
 use crate::auth::{TokenAudience, TokenSettings, dev_claims, issue_token};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
+use crate::logging::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -148,8 +149,15 @@ enum AuditCommand {
 }
 
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    let (format, serve_config) = match startup(&cli.command) {
+        Ok(found) => found,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::logging::init(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -157,7 +165,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, serve_config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -166,16 +174,23 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// The log format, and for `serve` its configuration: read before the first log line, since the
+/// file chooses the format. Every other command takes it from `CGC_GATEWAY_LOG_FORMAT`.
+fn startup(command: &Command) -> Result<(LogFormat, Option<Config>), String> {
+    if let Command::Serve { config } = command {
+        let config = Config::load(config).map_err(|e| e.to_string())?;
+        return Ok((config.log_format, Some(config)));
+    }
+    let format = match std::env::var("CGC_GATEWAY_LOG_FORMAT") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e| format!("environment variable CGC_GATEWAY_LOG_FORMAT: {e}"))?,
+        Err(_) => LogFormat::default(),
+    };
+    Ok((format, None))
 }
 
-async fn run(command: Command) -> Result<(), String> {
+async fn run(command: Command, serve_config: Option<Config>) -> Result<(), String> {
     match command {
         Command::Demo {
             port,
@@ -196,7 +211,10 @@ async fn run(command: Command) -> Result<(), String> {
             .await
         }
         Command::Serve { config } => {
-            let config = Config::load(&config).map_err(|e| e.to_string())?;
+            let config = match serve_config {
+                Some(loaded) => loaded,
+                None => Config::load(&config).map_err(|e| e.to_string())?,
+            };
             let app = Application::build(&config, Arc::new(SystemClock))
                 .await
                 .map_err(|e| e.to_string())?;

@@ -26,8 +26,7 @@ fn example(name: &str) -> PathBuf {
 pub struct Running {
     child: Child,
     stdout: Receiver<String>,
-    /// Drained so that the process never blocks on a full pipe.
-    _stderr: Receiver<String>,
+    stderr: Receiver<String>,
 }
 
 impl Running {
@@ -46,16 +45,32 @@ impl Running {
             .unwrap();
         let stdout = lines(child.stdout.take().unwrap());
         let stderr = lines(child.stderr.take().unwrap());
-        Self {
-            child,
-            stdout,
-            _stderr: stderr,
-        }
+        Self { child, stdout, stderr }
     }
 
     /// Stdout lines up to and including the first that contains `needle`.
     pub fn stdout_until(&self, needle: &str) -> Vec<String> {
         read_until(&self.stdout, needle, "stdout")
+    }
+
+    /// Stderr (the log) lines up to and including the first that contains `needle`.
+    pub fn stderr_until(&self, needle: &str) -> Vec<String> {
+        read_until(&self.stderr, needle, "stderr")
+    }
+
+    /// Stops the process and returns the output lines not read yet, stdout's then stderr's.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader threads end with the pipes; wait for them to hand over what is left.
+        let mut rest: Vec<String> = Vec::new();
+        rest.extend(std::iter::from_fn(|| {
+            self.stdout.recv_timeout(Duration::from_secs(5)).ok()
+        }));
+        rest.extend(std::iter::from_fn(|| {
+            self.stderr.recv_timeout(Duration::from_secs(5)).ok()
+        }));
+        rest
     }
 }
 
@@ -102,7 +117,7 @@ fn read_until(rx: &Receiver<String>, needle: &str, what: &str) -> Vec<String> {
 
 /// A demo started in `cwd`, its welcome text read.
 struct Demo {
-    _running: Running,
+    running: Running,
     welcome: String,
     port: u16,
     certs: PathBuf,
@@ -110,9 +125,13 @@ struct Demo {
 
 impl Demo {
     fn start(cwd: &Path, extra: &[&str]) -> Self {
+        Self::start_with(cwd, extra, &[])
+    }
+
+    fn start_with(cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut args = vec!["demo", "--port", "0", "--no-feed"];
         args.extend_from_slice(extra);
-        let running = Running::start(cwd, &args, &[]);
+        let running = Running::start(cwd, &args, env);
         // The last line of the welcome text is the curl command's URL.
         let welcome = running.stdout_until("-H \"Authorization: Bearer $TOKEN\"").join("\n");
         let port = welcome
@@ -123,7 +142,7 @@ impl Demo {
             .parse()
             .unwrap();
         Self {
-            _running: running,
+            running,
             welcome,
             port,
             certs: cwd.join("certs-dev"),
@@ -312,4 +331,106 @@ fn docs_stand_on_their_own() {
         }
     }
     assert!(named > 10, "{named}");
+}
+
+/// Everything a demo wrote while a case was pushed, listed and viewed, then it was stopped.
+async fn demo_output(env: &[(&str, &str)]) -> Vec<String> {
+    let cwd = tempfile::tempdir().unwrap();
+    let demo = Demo::start_with(cwd.path(), &[], env);
+    let mut output: Vec<String> = demo.welcome.lines().map(str::to_owned).collect();
+    output.extend(demo.running.stderr_until("gateway listening"));
+    let case: serde_json::Value = serde_json::from_slice(&std::fs::read(example("case.json")).unwrap()).unwrap();
+    let reply = demo
+        .client("center-yokosuka")
+        .put_json("/v1/cases/YKS-2026-0001", &case)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(demo.refs("terminal-kagacho-1").await, ["yokosuka:YKS-2026-0001"]);
+    // A refusal is logged too: a request with no token.
+    let reply = demo
+        .client("terminal-kagacho-1")
+        .get("/v1/terminal/cases/yokosuka:YKS-2026-0001", None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 401);
+    output.extend(demo.running.stop());
+    output
+}
+
+/// What a log line must never hold: the example case's names, address and ids.
+const CASE_DATA: &[&str] = &["山田", "ヤマダ", "架空町", "YKS-2026-0001", "佐藤", "046-000-0000"];
+
+#[tokio::test]
+async fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let output = demo_output(&[]).await;
+    assert!(output.iter().any(|l| l.contains("gateway listening")), "{output:#?}");
+    for line in &output {
+        assert!(!line.contains('\u{1b}'), "escape code in {line:?}");
+    }
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_without_case_data() {
+    let output = demo_output(&[("CGC_GATEWAY_LOG_FORMAT", "json")]).await;
+    let welcome_end = output.iter().position(|l| l.contains("Authorization: Bearer")).unwrap();
+    let log: Vec<&String> = output.iter().skip(welcome_end + 1).filter(|l| !l.is_empty()).collect();
+    assert!(log.len() >= 3, "{log:#?}");
+    for line in &log {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["level"].is_string() && event["message"].is_string(), "{line}");
+        assert!(event["timestamp"].is_string() && event["target"].is_string(), "{line}");
+        for needle in CASE_DATA {
+            assert!(!line.contains(needle), "case data `{needle}` in the log: {line}");
+        }
+    }
+    assert!(
+        log.iter().any(|l| l.contains("\"message\":\"gateway listening\"")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn serve_takes_the_log_format_from_its_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki().display().to_string();
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+database_url = "sqlite://{db}"
+policies = "{policies}"
+log_format = "json"
+
+[tls]
+server_cert = "{pki}/server.pem"
+server_key = "{pki}/server-key.pem"
+center_ca = "{pki}/ca/center-ca.pem"
+terminal_ca = "{pki}/ca/terminal-ca.pem"
+admin_ca = "{pki}/ca/admin-ca.pem"
+auditor_ca = "{pki}/ca/auditor-ca.pem"
+
+[tokens]
+issuer = "https://idp.example"
+public_key = "{pki}/token-issuer/issuer-pub.pem"
+officer_audience = "cgc-gateway:terminal"
+admin_audience = "cgc-gateway:admin"
+
+[audit]
+origin = "{origin}"
+signing_key = "{pki}/audit/log-key.pem"
+"#,
+        db = dir.path().join("gateway.db").display(),
+        policies = repo().join("policies").display(),
+        origin = cgc_gateway::config::DEV_AUDIT_ORIGIN,
+    );
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, config).unwrap();
+    let running = Running::start(dir.path(), &["serve", "--config", "gateway.toml"], &[]);
+    let log = running.stderr_until("gateway listening");
+    let rest = running.stop();
+    for line in log.iter().chain(&rest).filter(|l| !l.is_empty()) {
+        assert!(!line.contains('\u{1b}'), "escape code in {line:?}");
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["level"].is_string(), "{line}");
+    }
 }
