@@ -109,6 +109,9 @@ pub type Ctx = Arc<AppContext>;
 /// A running gateway.
 pub struct Application {
     addr: SocketAddr,
+    /// Where `/metrics` is served, if anywhere.
+    metrics_addr: Option<SocketAddr>,
+    metrics: Option<JoinHandle<()>>,
     ctx: Ctx,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -196,8 +199,23 @@ impl Application {
             source,
         })?;
         spawn_reload_on_hangup(ctx.clone());
-        let router = crate::http::router(ctx.clone(), hosts);
+        let router =
+            crate::http::router(ctx.clone(), hosts).layer(axum::middleware::from_fn(crate::metrics::track_request));
         let (shutdown, rx) = watch::channel(false);
+        let (metrics_addr, metrics) = match config.metrics_listen {
+            Some(at) => {
+                let listener = TcpListener::bind(at)
+                    .await
+                    .map_err(|source| AppError::Listen { addr: at, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| AppError::Listen { addr: at, source })?;
+                tracing::info!(addr = %bound, "metrics listening (plain HTTP: keep it off public networks)");
+                let task = tokio::spawn(crate::metrics::serve(listener, ctx.clone(), rx.clone()));
+                (Some(bound), Some(task))
+            }
+            None => (None, None),
+        };
         let refusal_flush = tokio::spawn(crate::http::extract::flush_refusals(ctx.clone(), rx.clone()));
         let task = tokio::spawn(serve(
             listener,
@@ -210,6 +228,8 @@ impl Application {
         tracing::info!(%addr, cases = ctx.live.case_count(), audit_entries = ctx.audit.size(), "gateway listening");
         Ok(Self {
             addr,
+            metrics_addr,
+            metrics,
             ctx,
             shutdown,
             task,
@@ -219,6 +239,11 @@ impl Application {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the metrics listener, if `metrics_listen` opened one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn context(&self) -> &Ctx {
@@ -235,6 +260,9 @@ impl Application {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(metrics) = self.metrics {
+            let _ = metrics.await;
+        }
         // Records the counts of refusal windows still open.
         let _ = self.refusal_flush.await;
     }

@@ -22,6 +22,8 @@ pub struct DemoOptions {
     pub feed: bool,
     /// Deletes the data folder first (only one that `demo` created).
     pub reset: bool,
+    /// Serves `/metrics` on this loopback port (`0`: any free port).
+    pub metrics_port: Option<u16>,
 }
 
 /// The demo registry, agreement and consents, built into the binary so that `demo` runs from
@@ -178,6 +180,9 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     config
         .apply_env(|name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
+    if let Some(port) = options.metrics_port {
+        config.metrics_listen = Some(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
+    }
     let clock: SharedClock = Arc::new(SystemClock);
     let app = Application::build(&config, clock.clone())
         .await
@@ -193,7 +198,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         cases: app.context().live.case_count(),
         audit_entries: app.context().audit.size(),
     };
-    print_welcome(&options, &world, addr.port());
+    print_welcome(&options, &world, addr.port(), app.metrics_addr());
     if options.feed {
         let certs = options.certs.clone();
         tokio::spawn(async move {
@@ -214,7 +219,7 @@ struct World {
     audit_entries: u64,
 }
 
-fn print_welcome(options: &DemoOptions, world: &World, port: u16) {
+fn print_welcome(options: &DemoOptions, world: &World, port: u16, metrics: Option<std::net::SocketAddr>) {
     let certs = options.certs.display();
     let data = options.data.display();
     // The running binary, so that the commands work from any folder (not only `cargo run` in
@@ -229,6 +234,9 @@ fn print_welcome(options: &DemoOptions, world: &World, port: u16) {
     println!("  API            https://localhost:{port}/v1/terminal/cases");
     println!("  browser cert   {certs}/clients/terminal-kagacho-1.p12   (password: demo)");
     println!("  server CA      {certs}/ca/server-ca.pem");
+    if let Some(metrics) = metrics {
+        println!("  metrics        http://{metrics}/metrics   (plain HTTP, loopback only)");
+    }
     println!("  policies       {}", world.policies.describe());
     match world.folder {
         DataFolder::Fresh => println!("  data           {data} (a fresh world)"),

@@ -242,6 +242,7 @@ async fn append_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
                     .collect();
                 match shared.store.append_audit(&rows).await {
                     Ok(()) => {
+                        crate::metrics::global().audit_appended(rows.len());
                         let mut tree = write(&shared.tree);
                         for row in &rows {
                             tree.push(row.leaf_hash);

@@ -50,6 +50,9 @@ enum Command {
         /// Deletes the data folder first (only one created by demo) and starts a fresh world.
         #[arg(long)]
         reset: bool,
+        /// Serves Prometheus metrics on http://127.0.0.1:<port>/metrics (0: any free port).
+        #[arg(long, value_name = "PORT")]
+        metrics_port: Option<u16>,
     },
     /// Runs the gateway from a configuration file.
     Serve {
@@ -199,6 +202,7 @@ async fn run(command: Command, serve_config: Option<Config>) -> Result<(), Strin
             policies,
             no_feed,
             reset,
+            metrics_port,
         } => {
             crate::demo::run(crate::demo::DemoOptions {
                 port,
@@ -207,6 +211,7 @@ async fn run(command: Command, serve_config: Option<Config>) -> Result<(), Strin
                 policies,
                 feed: !no_feed,
                 reset,
+                metrics_port,
             })
             .await
         }

@@ -215,9 +215,37 @@ async fn demo_runs_from_any_folder_and_reset_starts_a_fresh_world() {
     assert_eq!(demo.refs("terminal-kagacho-1").await, ["yokosuka:YKS-2026-0001"]);
     drop(demo);
 
-    let demo = Demo::start(cwd.path(), &["--reset"]);
+    let demo = Demo::start(cwd.path(), &["--reset", "--metrics-port", "0"]);
     assert!(demo.welcome.contains("demo-data (a fresh world)"), "{}", demo.welcome);
     assert!(demo.refs("terminal-kagacho-1").await.is_empty());
+
+    // `--metrics-port`: plain HTTP on loopback, announced in the welcome text.
+    let url = demo
+        .welcome
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("metrics        http://"))
+        .and_then(|rest| rest.split_once("/metrics"))
+        .map(|(addr, _)| addr.to_owned())
+        .unwrap_or_else(|| panic!("no metrics URL in {}", demo.welcome));
+    let addr: std::net::SocketAddr = url.parse().unwrap();
+    assert!(addr.ip().is_loopback());
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut scrape = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut tcp, &mut scrape)
+        .await
+        .unwrap();
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(
+        scrape
+            .contains("cgc_gateway_http_requests_total{route=\"/v1/terminal/cases\",method=\"GET\",status=\"2xx\"} 1"),
+        "{scrape}"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod helpers;
 mod hostile_input;
 mod ingest;
 mod live;
+mod metrics;
 mod revocation;
 mod strict_certs;
 mod tls;
