@@ -32,13 +32,14 @@ struct Cli {
 enum Command {
     /// Runs the demo world on one machine: SQLite, dev certificates, a simulated CGC feed.
     Demo {
+        /// The HTTPS port on localhost (0: any free port; the welcome text names it).
         #[arg(long, default_value_t = 8443)]
         port: u16,
-        /// Where the SQLite file and state live.
-        #[arg(long, default_value = "demo-data")]
+        /// Where the SQLite file and state live; kept between runs (see --reset).
+        #[arg(long, value_name = "DIR", default_value = "demo-data")]
         data: PathBuf,
         /// The development PKI; generated if absent.
-        #[arg(long, default_value = "certs-dev")]
+        #[arg(long, value_name = "DIR", default_value = "certs-dev")]
         certs: PathBuf,
         /// A policy folder (registry.toml, agreements/, consents.toml). Default: ./policies if
         /// present, else the demo policies built into the binary.
