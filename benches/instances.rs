@@ -62,8 +62,14 @@ fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
 
 /// Push-to-event latencies (ms): pushes to `ingest`, a stream on `watch`.
 async fn push_to_event(certs: &Path, ingest: &Application, watch: &Application, tag: &str, rounds: usize) -> Vec<f64> {
-    let token = cgc_gateway::cli::dev_token(certs, "terminal-yokosuka-1", "bench", time::Duration::hours(1), SystemClock.now())
-        .unwrap();
+    let token = cgc_gateway::cli::dev_token(
+        certs,
+        "terminal-yokosuka-1",
+        "bench",
+        time::Duration::hours(1),
+        SystemClock.now(),
+    )
+    .unwrap();
     let terminal = GatewayClient::from_dev_certs(watch.addr(), certs, "terminal-yokosuka-1").unwrap();
     let mut conn = terminal.connect().await.unwrap();
     let response = conn
@@ -143,8 +149,14 @@ async fn disclosures_per_second(certs: &Path, app: &Application, seconds: u64) -
         .put_json(&format!("/v1/cases/{id}"), &case(&id, SystemClock.now()))
         .await
         .unwrap();
-    let token = cgc_gateway::cli::dev_token(certs, "terminal-yokosuka-1", "bench", time::Duration::hours(1), SystemClock.now())
-        .unwrap();
+    let token = cgc_gateway::cli::dev_token(
+        certs,
+        "terminal-yokosuka-1",
+        "bench",
+        time::Duration::hours(1),
+        SystemClock.now(),
+    )
+    .unwrap();
     let path = format!("/v1/terminal/cases/yokosuka:{id}");
     let addr = app.addr();
     let certs = certs.to_owned();

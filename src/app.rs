@@ -107,6 +107,9 @@ pub type Ctx = Arc<AppContext>;
 /// A running gateway.
 pub struct Application {
     addr: SocketAddr,
+    /// Where `/metrics` is served, if anywhere.
+    metrics_addr: Option<SocketAddr>,
+    metrics: Option<JoinHandle<()>>,
     ctx: Ctx,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -218,11 +221,26 @@ impl Application {
             source,
         })?;
         spawn_reload_on_hangup(ctx.clone());
-        let router = crate::http::router(ctx.clone(), hosts);
+        let router =
+            crate::http::router(ctx.clone(), hosts).layer(axum::middleware::from_fn(crate::metrics::track_request));
         let (shutdown, rx) = watch::channel(false);
         if let Some(follower) = follower {
             tokio::spawn(follower.run(rx.clone()));
         }
+        let (metrics_addr, metrics) = match config.metrics_listen {
+            Some(at) => {
+                let listener = TcpListener::bind(at)
+                    .await
+                    .map_err(|source| AppError::Listen { addr: at, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| AppError::Listen { addr: at, source })?;
+                tracing::info!(addr = %bound, "metrics listening (plain HTTP: keep it off public networks)");
+                let task = tokio::spawn(crate::metrics::serve(listener, ctx.clone(), rx.clone()));
+                (Some(bound), Some(task))
+            }
+            None => (None, None),
+        };
         let refusal_flush = {
             let (ctx, rx) = (ctx.clone(), rx.clone());
             tokio::spawn(async move { ctx.access.flush_refusals(rx).await })
@@ -238,6 +256,8 @@ impl Application {
         tracing::info!(%addr, cases = ctx.live.case_count(), audit_entries = ctx.audit.size(), "gateway listening");
         Ok(Self {
             addr,
+            metrics_addr,
+            metrics,
             ctx,
             shutdown,
             task,
@@ -247,6 +267,11 @@ impl Application {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the metrics listener, if `metrics_listen` opened one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn context(&self) -> &Ctx {
@@ -263,6 +288,9 @@ impl Application {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(metrics) = self.metrics {
+            let _ = metrics.await;
+        }
         // Records the counts of refusal windows still open.
         let _ = self.refusal_flush.await;
     }

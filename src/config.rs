@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::identity::PrincipalKind;
+use crate::logging::LogFormat;
 use crate::tls::TlsFiles;
 use crate::tls::serve::ConnectionLimits;
 
@@ -36,6 +37,35 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// `text` (coloured only on a terminal) or `json` (one object per line, for log shippers).
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Where `/metrics` is served, over plain HTTP: loopback by default, `"off"` for nowhere.
+    #[serde(default = "default_metrics_listen", deserialize_with = "metrics_listen")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Prometheus's default port range for exporters; loopback, as the scrape carries no
+/// authentication.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9464));
+
+fn default_metrics_listen() -> Option<SocketAddr> {
+    Some(DEFAULT_METRICS_LISTEN)
+}
+
+fn parse_metrics_listen(v: &str) -> Result<Option<SocketAddr>, String> {
+    if v == "off" {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("`{v}`: expected an address such as 127.0.0.1:9464, or \"off\""))
+}
+
+fn metrics_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let v = String::deserialize(d)?;
+    parse_metrics_listen(&v).map_err(serde::de::Error::custom)
 }
 
 impl std::fmt::Debug for Config {
@@ -50,6 +80,8 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("connections", &self.connections)
+            .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -205,8 +237,8 @@ impl Config {
     /// `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`, `CGC_GATEWAY_LIMITS_<KEY>` for each
     /// key of `[limits]` (`…_LIMITS_BURST`, `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`,
     /// `…_LIMITS_BULK_WINDOW_MINUTES`, `…_LIMITS_REFUSAL_WINDOW_SECONDS`,
-    /// `…_LIMITS_FLOOD_REFUSALS`, `…_LIMITS_BATCH_BODY_BYTES`) and `CGC_GATEWAY_CONNECTIONS_<KEY>` for each key of
-    /// `[connections]`.
+    /// `…_LIMITS_FLOOD_REFUSALS`, `…_LIMITS_BATCH_BODY_BYTES`) and `CGC_GATEWAY_CONNECTIONS_<KEY>`
+    /// for each key of `[connections]`, `CGC_GATEWAY_LOG_FORMAT` and `CGC_GATEWAY_METRICS_LISTEN`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
@@ -274,6 +306,18 @@ impl Config {
             &mut c.body_read_timeout_ms,
         )?;
         number(&var, "CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL", &mut c.per_principal)?;
+        if let Some(v) = var("CGC_GATEWAY_LOG_FORMAT") {
+            self.log_format = v.parse().map_err(|message| ConfigError::Env {
+                name: "CGC_GATEWAY_LOG_FORMAT".into(),
+                message,
+            })?;
+        }
+        if let Some(v) = var("CGC_GATEWAY_METRICS_LISTEN") {
+            self.metrics_listen = parse_metrics_listen(&v).map_err(|message| ConfigError::Env {
+                name: "CGC_GATEWAY_METRICS_LISTEN".into(),
+                message,
+            })?;
+        }
         Ok(())
     }
 
@@ -347,6 +391,9 @@ impl Config {
             },
             limits: LimitsConfig::default(),
             connections: ConnectionsConfig::default(),
+            log_format: LogFormat::default(),
+            // Development gateways (demo, tests) run side by side: no fixed port unless asked.
+            metrics_listen: None,
         }
     }
 }
@@ -397,6 +444,32 @@ mod tests {
             .apply_env(|name| (name == "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS").then(|| "many".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("CGC_GATEWAY_LIMITS_FLOOD_REFUSALS"));
+    }
+
+    #[test]
+    fn metrics_listen_is_loopback_by_default_and_can_be_off() {
+        let dir = Path::new("dev");
+        let mut config = Config::development(dir, dir, dir, "127.0.0.1:0".parse().unwrap());
+        let text = |extra: &str| {
+            format!(
+                "listen = \"0.0.0.0:8443\"\ndatabase_url = \"sqlite://x\"\npolicies = \"p\"\n{extra}\n\
+                 [tls]\nserver_cert = \"a\"\nserver_key = \"a\"\ncenter_ca = \"a\"\nterminal_ca = \"a\"\n\
+                 admin_ca = \"a\"\nauditor_ca = \"a\"\n[tokens]\nissuer = \"i\"\npublic_key = \"k\"\n\
+                 officer_audience = \"o\"\nadmin_audience = \"a\"\n[audit]\norigin = \"o\"\nsigning_key = \"k\"\n"
+            )
+        };
+        let parsed: Config = toml::from_str(&text("")).unwrap();
+        assert_eq!(parsed.metrics_listen, Some(DEFAULT_METRICS_LISTEN));
+        assert!(DEFAULT_METRICS_LISTEN.ip().is_loopback());
+        let parsed: Config = toml::from_str(&text("metrics_listen = \"off\"")).unwrap();
+        assert_eq!(parsed.metrics_listen, None);
+        let parsed: Config = toml::from_str(&text("metrics_listen = \"127.0.0.1:9000\"")).unwrap();
+        assert_eq!(parsed.metrics_listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert!(toml::from_str::<Config>(&text("metrics_listen = \"everywhere\"")).is_err());
+        config
+            .apply_env(|name| (name == "CGC_GATEWAY_METRICS_LISTEN").then(|| "127.0.0.1:9465".to_owned()))
+            .unwrap();
+        assert_eq!(config.metrics_listen, Some("127.0.0.1:9465".parse().unwrap()));
     }
 
     #[test]

@@ -17,8 +17,135 @@ pub struct DemoOptions {
     pub port: u16,
     pub data: PathBuf,
     pub certs: PathBuf,
-    pub policies: PathBuf,
+    /// A policy folder; `None`: `./policies` if there is one, else the built-in demo policies.
+    pub policies: Option<PathBuf>,
     pub feed: bool,
+    /// Deletes the data folder first (only one that `demo` created).
+    pub reset: bool,
+    /// Serves `/metrics` on this loopback port (`0`: any free port).
+    pub metrics_port: Option<u16>,
+}
+
+/// The demo registry, agreement and consents, built into the binary so that `demo` runs from
+/// any folder. Paths are relative to a policy folder.
+pub const BUILT_IN_POLICIES: &[(&str, &str)] = &[
+    ("README.md", include_str!("../policies/README.md")),
+    ("registry.toml", include_str!("../policies/registry.toml")),
+    ("consents.toml", include_str!("../policies/consents.toml")),
+    (
+        "agreements/kanagawa-2026.toml",
+        include_str!("../policies/agreements/kanagawa-2026.toml"),
+    ),
+];
+
+/// The file that marks a folder as a demo's data folder: `--reset` deletes no other folder.
+pub const DEMO_DATA_MARKER: &str = ".cgc-gateway-demo";
+
+const DEMO_DATA_MARKER_TEXT: &str = "\
+This folder holds the state of a `cgc-gateway demo` world (its SQLite database and the built-in \
+demo policies). It is kept between runs; `cgc-gateway demo --reset` deletes it and starts a \
+fresh world. Never put real data here.
+";
+
+/// Where the demo's policies came from, for the welcome text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// `--policies <dir>`.
+    Given(PathBuf),
+    /// `./policies`, e.g. in the repository.
+    WorkingDir(PathBuf),
+    /// The built-in files, written to this folder under the data folder.
+    BuiltIn(PathBuf),
+}
+
+impl PolicySource {
+    pub fn dir(&self) -> &Path {
+        match self {
+            Self::Given(dir) | Self::WorkingDir(dir) | Self::BuiltIn(dir) => dir,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Given(dir) => format!("{} (--policies)", dir.display()),
+            Self::WorkingDir(dir) => format!(
+                "{} (found in the current folder; --policies <dir> to choose)",
+                dir.display()
+            ),
+            Self::BuiltIn(dir) => format!("built-in demo policies, written to {}", dir.display()),
+        }
+    }
+}
+
+/// Picks the policy folder: `given`, else `./policies` if it holds a registry, else the
+/// built-in policies written to `<data>/policies` (rewritten each start, so they are always
+/// the binary's own).
+pub fn resolve_policies(given: Option<&Path>, data: &Path) -> Result<PolicySource, String> {
+    if let Some(dir) = given {
+        return Ok(PolicySource::Given(dir.to_owned()));
+    }
+    let here = Path::new("policies");
+    if here.join("registry.toml").is_file() {
+        return Ok(PolicySource::WorkingDir(here.to_owned()));
+    }
+    let dir = data.join("policies");
+    write_built_in_policies(&dir)?;
+    Ok(PolicySource::BuiltIn(dir))
+}
+
+/// Writes [`BUILT_IN_POLICIES`] under `dir`.
+pub fn write_built_in_policies(dir: &Path) -> Result<(), String> {
+    for (name, text) in BUILT_IN_POLICIES {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// What `prepare_data` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFolder {
+    /// Created now (or was empty): a fresh world.
+    Fresh,
+    /// A demo data folder from an earlier run: its world continues.
+    Continued,
+    /// A folder `demo` did not create (an older demo's, or anything else): used as it is, but
+    /// never deleted by `--reset`.
+    Unmarked,
+}
+
+/// Deletes the data folder if `reset` (only when it carries [`DEMO_DATA_MARKER`]), then makes
+/// sure it exists, marking it when `demo` creates it.
+pub fn prepare_data(data: &Path, reset: bool) -> Result<DataFolder, String> {
+    let marker = data.join(DEMO_DATA_MARKER);
+    if reset && data.exists() {
+        if !marker.is_file() {
+            return Err(format!(
+                "--reset: {} is not a demo data folder (it has no {DEMO_DATA_MARKER} file), so it is left alone; \
+                 delete it yourself if it only holds demo data",
+                data.display()
+            ));
+        }
+        std::fs::remove_dir_all(data).map_err(|e| format!("--reset: cannot delete {}: {e}", data.display()))?;
+    }
+    let empty = match std::fs::read_dir(data) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(format!("cannot read {}: {e}", data.display())),
+    };
+    if empty {
+        std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+        std::fs::write(&marker, DEMO_DATA_MARKER_TEXT)
+            .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+        Ok(DataFolder::Fresh)
+    } else if marker.is_file() {
+        Ok(DataFolder::Continued)
+    } else {
+        Ok(DataFolder::Unmarked)
+    }
 }
 
 /// The demo centers and the municipalities their children live in.
@@ -40,17 +167,22 @@ pub fn ensure_dev_certs(certs: &Path) -> Result<(), String> {
 }
 
 pub async fn run(options: DemoOptions) -> Result<(), String> {
+    // Before anything is generated: a refused reset must leave everything as it was.
+    let folder = prepare_data(&options.data, options.reset)?;
     ensure_dev_certs(&options.certs)?;
-    std::fs::create_dir_all(&options.data).map_err(|e| format!("cannot create {}: {e}", options.data.display()))?;
+    let policies = resolve_policies(options.policies.as_deref(), &options.data)?;
     let mut config = Config::development(
         &options.certs,
         &options.data,
-        &options.policies,
+        policies.dir(),
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, options.port)),
     );
     config
         .apply_env(|name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
+    if let Some(port) = options.metrics_port {
+        config.metrics_listen = Some(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
+    }
     let clock: SharedClock = Arc::new(SystemClock);
     let app = Application::build(&config, clock.clone())
         .await
@@ -60,7 +192,13 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let issuer_key = std::fs::read(&issuer_key).map_err(|e| format!("cannot read {}: {e}", issuer_key.display()))?;
     let _ = app.context().dev_token_issuer.set(issuer_key);
     let addr = app.addr();
-    print_welcome(&options, addr.port());
+    let world = World {
+        folder,
+        policies,
+        cases: app.context().live.case_count(),
+        audit_entries: app.context().audit.size(),
+    };
+    print_welcome(&options, &world, addr.port(), app.metrics_addr());
     if options.feed {
         let certs = options.certs.clone();
         tokio::spawn(async move {
@@ -73,8 +211,22 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     Ok(())
 }
 
-fn print_welcome(options: &DemoOptions, port: u16) {
+/// What the welcome text says about the state the demo starts from.
+struct World {
+    folder: DataFolder,
+    policies: PolicySource,
+    cases: usize,
+    audit_entries: u64,
+}
+
+fn print_welcome(options: &DemoOptions, world: &World, port: u16, metrics: Option<std::net::SocketAddr>) {
     let certs = options.certs.display();
+    let data = options.data.display();
+    // The running binary, so that the commands work from any folder (not only `cargo run` in
+    // the repository).
+    let bin = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "cgc-gateway".into());
     println!();
     println!("cgc-gateway demo (Kanagawa) — development certificates, never for real data");
     println!();
@@ -82,13 +234,29 @@ fn print_welcome(options: &DemoOptions, port: u16) {
     println!("  API            https://localhost:{port}/v1/terminal/cases");
     println!("  browser cert   {certs}/clients/terminal-kagacho-1.p12   (password: demo)");
     println!("  server CA      {certs}/ca/server-ca.pem");
-    println!("  data           {}", options.data.display());
+    if let Some(metrics) = metrics {
+        println!("  metrics        http://{metrics}/metrics   (plain HTTP, loopback only)");
+    }
+    println!("  policies       {}", world.policies.describe());
+    match world.folder {
+        DataFolder::Fresh => println!("  data           {data} (a fresh world)"),
+        DataFolder::Continued => println!(
+            "  data           {data} (kept from earlier runs: {} cases, {} audit entries; --reset starts a fresh world)",
+            world.cases, world.audit_entries
+        ),
+        DataFolder::Unmarked => println!(
+            "  data           {data} ({} cases, {} audit entries; not created by demo, so --reset will not delete it)",
+            world.cases, world.audit_entries
+        ),
+    }
+    println!();
+    println!("  Without the browser certificate imported, the browser shows only a connection error");
+    println!("  (ERR_BAD_SSL_CLIENT_AUTH_CERT, SSL_ERROR_HANDSHAKE_FAILURE_ALERT): the gateway admits no");
+    println!("  client without a certificate. Import the .p12 above, then reload.");
     println!();
     println!("  Try it (加賀町警察署 terminal 1, officer K-1234):");
     println!();
-    println!(
-        "    TOKEN=$(cargo run --release -q -- dev-token --certs {certs} --client terminal-kagacho-1 --subject K-1234)"
-    );
+    println!("    TOKEN=$({bin} dev-token --certs {certs} --client terminal-kagacho-1 --subject K-1234)");
     println!("    curl --cacert {certs}/ca/server-ca.pem \\");
     println!(
         "         --cert {certs}/clients/terminal-kagacho-1.pem --key {certs}/clients/terminal-kagacho-1-key.pem \\"
@@ -160,5 +328,77 @@ pub async fn feed(addr: std::net::SocketAddr, certs: &Path, clock: SharedClock, 
             let i = pushed.get(u).map_or(0, |(i, _)| *i);
             push(&mut synth, &mut pushed, i, Some(u)).await;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Every file under `dir`, relative to it.
+    fn files(dir: &Path, under: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, under, out);
+            } else {
+                out.push(path.strip_prefix(under).unwrap().display().to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn the_built_in_policies_are_the_repository_policies() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let mut on_disk = Vec::new();
+        files(&repo, &repo, &mut on_disk);
+        on_disk.sort();
+        let mut built_in: Vec<String> = BUILT_IN_POLICIES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        built_in.sort();
+        // A file added to policies/ must be built in too, or `demo` outside the repository
+        // would run another world.
+        assert_eq!(built_in, on_disk);
+        let written = tempfile::tempdir().unwrap();
+        write_built_in_policies(written.path()).unwrap();
+        for (name, text) in BUILT_IN_POLICIES {
+            assert_eq!(&std::fs::read_to_string(repo.join(name)).unwrap(), text, "{name}");
+        }
+        crate::policy::PolicyWorld::load(written.path()).unwrap();
+    }
+
+    #[test]
+    fn given_policies_win_over_the_built_in_ones() {
+        let data = tempfile::tempdir().unwrap();
+        let given = Path::new("/somewhere/policies");
+        assert_eq!(
+            resolve_policies(Some(given), data.path()).unwrap(),
+            PolicySource::Given(given.to_owned())
+        );
+        assert!(!data.path().join("policies").exists());
+    }
+
+    #[test]
+    fn reset_deletes_only_a_folder_demo_created() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("demo-data");
+        assert_eq!(prepare_data(&data, false).unwrap(), DataFolder::Fresh);
+        std::fs::write(data.join("gateway.db"), b"state").unwrap();
+        assert_eq!(prepare_data(&data, false).unwrap(), DataFolder::Continued);
+        assert_eq!(prepare_data(&data, true).unwrap(), DataFolder::Fresh);
+        assert!(!data.join("gateway.db").exists());
+        assert!(data.join(DEMO_DATA_MARKER).is_file());
+
+        // Anything else is used as it is and never deleted.
+        let other = root.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("gateway.db"), b"not a demo").unwrap();
+        assert_eq!(prepare_data(&other, false).unwrap(), DataFolder::Unmarked);
+        let err = prepare_data(&other, true).unwrap_err();
+        assert!(err.contains("not a demo data folder"), "{err}");
+        assert_eq!(std::fs::read(other.join("gateway.db")).unwrap(), b"not a demo");
+        assert!(!other.join(DEMO_DATA_MARKER).exists());
+        // A reset of nothing is a fresh start.
+        assert_eq!(prepare_data(&root.path().join("new"), true).unwrap(), DataFolder::Fresh);
     }
 }

@@ -1,8 +1,8 @@
-//! Development PKI behind `cgc-gateway dev-certs --out <dir>` (SPEC §3, §10).
+//! Development PKI behind `cgc-gateway dev-certs --out <dir>`.
 //!
 //! Everything written here is for development and tests only: the keys are unprotected on disk,
 //! the PKCS#12 password is the well-known `demo`, and the CAs are throw-away. The file names are a
-//! contract shared with `demo`, `dev-token` and the integration tests (SPEC §10).
+//! contract shared with `demo`, `dev-token` and the integration tests.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -37,7 +37,7 @@ const DEV_ORGANIZATION: &str = "cgc-gateway development";
 
 /// CA kinds, in the order their files are written; `server` issues the gateway's TLS certificate,
 /// the others one per principal kind (a certificate of one kind issued by another kind's CA is
-/// refused, SPEC §3).
+/// refused).
 pub const CA_KINDS: &[&str] = &["server", "center", "terminal", "admin", "auditor"];
 
 const CA_VALIDITY: Duration = Duration::days(3653);
@@ -48,7 +48,7 @@ const BACKDATE: Duration = Duration::days(1);
 
 pub use crate::identity::PrincipalKind;
 
-/// Every demo principal of SPEC §10: (file name under `clients/`, kind, SAN URI).
+/// Every demo principal: (file name under `clients/`, kind, SAN URI).
 pub const DEMO_PRINCIPALS: &[(&str, PrincipalKind, &str)] = &[
     (
         "center-kanagawa-central",
@@ -208,6 +208,7 @@ impl Authority {
         // never be turned into a sub-CA.
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key)?;
         Ok(Self {
             cert_pem: cert.pem(),
@@ -368,7 +369,7 @@ impl IssuedCert {
     }
 }
 
-/// Writes the development PKI of SPEC §10 under `out`, replacing any previous one. The audit
+/// Writes the development PKI under `out`, replacing any previous one. The audit
 /// verifier key is named `audit_origin` (the log's origin line).
 pub fn write_dev_pki(out: &Path, audit_origin: &str) -> Result<(), DevPkiError> {
     // CLI entry point: the one place the dev PKI reads the clock, so every certificate in a run
@@ -420,10 +421,7 @@ pub fn write_dev_pki(out: &Path, audit_origin: &str) -> Result<(), DevPkiError> 
     }
 
     let token_key = SigningKey::generate(&mut rand_core::OsRng);
-    write_private(
-        &token_dir.join("issuer-key.pem"),
-        token_key.to_pkcs8_pem(LineEnding::LF)?.as_bytes(),
-    )?;
+    write_ed25519_private(&token_dir.join("issuer-key.pem"), &token_key)?;
     write_public(
         &token_dir.join("issuer-pub.pem"),
         token_key.verifying_key().to_public_key_pem(LineEnding::LF)?.as_bytes(),
@@ -433,10 +431,7 @@ pub fn write_dev_pki(out: &Path, audit_origin: &str) -> Result<(), DevPkiError> 
     let verifier = crate::audit::note::NoteVerifier::from_public(audit_origin, log_key.verifying_key())
         .map_err(|e| DevPkiError::InvalidKeyName(e.to_string()))?
         .to_text();
-    write_private(
-        &audit_dir.join("log-key.pem"),
-        log_key.to_pkcs8_pem(LineEnding::LF)?.as_bytes(),
-    )?;
+    write_ed25519_private(&audit_dir.join("log-key.pem"), &log_key)?;
     write_public(&audit_dir.join("verifier-key.txt"), format!("{verifier}\n").as_bytes())?;
 
     // The CA certificates go last: `demo` takes `ca/terminal-ca.pem` as the sign of a complete
@@ -465,6 +460,32 @@ fn wall_clock() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// An Ed25519 private key as PKCS#8 v1 PEM (RFC 8410: the private key only). ed25519-dalek
+/// writes v2 with the public key appended, which OpenSSL 3.0 and Python's `cryptography` cannot
+/// load; the public key is derived from the private one anyway.
+fn write_ed25519_private(path: &Path, key: &SigningKey) -> Result<(), DevPkiError> {
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    write_private(path, bytes.to_pkcs8_pem(LineEnding::LF)?.as_bytes())
+}
+
+/// Octets of every serial number: 127 random bits, well inside RFC 5280's 20-octet limit.
+const SERIAL_LEN: usize = 16;
+
+/// A random serial that DER encodes as a positive INTEGER of exactly [`SERIAL_LEN`] octets
+/// (RFC 5280 §4.1.2.2): the top bit clear, so it is not negative and needs no padding octet,
+/// and the next bit set, so it is never zero and never shortened by a leading zero octet.
+fn random_serial() -> rcgen::SerialNumber {
+    let mut bytes = [0u8; SERIAL_LEN];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    if let Some(first) = bytes.first_mut() {
+        *first = (*first & 0x7f) | 0x40;
+    }
+    rcgen::SerialNumber::from_slice(&bytes)
+}
+
 fn subject(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, DEV_ORGANIZATION);
@@ -479,8 +500,13 @@ fn leaf_params(common_name: &str, not_before: OffsetDateTime, not_after: OffsetD
     params.distinguished_name = dn;
     params.not_before = not_before;
     params.not_after = not_after;
-    params.is_ca = IsCa::ExplicitNoCa;
+    // No BasicConstraints at all: an end entity is what a certificate without the extension is
+    // (RFC 5280 §4.2.1.9). rcgen's `ExplicitNoCa` would write `cA FALSE`, the DER default,
+    // which strict parsers (Python's `cryptography`, and so sslyze and many integrators'
+    // tools) refuse to read.
+    params.is_ca = IsCa::NoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.serial_number = Some(random_serial());
     // Lets verifiers pick the right CA when several share a subject (e.g. after regeneration).
     params.use_authority_key_identifier_extension = true;
     params
@@ -727,6 +753,38 @@ mod tests {
     }
 
     #[test]
+    fn serials_are_positive_random_and_leaves_carry_no_basic_constraints() {
+        let dir = tempfile::tempdir().unwrap();
+        write_dev_pki(dir.path(), ORIGIN).unwrap();
+        let mut files: Vec<PathBuf> = CA_KINDS
+            .iter()
+            .map(|k| dir.path().join(format!("ca/{k}-ca.pem")))
+            .collect();
+        files.push(dir.path().join("server.pem"));
+        files.extend(
+            DEMO_PRINCIPALS
+                .iter()
+                .map(|(name, _, _)| dir.path().join(format!("clients/{name}.pem"))),
+        );
+        let mut serials = std::collections::BTreeSet::new();
+        for path in &files {
+            let der = parse_pem_file(path);
+            let (_, cert) = X509Certificate::from_der(&der).unwrap();
+            let raw = cert.raw_serial();
+            // DER INTEGER content: no sign bit, no padding, never zero.
+            assert_eq!(raw.len(), SERIAL_LEN, "{}", path.display());
+            assert_eq!(raw[0] & 0xc0, 0x40, "{}", path.display());
+            assert!(serials.insert(raw.to_vec()), "{}: serial repeated", path.display());
+            let constraints = cert.basic_constraints().unwrap();
+            if cert.is_ca() {
+                assert!(constraints.unwrap().value.ca);
+            } else {
+                assert!(constraints.is_none(), "{}: leaf with BasicConstraints", path.display());
+            }
+        }
+    }
+
+    #[test]
     fn p12_files_decode_with_the_demo_password() {
         let dir = tempfile::tempdir().unwrap();
         write_dev_pki(dir.path(), ORIGIN).unwrap();
@@ -902,6 +960,15 @@ mod tests {
                 .output()
                 .unwrap();
             assert!(!cross.status.success(), "{name} verified against {wrong_ca}");
+        }
+        // The Ed25519 keys (token issuer, audit log) are PKCS#8 v1, which OpenSSL 3.0 reads.
+        for key in ["token-issuer/issuer-key.pem", "audit/log-key.pem"] {
+            let read = std::process::Command::new(openssl)
+                .args(["pkey", "-noout", "-in"])
+                .arg(out.join(key))
+                .output()
+                .unwrap();
+            assert!(read.status.success(), "{key}: {read:?}");
         }
         let verify = std::process::Command::new(openssl)
             .args(["verify", "-purpose", "sslserver", "-CAfile"])

@@ -24,6 +24,8 @@ pub mod http;
 pub mod identity;
 pub mod limits;
 pub mod live;
+pub mod logging;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod revocations;

@@ -227,7 +227,9 @@ impl Disclosures {
                 )
             })
             .collect();
+        let started = std::time::Instant::now();
         let receipts = self.audit.record(events).await?;
+        crate::metrics::global().disclosed(channel, receipts.len(), started.elapsed());
         self.watch_bulk(to, receipts.len());
         Ok(items
             .iter()

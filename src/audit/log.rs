@@ -485,6 +485,7 @@ async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditErro
         checkpoint: Some(checkpoint.clone()),
     };
     shared.store.append_audit_commit(&commit).await?;
+    crate::metrics::global().audit_appended(commit.entries.len());
 
     // Durable: from here the tree has these entries, whatever happens to the receipts.
     let edge = Arc::new(edge);

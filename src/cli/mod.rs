@@ -1,4 +1,4 @@
-//! The `cgc-gateway` command line (SPEC §10).
+//! The `cgc-gateway` command line.
 
 pub mod import;
 pub mod policy;
@@ -16,6 +16,7 @@ use crate::app::Application;
 use crate::auth::{TokenAudience, TokenSettings, dev_claims, issue_token};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
+use crate::logging::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,19 +33,28 @@ struct Cli {
 enum Command {
     /// Runs the demo world on one machine: SQLite, dev certificates, a simulated CGC feed.
     Demo {
+        /// The HTTPS port on localhost (0: any free port; the welcome text names it).
         #[arg(long, default_value_t = 8443)]
         port: u16,
-        /// Where the SQLite file and state live.
-        #[arg(long, default_value = "demo-data")]
+        /// Where the SQLite file and state live; kept between runs (see --reset).
+        #[arg(long, value_name = "DIR", default_value = "demo-data")]
         data: PathBuf,
         /// The development PKI; generated if absent.
-        #[arg(long, default_value = "certs-dev")]
+        #[arg(long, value_name = "DIR", default_value = "certs-dev")]
         certs: PathBuf,
-        #[arg(long, default_value = "policies")]
-        policies: PathBuf,
+        /// A policy folder (registry.toml, agreements/, consents.toml). Default: ./policies if
+        /// present, else the demo policies built into the binary.
+        #[arg(long, value_name = "DIR")]
+        policies: Option<PathBuf>,
         /// Without the simulated CGC feed.
         #[arg(long)]
         no_feed: bool,
+        /// Deletes the data folder first (only one created by demo) and starts a fresh world.
+        #[arg(long)]
+        reset: bool,
+        /// Serves Prometheus metrics on http://127.0.0.1:<port>/metrics (0: any free port).
+        #[arg(long, value_name = "PORT")]
+        metrics_port: Option<u16>,
     },
     /// Runs the gateway from a configuration file.
     Serve {
@@ -75,7 +85,7 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Exports and verifies the audit log (SPEC §8, docs/audit-log.md).
+    /// Exports and verifies the audit log (docs/audit-log.md).
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Runs a C2SP witness that cosigns audit checkpoints (docs/witness.md).
@@ -96,7 +106,7 @@ enum PolicyCommand {
     Simulate {
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
-        /// A case record (JSON, SPEC §5).
+        /// A case record (JSON, as pushed to PUT /v1/cases; docs/api.md).
         #[arg(long)]
         case: PathBuf,
         /// A terminal client name, e.g. terminal-kagacho-1.
@@ -159,8 +169,15 @@ enum AuditCommand {
 }
 
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    let (format, serve_config) = match startup(&cli.command) {
+        Ok(found) => found,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::logging::init(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -168,7 +185,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, serve_config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -177,16 +194,23 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// The log format, and for `serve` its configuration: read before the first log line, since the
+/// file chooses the format. Every other command takes it from `CGC_GATEWAY_LOG_FORMAT`.
+fn startup(command: &Command) -> Result<(LogFormat, Option<Config>), String> {
+    if let Command::Serve { config } = command {
+        let config = Config::load(config).map_err(|e| e.to_string())?;
+        return Ok((config.log_format, Some(config)));
+    }
+    let format = match std::env::var("CGC_GATEWAY_LOG_FORMAT") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e| format!("environment variable CGC_GATEWAY_LOG_FORMAT: {e}"))?,
+        Err(_) => LogFormat::default(),
+    };
+    Ok((format, None))
 }
 
-async fn run(command: Command) -> Result<(), String> {
+async fn run(command: Command, serve_config: Option<Config>) -> Result<(), String> {
     match command {
         Command::Demo {
             port,
@@ -194,6 +218,8 @@ async fn run(command: Command) -> Result<(), String> {
             certs,
             policies,
             no_feed,
+            reset,
+            metrics_port,
         } => {
             crate::demo::run(crate::demo::DemoOptions {
                 port,
@@ -201,11 +227,16 @@ async fn run(command: Command) -> Result<(), String> {
                 certs,
                 policies,
                 feed: !no_feed,
+                reset,
+                metrics_port,
             })
             .await
         }
         Command::Serve { config } => {
-            let config = Config::load(&config).map_err(|e| e.to_string())?;
+            let config = match serve_config {
+                Some(loaded) => loaded,
+                None => Config::load(&config).map_err(|e| e.to_string())?,
+            };
             let app = Application::build(&config, Arc::new(SystemClock))
                 .await
                 .map_err(|e| e.to_string())?;

@@ -109,6 +109,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
         heartbeat,
         expired,
         _guard: guard,
+        _open: crate::metrics::global().stream_opened(),
         officer: caller.officer.clone(),
         officers: ctx.access.revocations.watch_officers(),
         done: false,
@@ -155,6 +156,8 @@ struct StreamState {
     heartbeat: tokio::time::Interval,
     expired: oneshot::Receiver<()>,
     _guard: ExpiryGuard,
+    /// Counts the stream in `cgc_gateway_streams_open` while its body lives.
+    _open: crate::metrics::OpenStream,
     officer: String,
     /// Changes when any officer is revoked; the stream then checks its own.
     officers: tokio::sync::watch::Receiver<u64>,

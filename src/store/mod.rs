@@ -358,7 +358,9 @@ pub async fn open_with(url: &str, notify_changes: bool) -> Result<SharedStore, S
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::open(url).await?.with_notify(notify_changes)))
+        Ok(Arc::new(
+            postgres::PgStore::open(url).await?.with_notify(notify_changes),
+        ))
     } else {
         Err(StoreError::UnsupportedUrl)
     }

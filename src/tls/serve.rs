@@ -233,10 +233,12 @@ async fn serve_connection(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::info!(%remote, error = %e, "TLS handshake refused");
+            crate::metrics::global().tls_handshake_refused();
             return;
         }
         Err(_) => {
             tracing::info!(%remote, "TLS handshake timed out");
+            crate::metrics::global().tls_handshake_refused();
             return;
         }
     };
