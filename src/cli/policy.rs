@@ -217,7 +217,7 @@ fn value_at(json: &Value, path: &str) -> String {
 }
 
 /// Resolves `https://host:port` to an address.
-fn gateway_addr(url: &str) -> Result<SocketAddr, String> {
+pub(super) fn gateway_addr(url: &str) -> Result<SocketAddr, String> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| format!("{url}: the gateway URL must start with https://"))?;
