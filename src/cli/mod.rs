@@ -74,7 +74,7 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Exports and verifies the audit log (SPEC §8, docs/audit-log.md).
+    /// Exports, verifies and mirrors the audit log, and checks receipts (docs/audit-log.md).
     #[command(subcommand)]
     Audit(AuditCommand),
 }
