@@ -1,6 +1,6 @@
-//! `audit export`: writes the folder of SPEC §8 from the store. The export is a snapshot at the
-//! latest published checkpoint: entries appended after it are left for the next export, so the
-//! folder's `checkpoint` always covers exactly its `entries.jsonl`.
+//! `audit export`: writes the folder of docs/audit-log.md §5 from the store. The export is a
+//! snapshot at the latest published checkpoint: entries appended after it are left for the
+//! next export, so the folder's `checkpoint` always covers exactly its `entries.jsonl`.
 
 use std::io::Write;
 use std::path::Path;

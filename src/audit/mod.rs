@@ -8,6 +8,7 @@ pub mod entry;
 pub mod export;
 pub mod log;
 pub mod merkle;
+pub mod mirror;
 pub mod note;
 pub mod receipt;
 pub mod tiles;

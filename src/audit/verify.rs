@@ -1,6 +1,6 @@
-//! Offline verification of an exported audit log folder (SPEC §8) with only public keys. This
-//! is the algorithm `docs/audit-log.md` specifies for independent verifiers; `audit verify`
-//! is a thin wrapper around [`verify_folder`].
+//! Offline verification of an exported audit log folder (docs/audit-log.md §5) with only
+//! public keys. This is the algorithm `docs/audit-log.md` §6 specifies for independent
+//! verifiers; `audit verify` is a thin wrapper around [`verify_folder`].
 //!
 //! The folder's own `verifier-keys` file is never trusted: it only supplies validity ranges for
 //! keys the auditor already trusts (given with `--key`) when the auditor gave none.

@@ -85,7 +85,7 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Exports and verifies the audit log (docs/audit-log.md).
+    /// Exports, verifies and mirrors the audit log, and checks receipts (docs/audit-log.md).
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Runs a C2SP witness that cosigns audit checkpoints (docs/witness.md).
@@ -165,6 +165,25 @@ enum AuditCommand {
         /// The trusted verifier key(s), as for `audit verify`.
         #[arg(long)]
         key: PathBuf,
+    },
+    /// Keeps an auditor's copy of the log in a folder: fetches only the tiles that are new
+    /// since the last run, checks them, and checks that the log only grew since the checkpoint
+    /// seen last time.
+    Mirror {
+        /// The gateway, e.g. https://gateway.example:8443
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// The trusted verifier key(s), as for `audit verify`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The folder with ca/server-ca.pem and clients/<client>.pem + -key.pem.
+        #[arg(long, default_value = "certs-dev")]
+        certs: PathBuf,
+        /// The auditor's client certificate name in that folder.
+        #[arg(long, default_value = "auditor-kanagawa-audit")]
+        client: String,
     },
 }
 
@@ -368,16 +387,38 @@ async fn audit(command: AuditCommand) -> Result<(), String> {
             print!("{summary}");
             Ok(())
         }
+        AuditCommand::Mirror {
+            from,
+            out,
+            key,
+            certs,
+            client,
+        } => {
+            let trusted = trusted_keys(&key)?;
+            let addr = policy::gateway_addr(&from)?;
+            let http =
+                crate::client::GatewayClient::from_dev_certs(addr, &certs, &client).map_err(|e| e.to_string())?;
+            let summary = crate::audit::mirror::mirror(&http, &out, &trusted)
+                .await
+                .map_err(|e| format!("mirror FAILED: {e}"))?;
+            print!("{summary}");
+            Ok(())
+        }
         AuditCommand::VerifyReceipt { file, key } => {
             let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-            let keys = String::from_utf8(read(&key)?).map_err(|_| format!("{}: not UTF-8", key.display()))?;
-            let trusted = crate::audit::verify::parse_key_lines(&keys).map_err(|e| e.to_string())?;
+            let trusted = trusted_keys(&key)?;
             let verified = crate::audit::receipt::verify_receipt(&read(&file)?, &trusted)
                 .map_err(|e| format!("verification FAILED: {e}"))?;
             print!("{verified}");
             Ok(())
         }
     }
+}
+
+/// The auditor's trusted keys from a key file (the grammar of `verifier-keys`).
+fn trusted_keys(path: &Path) -> Result<Vec<crate::audit::verify::KeyLine>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    crate::audit::verify::parse_key_lines(&text).map_err(|e| e.to_string())
 }
 
 /// A development token for `client` of the dev PKI at `certs`.

@@ -504,3 +504,102 @@ async fn a_restart_reads_only_the_right_edge_of_a_large_log() {
     )
     .unwrap();
 }
+
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for item in std::fs::read_dir(&d).unwrap() {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Level-0 tiles (full and partial) of a tree of `size` leaves.
+fn level0_tiles(size: u64) -> u64 {
+    size.div_ceil(256)
+}
+
+#[tokio::test]
+async fn an_auditors_mirror_fetches_only_new_tiles_and_refuses_another_history() {
+    use cgc_gateway::audit::mirror::{MirrorError, mirror};
+    let app = spawn_app().await;
+    let log = app.app.context().audit.clone();
+    record(&log, log.size(), 600, "M").await;
+    let keys = trusted();
+    let out = tempfile::tempdir().unwrap();
+    let first = mirror(&app.client(AUDITOR), out.path(), &keys).await.unwrap();
+    let size1 = first.size;
+    assert_eq!(first.previous, None);
+    assert_eq!(first.bundles_fetched as u64, level0_tiles(size1));
+    // The folder is a tlog-tiles log: its files are the gateway's, byte for byte.
+    let tile = std::fs::read(out.path().join("tile/0/001")).unwrap();
+    assert_eq!(
+        get(&app, AUDITOR, "/v1/audit/tile/0/001").await.body.as_ref(),
+        tile.as_slice()
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("checkpoint")).unwrap(),
+        get(&app, AUDITOR, "/v1/audit/checkpoint").await.text()
+    );
+
+    record(&log, log.size(), 300, "M").await;
+    let second = mirror(&app.client(AUDITOR), out.path(), &keys).await.unwrap();
+    assert_eq!(second.previous, Some(size1));
+    // Only the tiles that were partial or absent: the full ones are not fetched again.
+    assert_eq!(
+        second.bundles_fetched as u64,
+        level0_tiles(second.size) - size1 / 256,
+        "{second:?}"
+    );
+    let third = mirror(&app.client(AUDITOR), out.path(), &keys).await.unwrap();
+    assert_eq!((third.tiles_fetched, third.bundles_fetched), (0, 0));
+    // Old partial versions are dropped once a tile grows.
+    let files = files_under(out.path());
+    assert!(!files.iter().any(|f| f.contains(".incoming")), "{files:?}");
+
+    // Another gateway under the same key and origin with another history (a fork, or a
+    // rewritten log): refused, and the mirror keeps what it had.
+    let other = spawn_app().await;
+    let other_log = other.app.context().audit.clone();
+    record(&other_log, other_log.size(), 1500, "X").await;
+    let before = files_under(out.path());
+    let seen = std::fs::read(out.path().join("checkpoint")).unwrap();
+    let err = mirror(&other.client(AUDITOR), out.path(), &keys).await.unwrap_err();
+    assert!(
+        matches!(err, MirrorError::Invalid(_) | MirrorError::Rollback(_)),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.path().join("checkpoint")).unwrap(), seen);
+    assert_eq!(files_under(out.path()), before);
+    // A gateway whose log is shorter than what was seen: a rollback.
+    let short = spawn_app().await;
+    assert!(matches!(
+        mirror(&short.client(AUDITOR), out.path(), &keys).await,
+        Err(MirrorError::Rollback(_))
+    ));
+
+    // The command line does the same (run without blocking the runtime that serves it).
+    let bin = env!("CARGO_BIN_EXE_cgc-gateway");
+    let run = tokio::process::Command::new(bin)
+        .args(["audit", "mirror", "--from"])
+        .arg(format!("https://localhost:{}", app.app.addr().port()))
+        .arg("--out")
+        .arg(out.path())
+        .arg("--key")
+        .arg(pki().join("audit/verifier-key.txt"))
+        .arg("--certs")
+        .arg(pki())
+        .output()
+        .await
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).starts_with("OK: mirror"));
+}
