@@ -241,6 +241,18 @@ impl Application {
             }
             None => (None, None),
         };
+        let witnesses = config
+            .audit
+            .witnesses
+            .iter()
+            .map(|w| {
+                let verifier = crate::witness::WitnessVerifier::parse(&w.verifier_key)
+                    .map_err(|e| AppError::Other(format!("witness verifier key: {e}")))?;
+                crate::witness::WitnessEndpoint::new(&w.url, verifier)
+                    .map_err(|e| AppError::Other(format!("witness: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::audit::witnessing::spawn_cosigners(ctx.audit.clone(), witnesses, rx.clone());
         let refusal_flush = {
             let (ctx, rx) = (ctx.clone(), rx.clone());
             tokio::spawn(async move { ctx.access.flush_refusals(rx).await })

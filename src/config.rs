@@ -124,6 +124,18 @@ pub struct AuditConfig {
     pub origin: String,
     /// Ed25519 PKCS#8 PEM.
     pub signing_key: PathBuf,
+    /// Independent witnesses (C2SP tlog-witness) asked to cosign every checkpoint.
+    #[serde(default)]
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+/// One witness: `[[audit.witnesses]]` with its `url` (`http://host:port`, the witness's
+/// `add-checkpoint` endpoint's base) and its C2SP verifier key text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    pub url: String,
+    pub verifier_key: String,
 }
 
 /// Request rates per client certificate and per officer, the bulk-viewing watch, and the
@@ -388,6 +400,7 @@ impl Config {
             audit: AuditConfig {
                 origin: DEV_AUDIT_ORIGIN.into(),
                 signing_key: certs.join("audit").join("log-key.pem"),
+                witnesses: Vec::new(),
             },
             limits: LimitsConfig::default(),
             connections: ConnectionsConfig::default(),

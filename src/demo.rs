@@ -184,6 +184,14 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         config.metrics_listen = Some(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
     }
     let clock: SharedClock = Arc::new(SystemClock);
+    // One local witness, as an audit committee would run one: its key and verifier key in
+    // <certs>/audit/, its state in the data folder; the gateway asks it to cosign every
+    // checkpoint.
+    let witness = start_witness(&options, clock.clone()).await?;
+    config.audit.witnesses.push(crate::config::WitnessConfig {
+        url: format!("http://{}", witness.addr()),
+        verifier_key: witness_verifier_text(&options.certs)?,
+    });
     let app = Application::build(&config, clock.clone())
         .await
         .map_err(|e| e.to_string())?;
@@ -208,7 +216,42 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         });
     }
     app.run_until_stopped().await;
+    witness.stop().await;
     Ok(())
+}
+
+/// The demo's witness name (a schema-less URL, as C2SP key names are).
+const DEMO_WITNESS: &str = "witness.dev.cgc-gateway.invalid/demo";
+
+async fn start_witness(options: &DemoOptions, clock: SharedClock) -> Result<crate::witness::WitnessServer, String> {
+    let audit_dir = options.certs.join("audit");
+    let key = crate::cli::witness::open_or_create_key(&audit_dir, DEMO_WITNESS)?;
+    let log_key_path = audit_dir.join("verifier-key.txt");
+    let log_key_text =
+        std::fs::read_to_string(&log_key_path).map_err(|e| format!("cannot read {}: {e}", log_key_path.display()))?;
+    let log_key = crate::audit::note::NoteVerifier::parse(log_key_text.trim()).map_err(|e| e.to_string())?;
+    let state_dir = options.data.join("witness");
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let witness = crate::witness::Witness::open(crate::witness::WitnessConfig {
+        key,
+        log_keys: vec![log_key],
+        state_dir,
+        clock,
+    })
+    .map_err(|e| e.to_string())?;
+    crate::witness::WitnessServer::start(
+        Arc::new(witness),
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .map_err(|e| format!("cannot start the demo's witness: {e}"))
+}
+
+fn witness_verifier_text(certs: &std::path::Path) -> Result<String, String> {
+    let path = certs.join("audit").join(crate::cli::witness::VERIFIER_KEY_FILE);
+    std::fs::read_to_string(&path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// What the welcome text says about the state the demo starts from.

@@ -105,12 +105,24 @@ pub async fn export(store: &SharedStore, out: &Path) -> Result<ExportSummary, Ex
         .sync_all()
         .map_err(io(&entries_path))?;
 
+    // Each checkpoint as published: the log's note, then the witnesses' cosignatures of it.
+    let mut cosigned: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
+    for (size, line) in store.all_cosignatures().await? {
+        cosigned.entry(size).or_default().push_str(&line);
+    }
+    let published = |row: &crate::store::CheckpointRow| {
+        let mut note = row.note.clone();
+        if let Some(lines) = cosigned.get(&row.tree_size) {
+            note.push_str(lines);
+        }
+        note
+    };
     for row in &checkpoints {
         let path = checkpoints_dir.join(row.tree_size.to_string());
-        std::fs::write(&path, &row.note).map_err(io(&path))?;
+        std::fs::write(&path, published(row)).map_err(io(&path))?;
     }
     let path = out.join(CHECKPOINT_FILE);
-    std::fs::write(&path, &latest.note).map_err(io(&path))?;
+    std::fs::write(&path, published(latest)).map_err(io(&path))?;
 
     let history = store.audit_keys().await?;
     let path = out.join(VERIFIER_KEYS_FILE);

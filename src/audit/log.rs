@@ -200,6 +200,16 @@ impl AuditLog {
         Ok(stored.and_then(|b| b.get(..width * 32).map(<[u8]>::to_vec)))
     }
 
+    /// The latest checkpoint as published: the log's signed note followed by the witnesses'
+    /// cosignatures of it recorded so far (C2SP tlog-cosignature lines).
+    pub async fn published_checkpoint(&self) -> Result<Option<String>, AuditError> {
+        let Some(row) = self.latest_checkpoint() else {
+            return Ok(None);
+        };
+        let lines = self.shared.store.cosignatures(row.tree_size).await?;
+        Ok(Some(row.note + &lines.concat()))
+    }
+
     pub fn latest_checkpoint(&self) -> Option<CheckpointRow> {
         read(&self.shared.latest_checkpoint).clone()
     }

@@ -13,6 +13,7 @@ pub mod note;
 pub mod receipt;
 pub mod tiles;
 pub mod verify;
+pub mod witnessing;
 
 pub use entry::{Actor, CaseRef, Channel, ClauseRef, Event, LogKey, Receipt};
 pub use log::{AuditError, AuditLog};

@@ -35,6 +35,9 @@ pub enum Finding {
     Checkpoint { name: String, reason: String },
     #[error("rollback: {0}")]
     Rollback(String),
+    /// A required witness cosigned no checkpoint of the export.
+    #[error("witness {0}: no checkpoint carries a valid cosignature by this witness")]
+    Unwitnessed(String),
     /// Entries without a signature of their own (v2) that no longer hash to the root the
     /// checkpoint covering them signed: one of `from..to` was changed.
     #[error(
@@ -232,6 +235,8 @@ pub struct Summary {
     pub last_time: Option<String>,
     /// The size of the trusted checkpoint that was shown consistent, if one was given.
     pub trusted_size: Option<u64>,
+    /// Per required witness (its name): the largest checkpoint it cosigned.
+    pub witnessed: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Display for Summary {
@@ -265,6 +270,9 @@ impl std::fmt::Display for Summary {
         }
         if let (Some(first), Some(last)) = (&self.first_time, &self.last_time) {
             writeln!(f, "  time span:   {first} .. {last}")?;
+        }
+        for (witness, size) in &self.witnessed {
+            writeln!(f, "  witness:     {witness} cosigned the log up to size {size}")?;
         }
         if let Some(size) = self.trusted_size {
             writeln!(
@@ -351,6 +359,7 @@ pub fn verify_folder(
         first_time: stats.first_time,
         last_time: stats.last_time,
         trusted_size,
+        witnessed: BTreeMap::new(),
     })
 }
 
@@ -420,12 +429,17 @@ fn open_checkpoint(name: &str, raw: &[u8], keys: &[Key]) -> Result<Checkpoint, F
     let note = std::str::from_utf8(raw).map_err(|_| bad("not UTF-8".into()))?;
     let verifiers: Vec<NoteVerifier> = keys.iter().map(|k| k.verifier.clone()).collect();
     let opened = open_note(note, &verifiers).map_err(|e| bad(e.to_string()))?;
-    // The gateway signs each checkpoint exactly once; any other line was added after export.
-    let signatures = note.get(opened.text.len()..).unwrap_or_default();
-    if signatures.matches('\n').count() != 2 {
-        return Err(bad("must carry exactly one signature line, the log's".into()));
-    }
     let checkpoint = Checkpoint::parse(opened.text).map_err(|e| bad(e.to_string()))?;
+    // The gateway signs each checkpoint exactly once under the log's name; other lines are
+    // witnesses' cosignatures (checked by `verify_witnessed` when asked).
+    let signatures = note.get(opened.text.len()..).unwrap_or_default();
+    let by_log = signatures
+        .lines()
+        .filter(|l| l.strip_prefix("\u{2014} ").and_then(|r| r.split(' ').next()) == Some(checkpoint.origin.as_str()))
+        .count();
+    if by_log != 1 {
+        return Err(bad("must carry exactly one signature line by the log's key".into()));
+    }
     let signer = opened
         .verified_by
         .first()
@@ -528,7 +542,41 @@ fn check_trusted(note: &[u8], keys: &[Key], tree: &Tree, origin: &str) -> Result
 }
 
 /// `audit verify`: reads the folder and the key file from disk.
+/// `verify_folder`, and then for each of `witnesses`: some checkpoint of the folder must carry
+/// a valid cosignature by it (the checkpoints are already shown to be one history, so the
+/// witness vouches for the log up to the largest size it cosigned).
+pub fn verify_witnessed(
+    folder: &Folder,
+    summary: &mut Summary,
+    witnesses: &[crate::witness::WitnessVerifier],
+) -> Result<(), Finding> {
+    for witness in witnesses {
+        let largest = folder
+            .checkpoints
+            .iter()
+            .filter_map(|(name, raw)| {
+                let note = std::str::from_utf8(raw).ok()?;
+                witness.verify_note(note).ok()?;
+                name.parse::<u64>().ok()
+            })
+            .max()
+            .ok_or_else(|| Finding::Unwitnessed(witness.name().to_owned()))?;
+        summary.witnessed.insert(witness.name().to_owned(), largest);
+    }
+    Ok(())
+}
+
 pub fn verify_dir(dir: &Path, key_file: &Path, trusted_checkpoint: Option<&Path>) -> Result<Summary, Finding> {
+    verify_dir_witnessed(dir, key_file, trusted_checkpoint, &[])
+}
+
+/// `verify_dir` that also requires a cosignature by each of `witnesses`.
+pub fn verify_dir_witnessed(
+    dir: &Path,
+    key_file: &Path,
+    trusted_checkpoint: Option<&Path>,
+    witnesses: &[crate::witness::WitnessVerifier],
+) -> Result<Summary, Finding> {
     let key_text = std::fs::read_to_string(key_file).map_err(|e| Finding::Keys {
         line: 0,
         reason: format!("cannot read {}: {e}", key_file.display()),
@@ -542,5 +590,7 @@ pub fn verify_dir(dir: &Path, key_file: &Path, trusted_checkpoint: Option<&Path>
         None => None,
     };
     let folder = Folder::read(dir)?;
-    verify_folder(&folder, &trusted, seen.as_deref())
+    let mut summary = verify_folder(&folder, &trusted, seen.as_deref())?;
+    verify_witnessed(&folder, &mut summary, witnesses)?;
+    Ok(summary)
 }

@@ -156,6 +156,10 @@ enum AuditCommand {
         /// A checkpoint seen earlier: the folder must extend it (detects rollbacks and forks).
         #[arg(long)]
         trusted_checkpoint: Option<PathBuf>,
+        /// A witness's verifier key file (`witness-verifier-key.txt`): some checkpoint of the
+        /// folder must carry that witness's valid cosignature. Repeatable.
+        #[arg(long = "witness-key", value_name = "FILE")]
+        witness_keys: Vec<PathBuf>,
     },
     /// Checks one receipt offline (a disclosed case's `receipt` member, or
     /// `{index, entry, checkpoint, inclusion_proof}`): the checkpoint's signature, the entry's
@@ -381,9 +385,19 @@ async fn audit(command: AuditCommand) -> Result<(), String> {
             dir,
             key,
             trusted_checkpoint,
+            witness_keys,
         } => {
-            let summary = crate::audit::verify::verify_dir(&dir, &key, trusted_checkpoint.as_deref())
-                .map_err(|finding| format!("verification FAILED: {finding}"))?;
+            let witnesses = witness_keys
+                .iter()
+                .map(|path| {
+                    let text =
+                        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    crate::witness::WitnessVerifier::parse(text.trim()).map_err(|e| format!("{}: {e}", path.display()))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let summary =
+                crate::audit::verify::verify_dir_witnessed(&dir, &key, trusted_checkpoint.as_deref(), &witnesses)
+                    .map_err(|finding| format!("verification FAILED: {finding}"))?;
             print!("{summary}");
             Ok(())
         }

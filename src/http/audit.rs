@@ -76,9 +76,10 @@ fn required(value: Option<u64>, name: &str) -> Result<u64, ApiError> {
 async fn checkpoint(State(ctx): State<Ctx>, _reader: AuditReader) -> Result<Response, ApiError> {
     let latest = ctx
         .audit
-        .latest_checkpoint()
+        .published_checkpoint()
+        .await?
         .ok_or_else(|| ApiError::Internal("no checkpoint published".into()))?;
-    let mut response = latest.note.into_response();
+    let mut response = latest.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -327,6 +327,14 @@ pub trait Store: Send + Sync + 'static {
     async fn add_revocation(&self, row: &RevocationRow) -> Result<bool, StoreError>;
     async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError>;
 
+    /// Records a witness's cosignature line (`— <witness> <base64>`) of the checkpoint of
+    /// `tree_size`; a line already recorded changes nothing.
+    async fn add_cosignature(&self, tree_size: u64, line: &str) -> Result<(), StoreError>;
+    /// The cosignature lines of the checkpoint of `tree_size`, in the order recorded.
+    async fn cosignatures(&self, tree_size: u64) -> Result<Vec<String>, StoreError>;
+    /// Every cosignature line with its tree size, by size (for exports).
+    async fn all_cosignatures(&self) -> Result<Vec<(u64, String)>, StoreError>;
+
     /// The current version of one case.
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError>;
     /// The change log after `after`, in commit order, at most `limit` rows. Every write that

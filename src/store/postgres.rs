@@ -39,6 +39,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         "audit_tiles",
         include_str!("../../migrations/postgres/0003_audit_tiles.sql"),
     ),
+    (
+        4,
+        "cosignatures",
+        include_str!("../../migrations/postgres/0004_cosignatures.sql"),
+    ),
 ]);
 
 /// The advisory lock an audit append holds from reading the log's end to its commit: appends
@@ -599,6 +604,33 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn add_cosignature(&self, tree_size: u64, line: &str) -> Result<(), StoreError> {
+        let mut tx = WriteTx::begin(&self.pool).await?;
+        sqlx::query("INSERT INTO audit_cosignatures (tree_size, line) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(to_i64(tree_size)?)
+            .bind(line)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    async fn cosignatures(&self, tree_size: u64) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT line FROM audit_cosignatures WHERE tree_size = $1 ORDER BY seq")
+                .bind(to_i64(tree_size)?)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn all_cosignatures(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT tree_size, line FROM audit_cosignatures ORDER BY tree_size, seq")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|(size, line)| Ok((to_u64(size)?, line))).collect()
     }
 
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {

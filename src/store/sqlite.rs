@@ -53,6 +53,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         include_str!("../../migrations/sqlite/0006_audit_tiles.sql"),
     ),
     (7, "changes", include_str!("../../migrations/sqlite/0007_changes.sql")),
+    (
+        8,
+        "cosignatures",
+        include_str!("../../migrations/sqlite/0008_cosignatures.sql"),
+    ),
 ]);
 
 #[derive(Debug, Clone)]
@@ -504,6 +509,33 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn add_cosignature(&self, tree_size: u64, line: &str) -> Result<(), StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
+        sqlx::query("INSERT OR IGNORE INTO audit_cosignatures (tree_size, line) VALUES (?, ?)")
+            .bind(to_i64(tree_size)?)
+            .bind(line)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    async fn cosignatures(&self, tree_size: u64) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT line FROM audit_cosignatures WHERE tree_size = ? ORDER BY seq")
+                .bind(to_i64(tree_size)?)
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn all_cosignatures(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT tree_size, line FROM audit_cosignatures ORDER BY tree_size, seq")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter().map(|(size, line)| Ok((to_u64(size)?, line))).collect()
     }
 
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {

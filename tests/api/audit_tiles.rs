@@ -421,6 +421,15 @@ impl Store for Counting {
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {
         self.inner.current_case(center_id, case_id).await
     }
+    async fn add_cosignature(&self, tree_size: u64, line: &str) -> Result<(), StoreError> {
+        self.inner.add_cosignature(tree_size, line).await
+    }
+    async fn cosignatures(&self, tree_size: u64) -> Result<Vec<String>, StoreError> {
+        self.inner.cosignatures(tree_size).await
+    }
+    async fn all_cosignatures(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.inner.all_cosignatures().await
+    }
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
         self.inner.changes_after(after, limit).await
     }

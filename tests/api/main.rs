@@ -30,3 +30,4 @@ mod tls;
 mod tokens;
 mod views;
 mod witness;
+mod witnessed;
