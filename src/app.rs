@@ -236,7 +236,14 @@ impl Application {
                     .local_addr()
                     .map_err(|source| AppError::Listen { addr: at, source })?;
                 tracing::info!(addr = %bound, "metrics listening (plain HTTP: keep it off public networks)");
-                let task = tokio::spawn(crate::metrics::serve(listener, ctx.clone(), rx.clone()));
+                let from = ctx.clone();
+                let gauges: crate::metrics::GaugeSource = Arc::new(move || crate::metrics::Gauges {
+                    audit_size: from.audit.size(),
+                    checkpoint: from.audit.latest_checkpoint(),
+                    cases: from.live.case_count(),
+                    connections: from.connections.len(),
+                });
+                let task = tokio::spawn(crate::metrics::serve(listener, gauges, rx.clone()));
                 (Some(bound), Some(task))
             }
             None => (None, None),

@@ -25,7 +25,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use time::format_description::well_known::Rfc3339;
 
-use crate::app::Ctx;
 use crate::audit::Channel;
 
 /// The content type of the text exposition format.
@@ -230,7 +229,7 @@ impl Metrics {
     }
 
     /// The text exposition of everything, with the gauges `ctx` knows.
-    pub fn render(&self, ctx: Option<&Ctx>) -> String {
+    pub fn render(&self, gauges: Option<&Gauges>) -> String {
         let mut out = String::with_capacity(8192);
         let locked = self.lock().clone_view();
 
@@ -338,15 +337,15 @@ impl Metrics {
             self.streams_open.load(Ordering::Relaxed)
         );
 
-        if let Some(ctx) = ctx {
+        if let Some(g) = gauges {
             header(
                 &mut out,
                 "cgc_gateway_audit_tree_size",
                 "gauge",
                 "Entries in the audit log.",
             );
-            let _ = writeln!(out, "cgc_gateway_audit_tree_size {}", ctx.audit.size());
-            if let Some(checkpoint) = ctx.audit.latest_checkpoint() {
+            let _ = writeln!(out, "cgc_gateway_audit_tree_size {}", g.audit_size);
+            if let Some(checkpoint) = &g.checkpoint {
                 header(
                     &mut out,
                     "cgc_gateway_audit_checkpoint_size",
@@ -374,14 +373,14 @@ impl Metrics {
                 "gauge",
                 "Current case versions held for the live views.",
             );
-            let _ = writeln!(out, "cgc_gateway_cases {}", ctx.live.case_count());
+            let _ = writeln!(out, "cgc_gateway_cases {}", g.cases);
             header(
                 &mut out,
                 "cgc_gateway_connections_open",
                 "gauge",
                 "Open mTLS connections.",
             );
-            let _ = writeln!(out, "cgc_gateway_connections_open {}", ctx.connections.len());
+            let _ = writeln!(out, "cgc_gateway_connections_open {}", g.connections);
         }
         out
     }
@@ -450,15 +449,27 @@ pub async fn track_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// The metrics listener's router: `GET /metrics`, nothing else.
-pub fn router(ctx: Ctx) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(scrape))
-        .with_state(ctx)
+/// The gauges read from the running gateway at each scrape (never a case's contents).
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    pub audit_size: u64,
+    pub checkpoint: Option<crate::store::CheckpointRow>,
+    pub cases: usize,
+    pub connections: usize,
 }
 
-async fn scrape(State(ctx): State<Ctx>) -> Response {
-    let mut response = global().render(Some(&ctx)).into_response();
+/// Where a scrape reads the gauges from (the app wires it; this module knows no app).
+pub type GaugeSource = std::sync::Arc<dyn Fn() -> Gauges + Send + Sync>;
+
+/// The metrics listener's router: `GET /metrics`, nothing else.
+pub fn router(gauges: GaugeSource) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .with_state(gauges)
+}
+
+async fn scrape(State(gauges): State<GaugeSource>) -> Response {
+    let mut response = global().render(Some(&gauges())).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
@@ -466,7 +477,11 @@ async fn scrape(State(ctx): State<Ctx>) -> Response {
 }
 
 /// Serves [`router`] over plain HTTP on `listener` until `shutdown` turns true.
-pub async fn serve(listener: tokio::net::TcpListener, ctx: Ctx, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gauges: GaugeSource,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let stopped = async move {
         while !*shutdown.borrow_and_update() {
@@ -475,7 +490,10 @@ pub async fn serve(listener: tokio::net::TcpListener, ctx: Ctx, mut shutdown: to
             }
         }
     };
-    if let Err(e) = axum::serve(listener, router(ctx)).with_graceful_shutdown(stopped).await {
+    if let Err(e) = axum::serve(listener, router(gauges))
+        .with_graceful_shutdown(stopped)
+        .await
+    {
         tracing::error!(error = %e, ?addr, "the metrics listener stopped");
     }
 }
