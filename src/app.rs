@@ -16,8 +16,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::limits::{BulkWatch, RateLimiter, RefusalCoalescer};
 use crate::live::{Hub, HubSettings};
-use crate::policy::PolicyWorld;
-use crate::store::{self, SharedStore};
+use crate::store;
 use crate::tls::TlsState;
 use crate::tls::serve::{Connections, serve};
 
@@ -39,70 +38,7 @@ pub enum AppError {
     Other(String),
 }
 
-/// Everything a request handler needs.
-pub struct AppContext {
-    pub clock: SharedClock,
-    pub store: SharedStore,
-    /// The agreements and consents in force, and the one way to change them.
-    pub agreements: Arc<crate::agreements::Agreements>,
-    pub audit: AuditLog,
-    pub tokens: TokenVerifier,
-    pub tls: Arc<TlsState>,
-    pub connections: Arc<Connections>,
-    /// Rate limits, revocations, and the record of every refusal.
-    pub access: Arc<crate::access::Access>,
-    /// On a store shared with other instances: what keeps this one current with their writes.
-    pub follower: Option<Arc<crate::follow::Follower>>,
-    /// Every case version a CGC pushes goes through this service.
-    pub ingest: crate::cases::ingest::Ingest,
-    /// The largest batch import body (`[limits] batch_body_bytes`).
-    pub batch_body_bytes: u64,
-    /// Every disclosure to a terminal, by every channel, goes through this service.
-    pub disclosures: crate::views::Disclosures,
-    /// The live fan-out hub behind the terminal streams.
-    pub live: Arc<Hub>,
-    /// The development token issuer's private key, set only by `demo`: enables
-    /// `POST /v1/dev/token`. Never set in `serve`.
-    pub dev_token_issuer: OnceLock<Vec<u8>>,
-}
-
-impl std::fmt::Debug for AppContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppContext")
-            .field("cases", &self.live.case_count())
-            .field("audit", &self.audit)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppContext {
-    /// The agreements, consents and registry in force now (a snapshot: never changes under a
-    /// request that holds it).
-    pub fn policy(&self) -> Arc<PolicyWorld> {
-        self.agreements.current()
-    }
-
-    /// Re-reads the certificates and CRLs (SPEC §3: without a restart) and cuts every open
-    /// connection whose certificate the new material refuses. Returns how many were cut.
-    pub fn reload_tls(&self) -> Result<usize, crate::tls::TlsError> {
-        self.tls.reload()?;
-        // The time handshakes are verified at (rustls's time provider), so that an open
-        // connection is cut exactly when a new handshake with its certificate would fail.
-        let cut = match self.tls.current().config.time_provider.current_time() {
-            Some(now) => self.connections.cut_refused(&self.tls, now),
-            None => 0,
-        };
-        tracing::info!(cut, "TLS material reloaded");
-        Ok(cut)
-    }
-
-    /// Replaces the policy world; live streams re-evaluate at once (withdrawals included).
-    pub fn set_policy(&self, world: PolicyWorld) {
-        self.agreements.install(world);
-    }
-}
-
-pub type Ctx = Arc<AppContext>;
+pub use crate::http::context::{AppContext, Ctx};
 
 /// A running gateway.
 pub struct Application {
@@ -173,7 +109,7 @@ impl Application {
         let revocations =
             crate::revocations::Revocations::load(store.clone(), audit.clone(), clock.clone(), connections.clone())
                 .await?;
-        let ingest = crate::cases::ingest::Ingest::new(store.clone(), live.clone(), clock.clone());
+        let ingest = crate::ingest::Ingest::new(store.clone(), live.clone(), clock.clone());
         let access = Arc::new(crate::access::Access::new(
             revocations,
             RateLimiter::new(config.limits.burst, config.limits.per_minute),
@@ -253,13 +189,13 @@ impl Application {
             .witnesses
             .iter()
             .map(|w| {
-                let verifier = crate::witness::WitnessVerifier::parse(&w.verifier_key)
+                let verifier = crate::audit::cosignature::WitnessVerifier::parse(&w.verifier_key)
                     .map_err(|e| AppError::Other(format!("witness verifier key: {e}")))?;
                 crate::witness::WitnessEndpoint::new(&w.url, verifier)
                     .map_err(|e| AppError::Other(format!("witness: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        crate::audit::witnessing::spawn_cosigners(ctx.audit.clone(), witnesses, rx.clone());
+        crate::witness::cosigner::spawn_cosigners(ctx.audit.clone(), witnesses, rx.clone());
         let refusal_flush = {
             let (ctx, rx) = (ctx.clone(), rx.clone());
             tokio::spawn(async move { ctx.access.flush_refusals(rx).await })

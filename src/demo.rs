@@ -225,7 +225,7 @@ const DEMO_WITNESS: &str = "witness.dev.cgc-gateway.invalid/demo";
 
 async fn start_witness(options: &DemoOptions, clock: SharedClock) -> Result<crate::witness::WitnessServer, String> {
     let audit_dir = options.certs.join("audit");
-    let key = crate::cli::witness::open_or_create_key(&audit_dir, DEMO_WITNESS)?;
+    let key = crate::witness::keyfile::open_or_create_key(&audit_dir, DEMO_WITNESS)?;
     let log_key_path = audit_dir.join("verifier-key.txt");
     let log_key_text =
         std::fs::read_to_string(&log_key_path).map_err(|e| format!("cannot read {}: {e}", log_key_path.display()))?;
@@ -248,7 +248,7 @@ async fn start_witness(options: &DemoOptions, clock: SharedClock) -> Result<crat
 }
 
 fn witness_verifier_text(certs: &std::path::Path) -> Result<String, String> {
-    let path = certs.join("audit").join(crate::cli::witness::VERIFIER_KEY_FILE);
+    let path = certs.join("audit").join(crate::witness::keyfile::VERIFIER_KEY_FILE);
     std::fs::read_to_string(&path)
         .map(|t| t.trim().to_owned())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))

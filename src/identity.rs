@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
-use crate::cases::record::is_identifier;
+use crate::text::is_identifier;
 
 const URN_PREFIX: &str = "urn:cgc-gateway:";
 

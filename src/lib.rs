@@ -22,6 +22,7 @@ pub mod devpki;
 pub mod follow;
 pub mod http;
 pub mod identity;
+pub mod ingest;
 pub mod limits;
 pub mod live;
 pub mod logging;

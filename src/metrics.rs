@@ -25,8 +25,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::Channel;
-
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -37,11 +35,12 @@ const LATENCY_BOUNDS: &[f64] = &[
 /// Entries per durable audit batch.
 const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
 
-const CHANNELS: [(Channel, &str); 4] = [
-    (Channel::List, "list"),
-    (Channel::Detail, "detail"),
-    (Channel::Search, "search"),
-    (Channel::Stream, "stream"),
+/// The disclosure channels, as the audit log names them.
+pub const CHANNELS: [(&str, &str); 4] = [
+    ("list", "list"),
+    ("detail", "detail"),
+    ("search", "search"),
+    ("stream", "stream"),
 ];
 
 /// The process's registry.
@@ -200,8 +199,9 @@ impl Metrics {
         }
     }
 
-    /// `cases` cases disclosed by `channel`, recorded durably in `elapsed`.
-    pub fn disclosed(&self, channel: Channel, cases: usize, elapsed: Duration) {
+    /// `cases` cases disclosed by `channel` (`list`, `detail`, `search`, `stream`), recorded
+    /// durably in `elapsed`.
+    pub fn disclosed(&self, channel: &str, cases: usize, elapsed: Duration) {
         if let Some(i) = CHANNELS.iter().position(|(c, _)| *c == channel) {
             if let Some(counter) = self.disclosures.get(i) {
                 counter.fetch_add(u64::try_from(cases).unwrap_or(u64::MAX), Ordering::Relaxed);

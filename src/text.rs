@@ -118,6 +118,16 @@ pub fn is_subject(s: &str) -> bool {
             .any(|c| is_control_or_break(c) || is_bidi_control(c) || is_default_ignorable(c))
 }
 
+/// Identifiers are path segments (`/v1/cases/{case_id}`, `/v1/centers/{center_id}/…`), where `.`
+/// and `..` mean "this level" and "the parent" to every URL resolver, proxy and log reader; ids
+/// made only of dots are refused.
+pub fn is_identifier(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !s.bytes().all(|b| b == b'.')
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {

@@ -52,6 +52,11 @@ pub struct ViewReceipt {
 }
 
 impl ViewReceipt {
+    /// The receipt as JSON, as every channel writes it after a case's view.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "null".into())
+    }
+
     pub fn new(receipt: Receipt, clause: String) -> Self {
         Self {
             audit_index: receipt.audit_index,
@@ -65,7 +70,7 @@ impl ViewReceipt {
 
 /// `<center_id>:<case_id>`.
 pub fn case_ref(record: &CaseRecord) -> String {
-    format!("{}:{}", record.center_id, record.case_id)
+    record.reference()
 }
 
 /// Something about to be disclosed: the case, the decision that allows it, and the fields of it
@@ -229,7 +234,7 @@ impl Disclosures {
             .collect();
         let started = std::time::Instant::now();
         let receipts = self.audit.record(events).await?;
-        crate::metrics::global().disclosed(channel, receipts.len(), started.elapsed());
+        crate::metrics::global().disclosed(channel.as_str(), receipts.len(), started.elapsed());
         self.watch_bulk(to, receipts.len());
         Ok(items
             .iter()
@@ -275,7 +280,7 @@ impl Disclosures {
             if i > 0 {
                 out.push(',');
             }
-            case.write_with_receipt(&mut out, receipt);
+            case.write_with_receipt(&mut out, &receipt.to_json());
         }
         out.push_str("]}");
         Ok(out)
@@ -295,7 +300,7 @@ impl Disclosures {
         let receipts = self.record(to, std::slice::from_ref(&case), Channel::Detail).await?;
         let receipt = receipts.first().ok_or(AuditError::Unavailable)?;
         let mut out = String::with_capacity(case.head.len() + 160);
-        case.write_with_receipt(&mut out, receipt);
+        case.write_with_receipt(&mut out, &receipt.to_json());
         Ok(out)
     }
 

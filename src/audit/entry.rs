@@ -69,6 +69,18 @@ pub enum Channel {
     Stream,
 }
 
+impl Channel {
+    /// The channel's name in entries (`list`, `detail`, `search`, `stream`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::List => "list",
+            Channel::Detail => "detail",
+            Channel::Search => "search",
+            Channel::Stream => "stream",
+        }
+    }
+}
+
 /// What an entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -4,6 +4,7 @@
 //! key can verify it, and each disclosure's receipt, offline. A disclosure leaves the gateway
 //! only after its entry is durable; if the log cannot be written, nothing is disclosed.
 
+pub mod cosignature;
 pub mod entry;
 pub mod export;
 pub mod log;
@@ -13,7 +14,6 @@ pub mod note;
 pub mod receipt;
 pub mod tiles;
 pub mod verify;
-pub mod witnessing;
 
 pub use entry::{Actor, CaseRef, Channel, ClauseRef, Event, LogKey, Receipt};
 pub use log::{AuditError, AuditLog};

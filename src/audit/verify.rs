@@ -548,7 +548,7 @@ fn check_trusted(note: &[u8], keys: &[Key], tree: &Tree, origin: &str) -> Result
 pub fn verify_witnessed(
     folder: &Folder,
     summary: &mut Summary,
-    witnesses: &[crate::witness::WitnessVerifier],
+    witnesses: &[crate::audit::cosignature::WitnessVerifier],
 ) -> Result<(), Finding> {
     for witness in witnesses {
         let largest = folder
@@ -575,7 +575,7 @@ pub fn verify_dir_witnessed(
     dir: &Path,
     key_file: &Path,
     trusted_checkpoint: Option<&Path>,
-    witnesses: &[crate::witness::WitnessVerifier],
+    witnesses: &[crate::audit::cosignature::WitnessVerifier],
 ) -> Result<Summary, Finding> {
     let key_text = std::fs::read_to_string(key_file).map_err(|e| Finding::Keys {
         line: 0,

@@ -2,8 +2,6 @@
 //! synthetic cases of the demo feed (`synth`). The current version of every case is held by
 //! the live hub (`crate::live::Hub`), the one owner of what each unit sees.
 
-pub mod batch;
-pub mod ingest;
 pub mod record;
 pub mod synth;
 pub mod validate;

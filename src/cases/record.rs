@@ -34,15 +34,7 @@ impl fmt::Display for CaseId {
 }
 
 /// The identifier grammar shared by case ids, center ids, station ids and agreement ids.
-/// Identifiers are path segments (`/v1/cases/{case_id}`, `/v1/centers/{center_id}/…`), where `.`
-/// and `..` mean "this level" and "the parent" to every URL resolver, proxy and log reader; ids
-/// made only of dots are refused.
-pub fn is_identifier(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && !s.bytes().all(|b| b == b'.')
-}
+pub use crate::text::is_identifier;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,6 +174,13 @@ pub struct CaseRecord {
     pub assessment: Option<Assessment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub center_contact: Option<CenterContact>,
+}
+
+impl CaseRecord {
+    /// `<center_id>:<case_id>`: how terminals name a case (case ids are unique per center only).
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.center_id, self.case_id)
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use super::policy::gateway_addr;
-use crate::cases::batch::decode::Charset;
 use crate::client::GatewayClient;
+use crate::ingest::batch::decode::Charset;
 
 /// How much of the file is read and sent at a time.
 const CHUNK_BYTES: usize = 64 * 1024;

@@ -392,7 +392,8 @@ async fn audit(command: AuditCommand) -> Result<(), String> {
                 .map(|path| {
                     let text =
                         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    crate::witness::WitnessVerifier::parse(text.trim()).map_err(|e| format!("{}: {e}", path.display()))
+                    crate::audit::cosignature::WitnessVerifier::parse(text.trim())
+                        .map_err(|e| format!("{}: {e}", path.display()))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
             let summary =

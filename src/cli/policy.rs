@@ -249,7 +249,7 @@ pub async fn apply(
         .get("id")
         .and_then(toml::Value::as_str)
         .ok_or_else(|| format!("{}: the document has no `id`", file.display()))?;
-    if !crate::cases::record::is_identifier(id) {
+    if !crate::text::is_identifier(id) {
         return Err(format!("{}: `{id}` is not a valid agreement id", file.display()));
     }
     let user = client.rsplit('-').next().unwrap_or(client);

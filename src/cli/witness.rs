@@ -1,10 +1,7 @@
 //! `cgc-gateway witness keygen|serve`: a C2SP tlog-witness for the gateway's audit log
 //! (docs/witness.md).
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,12 +10,9 @@ use clap::Subcommand;
 use crate::audit::note::NoteVerifier;
 use crate::audit::verify::parse_key_lines;
 use crate::clock::SystemClock;
-use crate::witness::{Witness, WitnessConfig, WitnessKey, WitnessServer};
+use crate::witness::{Witness, WitnessConfig, WitnessServer};
 
-/// The private key file `keygen` writes.
-pub const KEY_FILE: &str = "witness-key.txt";
-/// The verifier key file `keygen` writes, for the gateway's configuration and the auditors.
-pub const VERIFIER_KEY_FILE: &str = "witness-verifier-key.txt";
+pub use crate::witness::keyfile::{KEY_FILE, VERIFIER_KEY_FILE, keygen, open_or_create_key, read_witness_key};
 
 #[derive(Debug, Subcommand)]
 pub enum WitnessCommand {
@@ -90,53 +84,6 @@ pub async fn run(command: WitnessCommand) -> Result<(), String> {
             Ok(())
         }
     }
-}
-
-/// Writes a new key pair to `out` (created if needed) and returns the verifier key text. An
-/// existing key is never overwritten: the witness's identity is its key.
-pub fn keygen(out: &Path, name: &str) -> Result<String, String> {
-    let key = WitnessKey::generate(name).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let verifier = key.verifier().to_text();
-    write_new(&out.join(KEY_FILE), &key.private_key_text(), 0o600)?;
-    write_new(&out.join(VERIFIER_KEY_FILE), &verifier, 0o644)?;
-    Ok(verifier)
-}
-
-/// The witness key in `dir`, created by [`keygen`] if there is none yet (for `demo`, which
-/// must keep its witness's identity across runs).
-pub fn open_or_create_key(dir: &Path, name: &str) -> Result<WitnessKey, String> {
-    let path = dir.join(KEY_FILE);
-    if !path.exists() {
-        keygen(dir, name)?;
-    }
-    let key = read_witness_key(&path)?;
-    if key.name() != name {
-        return Err(format!(
-            "{} is the key of {}, not of {name}",
-            path.display(),
-            key.name()
-        ));
-    }
-    Ok(key)
-}
-
-fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), String> {
-    let error = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(error)?;
-    file.write_all(format!("{text}\n").as_bytes()).map_err(error)?;
-    file.sync_all().map_err(error)
-}
-
-pub fn read_witness_key(path: &Path) -> Result<WitnessKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    // The message never quotes the file: it is a secret.
-    WitnessKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Every key of every file, in the grammar of `audit verify --key` (validity ranges are

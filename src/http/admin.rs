@@ -9,10 +9,10 @@ use axum::extract::{MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{AdminCaller, refuse};
 use crate::agreements::{AgreementDocument, AgreementError, ProviderState, Submitted};
-use crate::app::Ctx;
 use crate::policy::ConsentAction;
 use crate::revocations::{RevocationError, Revoked, Target};
 

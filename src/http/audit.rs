@@ -20,9 +20,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{AuditReader, AuditorCaller, refuse};
-use crate::app::Ctx;
 use crate::audit::tiles::{TILE_WIDTH, TilePath, entry_bundle};
 
 /// The most entries one `GET /v1/audit/entries` answers with; clients page with `start`.

@@ -12,11 +12,11 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 
 use super::cases::PutCaseResponse;
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{CenterCaller, limit_per_certificate, refuse};
-use crate::app::Ctx;
-use crate::cases::batch::decode::Charset;
-use crate::cases::batch::{BatchImport, Report};
+use crate::ingest::batch::decode::Charset;
+use crate::ingest::batch::{BatchImport, Report};
 
 pub const BATCH_PATH: &str = "/v1/cases/batch";
 

@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::routing::put;
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{CenterCaller, refuse};
-use crate::app::Ctx;
-use crate::cases::ingest::IngestError;
+use crate::ingest::IngestError;
 
 pub fn routes() -> Router<Ctx> {
     Router::new().route("/v1/cases/{case_id}", put(put_case))

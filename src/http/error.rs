@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::cases::batch::columns::ColumnError;
 use crate::cases::validate::FieldError;
+use crate::ingest::batch::columns::ColumnError;
 
 /// How long a client should wait before retrying while the audit log or the store cannot write.
 const UNAVAILABLE_RETRY_SECS: u64 = 5;
@@ -325,9 +325,9 @@ impl From<crate::revocations::RevocationError> for ApiError {
     }
 }
 
-impl From<crate::cases::ingest::IngestError> for ApiError {
-    fn from(e: crate::cases::ingest::IngestError) -> Self {
-        use crate::cases::ingest::IngestError as E;
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError as E;
         match e {
             E::Invalid { detail, errors } => ApiError::Invalid { detail, errors },
             E::OtherCenter => ApiError::Forbidden(e.to_string()),
@@ -357,9 +357,9 @@ impl From<crate::follow::FollowError> for ApiError {
     }
 }
 
-impl From<crate::cases::batch::BatchError> for ApiError {
-    fn from(e: crate::cases::batch::BatchError) -> Self {
-        use crate::cases::batch::BatchError as E;
+impl From<crate::ingest::batch::BatchError> for ApiError {
+    fn from(e: crate::ingest::batch::BatchError) -> Self {
+        use crate::ingest::batch::BatchError as E;
         match e {
             E::NoHeader | E::UndecodableHeader { .. } => ApiError::InvalidBatch {
                 detail: e.to_string(),

@@ -9,9 +9,9 @@ use axum::http::{Extensions, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::context::Ctx;
 use super::error::ApiError;
 use crate::access::{Denied, Refusal};
-use crate::app::Ctx;
 use crate::audit::Actor;
 use crate::auth::TokenAudience;
 use crate::identity::{Principal, SharedPeer};

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod batch;
 pub mod cases;
+pub mod context;
 pub mod error;
 pub mod extract;
 pub mod host;
@@ -18,7 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::Ctx;
+use context::Ctx;
 use error::ApiError;
 use host::Hosts;
 

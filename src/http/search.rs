@@ -9,9 +9,9 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::TerminalCaller;
-use crate::app::Ctx;
 use crate::search::{self, QueryError};
 use crate::views::SearchResults;
 

@@ -24,9 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::{broadcast, oneshot};
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{OFFICER_COOKIE, TerminalCaller, refuse};
-use crate::app::Ctx;
 use crate::audit::Channel;
 use crate::live::{Cursor, Stamped, Start, UnitCase, UnitEvent, hub::ExpiryGuard};
 use crate::views::{Recipient, ViewReceipt};
@@ -136,7 +136,7 @@ fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> By
         out.push_str(&format!("id: {cursor}\n"));
     }
     out.push_str("data: ");
-    c.write_with_receipt(&mut out, receipt);
+    c.write_with_receipt(&mut out, &receipt.to_json());
     out.push_str("\n\n");
     Bytes::from(out)
 }

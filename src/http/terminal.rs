@@ -9,9 +9,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{TerminalCaller, refuse};
-use crate::app::Ctx;
 use crate::views::DisclosureError;
 
 pub fn routes() -> Router<Ctx> {

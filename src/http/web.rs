@@ -12,9 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::refuse;
-use crate::app::Ctx;
 use crate::auth::{AudClaim, Claims, Confirmation, issue_token};
 use crate::identity::{Principal, SharedPeer};
 

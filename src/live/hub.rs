@@ -15,7 +15,6 @@ use super::cursor::Cursor;
 use crate::cases::CurrentCase;
 use crate::clock::SharedClock;
 use crate::policy::{Decision, FieldPath, FieldSet, PolicyWorld, evaluate, next_change, project};
-use crate::views::case_ref;
 
 /// (center id, case id).
 type CaseKey = (String, String);
@@ -178,7 +177,7 @@ struct Head<'a> {
 impl UnitCase {
     fn build(case: Arc<CurrentCase>, decision: Decision) -> Self {
         let (view, disclosed) = project(&case.record, decision.fields);
-        let reference = case_ref(&case.record);
+        let reference = case.record.reference();
         let r = &case.record;
         let head = Head {
             reference: &reference,
@@ -203,10 +202,10 @@ impl UnitCase {
 
 impl UnitCase {
     /// Appends this case as list, detail and stream send it: the view and its receipt.
-    pub fn write_with_receipt(&self, out: &mut String, receipt: &crate::views::ViewReceipt) {
+    pub fn write_with_receipt(&self, out: &mut String, receipt_json: &str) {
         out.push_str(&self.head);
         out.push_str(",\"receipt\":");
-        out.push_str(&serde_json::to_string(receipt).unwrap_or_else(|_| "null".into()));
+        out.push_str(receipt_json);
         out.push('}');
     }
 }

@@ -10,11 +10,11 @@ use serde::{Deserialize, Deserializer};
 use time::{Month, OffsetDateTime, UtcOffset};
 use toml::Spanned;
 
-use super::error::PolicyError;
 use super::fields::{FieldPath, FieldSet};
-use crate::cases::record::is_identifier;
 use crate::registry::Registry;
 use crate::registry::codes::PrefectureCode;
+use crate::registry::error::PolicyError;
+use crate::text::is_identifier;
 
 /// Who receives a view, relative to the case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

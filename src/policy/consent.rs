@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::agreement::Agreement;
-use super::error::PolicyError;
 use crate::registry::Registry;
+use crate::registry::error::PolicyError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,9 +9,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
 use super::consent::{ConsentBook, ConsentState};
-use super::error::PolicyError;
 use super::fields::{FieldPath, FieldSet};
 use crate::cases::record::{AbuseType, CaseRecord, RiskLevel, Sex, Status};
+use crate::registry::error::PolicyError;
 use crate::registry::{Operator, Registry, Unit, UnitKind};
 
 /// How long a report may stay without a safety confirmation (national rule, 2018).

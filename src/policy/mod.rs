@@ -4,7 +4,6 @@
 
 pub mod agreement;
 pub mod consent;
-pub mod error;
 pub mod evaluate;
 pub mod fields;
 pub mod project;
@@ -12,9 +11,9 @@ pub mod project;
 mod proptests;
 pub mod widening;
 
+pub use crate::registry::error::PolicyError;
 pub use agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
 pub use consent::{ConsentAction, ConsentBook, ConsentState, ProviderConsent};
-pub use error::PolicyError;
 pub use evaluate::{
     Decision, NoView, Overlap, PolicyWorld, SAFETY_CONFIRMATION_WINDOW, evaluate, explain, find_overlap, next_change,
 };

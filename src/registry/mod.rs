@@ -3,6 +3,7 @@
 //! policy engine looks up here is known to be consistent.
 
 pub mod codes;
+pub mod error;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,8 +12,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use self::codes::{MunicipalityCode, PrefectureCode};
-use crate::cases::record::is_identifier;
-use crate::policy::error::PolicyError;
+use crate::text::is_identifier;
+use error::PolicyError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefecture {

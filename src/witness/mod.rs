@@ -9,13 +9,16 @@
 //! endpoint (`cgc-gateway witness serve`) and `client` the log's side. See docs/witness.md.
 
 pub mod client;
-pub mod cosignature;
+pub mod cosigner;
+pub mod keyfile;
 pub mod protocol;
 pub mod server;
 pub mod service;
 pub mod state;
 
+/// The cosignature format lives with the log (`audit::cosignature`); re-exported here.
+pub use crate::audit::cosignature;
+pub use crate::audit::cosignature::{CosignatureLine, WitnessKey, WitnessVerifier, append_cosignatures};
 pub use client::{WitnessEndpoint, WitnessError, add_checkpoint, cosign_checkpoint};
-pub use cosignature::{CosignatureLine, WitnessKey, WitnessVerifier, append_cosignatures};
 pub use server::WitnessServer;
 pub use service::{Refusal, Witness, WitnessConfig};

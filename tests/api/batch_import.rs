@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use cgc_gateway::cases::batch::BatchImport;
-use cgc_gateway::cases::batch::decode::Charset;
 use cgc_gateway::client::Reply;
+use cgc_gateway::ingest::batch::BatchImport;
+use cgc_gateway::ingest::batch::decode::Charset;
 use encoding_rs::SHIFT_JIS;
 use hyper::Method;
 use serde_json::Value;

@@ -16,8 +16,8 @@ use serde::Serialize;
 use self::columns::{ColumnError, Header, RowDocument};
 use self::csv::{MAX_RECORD_BYTES, Record, RecordProblem};
 use self::decode::{Charset, DecodingReader};
-use super::ingest::{Ingest, IngestError, Ingested};
-use super::record::CaseId;
+use super::{Ingest, IngestError, Ingested};
+use crate::cases::record::CaseId;
 use crate::registry::Registry;
 use crate::store::StoreError;
 

@@ -2,11 +2,13 @@
 //! then handed to the live hub. A service: it owns its errors and knows nothing of HTTP; the
 //! single `PUT` and the batch import both go through `Ingest::push`.
 
+pub mod batch;
+
 use std::sync::Arc;
 
-use super::CurrentCase;
-use super::record::{CaseId, CaseRecord};
-use super::validate::{FieldError, parse_case_bytes};
+use crate::cases::CurrentCase;
+use crate::cases::record::{CaseId, CaseRecord};
+use crate::cases::validate::{FieldError, parse_case_bytes};
 use crate::clock::SharedClock;
 use crate::live::{Change, Hub};
 use crate::registry::Registry;

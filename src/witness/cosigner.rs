@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::log::AuditLog;
+use crate::audit::AuditLog;
 use crate::store::SharedStore;
 use crate::witness::{WitnessEndpoint, WitnessError, add_checkpoint};
 

@@ -116,7 +116,7 @@ impl DecodingReader {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::cases::batch::csv::RecordProblem;
+    use crate::ingest::batch::csv::RecordProblem;
 
     fn read(charset: Charset, bytes: &[u8], piece: usize) -> Vec<Record> {
         let mut reader = DecodingReader::new(charset);
