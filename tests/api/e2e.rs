@@ -44,6 +44,10 @@ async fn the_web_terminal_works_in_chromium() {
         return;
     }
     let app = spawn_app().await;
+    // The browser pushes and ages cases by its own clock (`Date.now()`): the gateway's clock
+    // must be the same wall clock, as in a real deployment.
+    #[allow(clippy::disallowed_methods)]
+    app.clock.set(time::OffsetDateTime::now_utc());
     let ctx = app.app.context().clone();
     let key = std::fs::read(pki().join("token-issuer/issuer-key.pem")).unwrap();
     ctx.dev_token_issuer.set(key).unwrap();
