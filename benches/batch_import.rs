@@ -36,7 +36,7 @@ async fn main() {
     let rows: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
     let certs = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    cgc_gateway::devpki::write_dev_pki(certs.path(), config::DEV_AUDIT_ORIGIN).unwrap();
+    cgc_gateway::dev::pki::write_dev_pki(certs.path(), config::DEV_AUDIT_ORIGIN).unwrap();
     let policies = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
     let mut config = Config::development(certs.path(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
     // The peer's PUTs would hit the per-certificate rate limit at once (the batch is one request).

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cgc_gateway::app::Application;
-use cgc_gateway::cases::synth::Synth;
 use cgc_gateway::client::GatewayClient;
 use cgc_gateway::clock::{Clock, SystemClock};
 use cgc_gateway::config::{self, Config};
+use cgc_gateway::dev::synth::Synth;
 use hyper::Method;
 
 const CONCURRENCY: usize = 16;
@@ -26,7 +26,7 @@ const CASES: usize = 100;
 async fn main() {
     let certs = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    cgc_gateway::devpki::write_dev_pki(certs.path(), config::DEV_AUDIT_ORIGIN).unwrap();
+    cgc_gateway::dev::pki::write_dev_pki(certs.path(), config::DEV_AUDIT_ORIGIN).unwrap();
     let policies = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
     let mut config = Config::development(certs.path(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
     // One terminal drives the whole load here; the per-terminal limit would cap it otherwise.

@@ -199,7 +199,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    cgc_gateway::devpki::write_dev_pki(&certs, config::DEV_AUDIT_ORIGIN).unwrap();
+    cgc_gateway::dev::pki::write_dev_pki(&certs, config::DEV_AUDIT_ORIGIN).unwrap();
     let cluster = pg::PgCluster::start().expect("PostgreSQL is needed (apt-get install postgresql)");
     let sqlite_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
     let pg_url = cluster.create_database().await;

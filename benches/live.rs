@@ -73,7 +73,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    cgc_gateway::devpki::write_dev_pki(&certs, cgc_gateway::config::DEV_AUDIT_ORIGIN).unwrap();
+    cgc_gateway::dev::pki::write_dev_pki(&certs, cgc_gateway::config::DEV_AUDIT_ORIGIN).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -2,7 +2,7 @@
 //! with a throwaway database and talk to it over real TLS.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -130,6 +130,12 @@ impl Application {
                 change_head,
             ))
         });
+        let dev_token_issuer = match &config.dev_token_issuer_key {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| AppError::Other(format!("cannot read {}: {e}", path.display())))?)
+            }
+            None => None,
+        };
         let ctx = Arc::new(AppContext {
             clock,
             store,
@@ -144,7 +150,7 @@ impl Application {
             batch_body_bytes: config.limits.batch_body_bytes,
             disclosures,
             live,
-            dev_token_issuer: OnceLock::new(),
+            dev_token_issuer,
         });
         let listener = TcpListener::bind(config.listen)
             .await

@@ -28,6 +28,10 @@ pub struct Config {
     /// before each request; PostgreSQL then takes no notification lock at commit.
     #[serde(default = "default_true")]
     pub notify_changes: bool,
+    /// Development only, set by `demo` and never read from a file: the token issuer's private
+    /// key, which routes `POST /v1/dev/token` (the demo's sign-in button). `serve` never has it.
+    #[serde(skip)]
+    pub dev_token_issuer_key: Option<PathBuf>,
     /// The folder with `registry.toml`, `agreements/` and `consents.toml`.
     pub policies: PathBuf,
     pub tls: TlsConfig,
@@ -379,6 +383,7 @@ impl Config {
             hosts: vec!["localhost".into()],
             database_url: format!("sqlite://{}", data.join("gateway.db").display()),
             notify_changes: true,
+            dev_token_issuer_key: None,
             policies: policies.to_owned(),
             tls: TlsConfig {
                 server_cert: certs.join("server.pem"),

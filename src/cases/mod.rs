@@ -1,9 +1,7 @@
-//! Case records: what centers push (`record`), how a push is validated (`validate`), and the
-//! synthetic cases of the demo feed (`synth`). The current version of every case is held by
+//! Case records: what centers push (`record`), how a push is validated (`validate`). The current version of every case is held by
 //! the live hub (`crate::live::Hub`), the one owner of what each unit sees.
 
 pub mod record;
-pub mod synth;
 pub mod validate;
 
 use record::CaseRecord;

@@ -244,7 +244,7 @@ async fn run(command: Command, serve_config: Option<Config>) -> Result<(), Strin
             reset,
             metrics_port,
         } => {
-            crate::demo::run(crate::demo::DemoOptions {
+            crate::dev::demo::run(crate::dev::demo::DemoOptions {
                 port,
                 data,
                 certs,
@@ -267,7 +267,7 @@ async fn run(command: Command, serve_config: Option<Config>) -> Result<(), Strin
             Ok(())
         }
         Command::DevCerts { out } => {
-            crate::devpki::write_dev_pki(&out, config::DEV_AUDIT_ORIGIN).map_err(|e| e.to_string())?;
+            crate::dev::pki::write_dev_pki(&out, config::DEV_AUDIT_ORIGIN).map_err(|e| e.to_string())?;
             println!(
                 "development PKI written to {} (never use it outside development)",
                 out.display()

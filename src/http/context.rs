@@ -1,7 +1,7 @@
 //! The state every handler is given: the services and the pieces of the edge a request needs.
 //! The app builds it (`app::Application::build`); the HTTP layer owns its shape.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
@@ -36,7 +36,7 @@ pub struct AppContext {
     pub live: Arc<Hub>,
     /// The development token issuer's private key, set only by `demo`: enables
     /// `POST /v1/dev/token`. Never set in `serve`.
-    pub dev_token_issuer: OnceLock<Vec<u8>>,
+    pub dev_token_issuer: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for AppContext {

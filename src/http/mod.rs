@@ -30,7 +30,14 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// (404), known paths with another method (405, with `Allow`), and requests for another host
 /// (400/421, before any route sees them; see `host`).
 pub fn router(ctx: Ctx, hosts: Hosts) -> Router {
+    // The demo's development token endpoint exists only where the demo configured an issuer.
+    let dev = if ctx.dev_token_issuer.is_some() {
+        web::dev_routes()
+    } else {
+        Router::new()
+    };
     Router::new()
+        .merge(dev)
         .merge(cases::routes())
         .merge(terminal::routes())
         .merge(admin::routes())

@@ -45,7 +45,11 @@ pub fn routes() -> Router<Ctx> {
             get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
         )
         .route("/terminal/config.json", get(config))
-        .route("/v1/dev/token", post(dev_token))
+}
+
+/// `POST /v1/dev/token`: routed only when the demo configured a token issuer.
+pub fn dev_routes() -> Router<Ctx> {
+    Router::new().route("/v1/dev/token", post(dev_token))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -60,7 +64,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// What the page needs to know before sign-in: whether the demo's token button works.
 async fn config(State(ctx): State<Ctx>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "dev_sign_in": ctx.dev_token_issuer.get().is_some() }))
+    Json(serde_json::json!({ "dev_sign_in": ctx.dev_token_issuer.is_some() }))
 }
 
 #[derive(Deserialize)]
@@ -76,7 +80,7 @@ async fn dev_token(
     peer: Option<axum::Extension<SharedPeer>>,
     body: Result<Json<DevTokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(key) = ctx.dev_token_issuer.get() else {
+    let Some(key) = ctx.dev_token_issuer.as_ref() else {
         return Err(ApiError::NotFound);
     };
     let Some(axum::Extension(peer)) = peer else {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::helpers::{full_case, pki, spawn_app};
+use crate::helpers::{full_case, pki, spawn_app_with};
 use cgc_gateway::policy::ConsentState;
 
 fn e2e_dir() -> PathBuf {
@@ -43,14 +43,15 @@ async fn the_web_terminal_works_in_chromium() {
         eprintln!("SKIPPED the_web_terminal_works_in_chromium: missing {missing}");
         return;
     }
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c, _| {
+        c.dev_token_issuer_key = Some(pki().join("token-issuer/issuer-key.pem"));
+    })
+    .await;
     // The browser pushes and ages cases by its own clock (`Date.now()`): the gateway's clock
     // must be the same wall clock, as in a real deployment.
     #[allow(clippy::disallowed_methods)]
     app.clock.set(time::OffsetDateTime::now_utc());
     let ctx = app.app.context().clone();
-    let key = std::fs::read(pki().join("token-issuer/issuer-key.pem")).unwrap();
-    ctx.dev_token_issuer.set(key).unwrap();
 
     // What terminal-kagacho-1 (加賀町, covering Yokohama Naka-ku 141046) starts with.
     let mut y1 = full_case("yokohama-central", "E2E-Y1", "141046");

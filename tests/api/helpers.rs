@@ -21,7 +21,7 @@ pub fn pki() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        cgc_gateway::devpki::write_dev_pki(dir.path(), config::DEV_AUDIT_ORIGIN).unwrap();
+        cgc_gateway::dev::pki::write_dev_pki(dir.path(), config::DEV_AUDIT_ORIGIN).unwrap();
         dir
     })
     .path()

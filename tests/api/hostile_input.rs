@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cgc_gateway::auth::{TokenAudience, dev_claims, issue_token, x5t_s256};
 use cgc_gateway::client::{GatewayClient, Reply};
-use cgc_gateway::devpki::Authority;
+use cgc_gateway::dev::pki::Authority;
 use hyper::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cgc_gateway::config;
-use cgc_gateway::devpki::{Authority, CA_KINDS, DEMO_P12_PASSWORD, DEMO_PRINCIPALS, write_dev_pki};
+use cgc_gateway::dev::pki::{Authority, CA_KINDS, DEMO_P12_PASSWORD, DEMO_PRINCIPALS, write_dev_pki};
 use time::{Duration, OffsetDateTime};
 
 /// Loads everything under the folder given as argv[1]; prints one `kind path` line per file it

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cgc_gateway::client::GatewayClient;
-use cgc_gateway::devpki::Authority;
+use cgc_gateway::dev::pki::Authority;
 use rustls_pki_types::pem::PemObject;
 use time::{Duration, OffsetDateTime};
 
@@ -207,7 +207,7 @@ async fn a_reloaded_crl_refuses_the_terminal_and_cuts_its_open_connection() {
             now + Duration::days(1),
         )
         .unwrap();
-    let client = |c: &cgc_gateway::devpki::IssuedCert| {
+    let client = |c: &cgc_gateway::dev::pki::IssuedCert| {
         GatewayClient::new(
             app.app.addr(),
             &server_ca(),
@@ -272,7 +272,7 @@ async fn handshake_and_ask(
     (kind, status)
 }
 
-fn client_config(cert: &cgc_gateway::devpki::IssuedCert) -> Arc<rustls::ClientConfig> {
+fn client_config(cert: &cgc_gateway::dev::pki::IssuedCert) -> Arc<rustls::ClientConfig> {
     cgc_gateway::tls::client_config(&server_ca(), cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap()
 }
 

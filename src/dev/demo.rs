@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::Application;
-use crate::cases::synth::Synth;
 use crate::client::GatewayClient;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config};
+use crate::dev::synth::Synth;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -29,12 +29,12 @@ pub struct DemoOptions {
 /// The demo registry, agreement and consents, built into the binary so that `demo` runs from
 /// any folder. Paths are relative to a policy folder.
 pub const BUILT_IN_POLICIES: &[(&str, &str)] = &[
-    ("README.md", include_str!("../policies/README.md")),
-    ("registry.toml", include_str!("../policies/registry.toml")),
-    ("consents.toml", include_str!("../policies/consents.toml")),
+    ("README.md", include_str!("../../policies/README.md")),
+    ("registry.toml", include_str!("../../policies/registry.toml")),
+    ("consents.toml", include_str!("../../policies/consents.toml")),
     (
         "agreements/kanagawa-2026.toml",
-        include_str!("../policies/agreements/kanagawa-2026.toml"),
+        include_str!("../../policies/agreements/kanagawa-2026.toml"),
     ),
 ];
 
@@ -163,7 +163,7 @@ pub fn ensure_dev_certs(certs: &Path) -> Result<(), String> {
         return Ok(());
     }
     tracing::info!(dir = %certs.display(), "generating development certificates");
-    crate::devpki::write_dev_pki(certs, config::DEV_AUDIT_ORIGIN).map_err(|e| e.to_string())
+    crate::dev::pki::write_dev_pki(certs, config::DEV_AUDIT_ORIGIN).map_err(|e| e.to_string())
 }
 
 pub async fn run(options: DemoOptions) -> Result<(), String> {
@@ -188,6 +188,8 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     // <certs>/audit/, its state in the data folder; the gateway asks it to cosign every
     // checkpoint.
     let witness = start_witness(&options, clock.clone()).await?;
+    // The demo's sign-in button: development tokens, bound to the calling terminal's cert.
+    config.dev_token_issuer_key = Some(options.certs.join("token-issuer").join("issuer-key.pem"));
     config.audit.witnesses.push(crate::config::WitnessConfig {
         url: format!("http://{}", witness.addr()),
         verifier_key: witness_verifier_text(&options.certs)?,
@@ -195,10 +197,6 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let app = Application::build(&config, clock.clone())
         .await
         .map_err(|e| e.to_string())?;
-    // The demo's sign-in button: development tokens, bound to the calling terminal's cert.
-    let issuer_key = options.certs.join("token-issuer").join("issuer-key.pem");
-    let issuer_key = std::fs::read(&issuer_key).map_err(|e| format!("cannot read {}: {e}", issuer_key.display()))?;
-    let _ = app.context().dev_token_issuer.set(issuer_key);
     let addr = app.addr();
     let world = World {
         folder,
