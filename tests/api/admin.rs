@@ -58,11 +58,6 @@ pub(crate) fn state_of(doc: &Value, operator: &str) -> String {
         .to_owned()
 }
 
-/// Waits until the audit log holds a line containing all of `needles`.
-pub(crate) async fn audit_has(app: &TestApp, needles: &[&str]) -> bool {
-    app.audit_has(needles).await
-}
-
 #[tokio::test]
 async fn prefecture_and_provider_cities_read_the_agreement_with_its_history() {
     let app = spawn_app().await;
@@ -87,7 +82,7 @@ async fn prefecture_and_provider_cities_read_the_agreement_with_its_history() {
         assert!(history.iter().all(|s| s["action"] == "seed"));
     }
     let seeded = cgc_gateway::agreements::sha256_hex(&demo_agreement());
-    assert!(audit_has(&app, &["\"kind\":\"agreement_version\"", &seeded]).await);
+    assert!(app.audit_has(&["\"kind\":\"agreement_version\"", &seeded]).await);
     assert_eq!(
         admin(&app, PREF, Method::GET, "/v1/admin/agreements/tokyo-2026", None)
             .await
@@ -128,14 +123,11 @@ async fn agreement_read_is_forbidden_to_others() {
     );
     assert!(p["detail"].as_str().unwrap().contains("prefecture 14"), "{p}");
     assert!(
-        audit_has(
-            &app,
-            &[
-                "\"kind\":\"refusal\"",
-                "admin:141305",
-                "GET /v1/admin/agreements/{agreement_id}"
-            ]
-        )
+        app.audit_has(&[
+            "\"kind\":\"refusal\"",
+            "admin:141305",
+            "GET /v1/admin/agreements/{agreement_id}"
+        ])
         .await
     );
 
@@ -194,7 +186,10 @@ async fn only_the_prefecture_submits_versions_and_they_take_effect_at_their_date
     assert_eq!(accepted["in_force"], false);
     let sha = cgc_gateway::agreements::sha256_hex(&v2);
     assert_eq!(accepted["sha256"], sha.as_str());
-    assert!(audit_has(&app, &["\"kind\":\"agreement_version\"", "admin:14:pref-admin", &sha]).await);
+    assert!(
+        app.audit_has(&["\"kind\":\"agreement_version\"", "admin:14:pref-admin", &sha])
+            .await
+    );
 
     let doc = admin(&app, PREF, Method::GET, AGREEMENT, None).await.json().unwrap();
     assert_eq!(
@@ -229,11 +224,8 @@ async fn only_the_prefecture_submits_versions_and_they_take_effect_at_their_date
     let doc = admin(&app, PREF, Method::GET, AGREEMENT, None).await.json().unwrap();
     assert_eq!(doc["current_version"], 2);
     assert!(
-        audit_has(
-            &app,
-            &["\"kind\":\"disclosure\"", "kanagawa-2026@v2/providers/14/all/views/hq"]
-        )
-        .await
+        app.audit_has(&["\"kind\":\"disclosure\"", "kanagawa-2026@v2/providers/14/all/views/hq"])
+            .await
     );
 }
 
@@ -383,19 +375,13 @@ async fn city_opt_in_needs_the_citys_consent_and_the_prefectures_confirmation() 
     }
     for action in ["consent", "confirm", "withdraw"] {
         assert!(
-            audit_has(
-                &app,
-                &["\"kind\":\"consent\"", &format!("\"action\":\"{action}\""), "141305"]
-            )
-            .await
+            app.audit_has(&["\"kind\":\"consent\"", &format!("\"action\":\"{action}\""), "141305"])
+                .await
         );
     }
     assert!(
-        audit_has(
-            &app,
-            &["\"kind\":\"refusal\"", "admin:141003", "/providers/{operator}/{action}"]
-        )
-        .await
+        app.audit_has(&["\"kind\":\"refusal\"", "admin:141003", "/providers/{operator}/{action}"])
+            .await
     );
 }
 

@@ -6,7 +6,7 @@
 use hyper::Method;
 use serde_json::Value;
 
-use crate::admin::{AGREEMENT, PREF, YOKOHAMA, admin, audit_has, demo_agreement, state_of, step};
+use crate::admin::{AGREEMENT, PREF, YOKOHAMA, admin, demo_agreement, state_of, step};
 use crate::helpers::{TestApp, field_paths, full_case, listed, spawn_app};
 
 /// Submits a version 2 of the demo agreement made by `edit`; returns the answer.
@@ -66,7 +66,10 @@ async fn a_wider_scope_waits_for_the_citys_consent_and_the_prefectures_confirmat
     assert_eq!(answer["in_force"], true);
     assert_eq!(answer["reasked"][0]["operator"], "141003");
     assert_eq!(answer["reasked"][0]["widened"][0], "scope widened from criteria to all");
-    assert!(audit_has(&app, &["\"kind\":\"consent\"", "\"action\":\"reask\"", "141003"]).await);
+    assert!(
+        app.audit_has(&["\"kind\":\"consent\"", "\"action\":\"reask\"", "141003"])
+            .await
+    );
     let doc = agreement(&app).await;
     let yokohama = provider(&doc, "141003");
     assert_eq!(yokohama["state"], "asked");
