@@ -41,6 +41,8 @@ pub struct Refusal {
 pub struct Access {
     pub revocations: Revocations,
     certificates: RateLimiter,
+    /// CGC case systems' certificates, with their own budget.
+    centers: RateLimiter,
     officers: RateLimiter,
     refusals: RefusalCoalescer,
     audit: AuditLog,
@@ -57,6 +59,7 @@ impl Access {
     pub fn new(
         revocations: Revocations,
         certificates: RateLimiter,
+        centers: RateLimiter,
         officers: RateLimiter,
         refusals: RefusalCoalescer,
         audit: AuditLog,
@@ -65,6 +68,7 @@ impl Access {
         Self {
             revocations,
             certificates,
+            centers,
             officers,
             refusals,
             audit,
@@ -75,7 +79,11 @@ impl Access {
     /// Takes one request from the certificate's bucket. Checked before any token is verified
     /// or anything is written, for every principal kind.
     pub fn admit_certificate(&self, principal: &Principal) -> Result<(), Denied> {
-        self.certificates
+        let limiter = match principal {
+            Principal::Center { .. } => &self.centers,
+            _ => &self.certificates,
+        };
+        limiter
             .check(&principal.to_string(), self.clock.now())
             .map_err(|retry_after_secs| Denied::RateLimited { retry_after_secs })
     }

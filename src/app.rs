@@ -113,6 +113,7 @@ impl Application {
         let access = Arc::new(crate::access::Access::new(
             revocations,
             RateLimiter::new(config.limits.burst, config.limits.per_minute),
+            RateLimiter::new(config.limits.center_burst, config.limits.center_per_minute),
             RateLimiter::new(config.limits.burst, config.limits.per_minute),
             RefusalCoalescer::new(
                 time::Duration::seconds(config.limits.refusal_window_seconds),

@@ -151,6 +151,10 @@ pub struct LimitsConfig {
     /// and per officer.
     pub burst: u32,
     pub per_minute: u32,
+    /// The same for a CGC case system's certificate, which pushes cases in bursts (a day's
+    /// updates, a back-fill) rather than at a person's pace.
+    pub center_burst: u32,
+    pub center_per_minute: u32,
     /// Case disclosures to one officer (every channel: list items, detail views, search hits,
     /// stream events) within `bulk_window_minutes` above which a security entry is written to
     /// the audit log.
@@ -172,6 +176,8 @@ impl Default for LimitsConfig {
         Self {
             burst: 120,
             per_minute: 600,
+            center_burst: 1200,
+            center_per_minute: 6000,
             bulk_views: 1000,
             bulk_window_minutes: 60,
             refusal_window_seconds: 60,
@@ -292,6 +298,12 @@ impl Config {
         let limits = &mut self.limits;
         number(&var, "CGC_GATEWAY_LIMITS_BURST", &mut limits.burst)?;
         number(&var, "CGC_GATEWAY_LIMITS_PER_MINUTE", &mut limits.per_minute)?;
+        number(&var, "CGC_GATEWAY_LIMITS_CENTER_BURST", &mut limits.center_burst)?;
+        number(
+            &var,
+            "CGC_GATEWAY_LIMITS_CENTER_PER_MINUTE",
+            &mut limits.center_per_minute,
+        )?;
         number(&var, "CGC_GATEWAY_LIMITS_BULK_VIEWS", &mut limits.bulk_views)?;
         number(
             &var,

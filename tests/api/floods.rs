@@ -130,6 +130,8 @@ async fn every_principal_kind_is_rate_limited_per_certificate() {
     let app = spawn_app_with(|config, _| {
         config.limits.burst = 3;
         config.limits.per_minute = 6;
+        config.limits.center_burst = 3;
+        config.limits.center_per_minute = 6;
     })
     .await;
     for client in [
@@ -240,4 +242,25 @@ async fn a_streams_initial_view_and_live_events_count_toward_bulk_viewing() {
         "{}",
         security[0]
     );
+}
+
+#[tokio::test]
+async fn a_case_system_has_a_budget_of_its_own() {
+    let app = spawn_app_with(|config, _| {
+        config.limits.burst = 3;
+        config.limits.per_minute = 6;
+        config.limits.center_burst = 10;
+        config.limits.center_per_minute = 60;
+    })
+    .await;
+    let center = app.client("center-yokohama-central");
+    for _ in 0..10 {
+        assert_ne!(center.get("/v1/audit/checkpoint", None).await.unwrap().status, 429);
+    }
+    assert_eq!(center.get("/v1/audit/checkpoint", None).await.unwrap().status, 429);
+    let auditor = app.client("auditor-kanagawa-audit");
+    for _ in 0..3 {
+        assert_ne!(auditor.get("/v1/audit/checkpoint", None).await.unwrap().status, 429);
+    }
+    assert_eq!(auditor.get("/v1/audit/checkpoint", None).await.unwrap().status, 429);
 }
