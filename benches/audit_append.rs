@@ -11,9 +11,15 @@
 //!    Peer: the same database opened as before tiles (every leaf hash read, the whole tree in
 //!    memory), also in a fresh process.
 //!
-//! `cargo bench --bench audit_append [-- --large N --small N --skip-throughput]`. Results go
+//! `cargo bench --bench audit_append [-- --large N --small N --skip-throughput --postgres]`
+//! (`--postgres`: the throughput part also on a throwaway PostgreSQL cluster). Results go
 //! in docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+// A throwaway PostgreSQL cluster for `--postgres` (the tests' own helper).
+#[allow(dead_code)]
+#[path = "../tests/api/pg.rs"]
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,10 +79,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// N requesters, each recording one disclosure at a time, as request handlers do.
-async fn through_log(n: usize, base: &Path) -> (f64, Duration, Duration) {
+/// A fresh store: a SQLite file under `base`, or a new database of `pg`.
+async fn fresh(base: &Path, pg: Option<&pg::PgCluster>) -> (SharedStore, tempfile::TempDir) {
     let dir = tempfile::tempdir_in(base).unwrap();
-    let store = store(dir.path()).await;
+    let store = match pg {
+        Some(cluster) => cgc_gateway::store::open(&cluster.create_database().await)
+            .await
+            .unwrap(),
+        None => store(dir.path()).await,
+    };
+    (store, dir)
+}
+
+/// N requesters, each recording one disclosure at a time, as request handlers do.
+async fn through_log(n: usize, base: &Path, pg: Option<&pg::PgCluster>) -> (f64, Duration, Duration) {
+    let (store, _dir) = fresh(base, pg).await;
     let log = AuditLog::open(store, key(), ORIGIN.into(), Arc::new(SystemClock))
         .await
         .unwrap();
@@ -126,10 +143,9 @@ fn raw_rows(from: u64, count: u64, filler: &str) -> Vec<AuditRow> {
 }
 
 /// The same rows' shape, unsigned, inserted in batches of `batch` through the same store code
-/// (one transaction per batch, `synchronous=FULL`).
-async fn raw_sqlite(batch: usize, base: &Path) -> f64 {
-    let dir = tempfile::tempdir_in(base).unwrap();
-    let store = store(dir.path()).await;
+/// (one transaction per batch; SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`).
+async fn raw_inserts(batch: usize, base: &Path, pg: Option<&pg::PgCluster>) -> f64 {
+    let (store, _dir) = fresh(base, pg).await;
     let filler = "x".repeat(330); // about the length of a disclosure line
     let start = Instant::now();
     let mut index = 0u64;
@@ -304,21 +320,31 @@ fn main() {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
 
     if !args.iter().any(|a| a == "--skip-throughput") {
-        println!("| requesters | raw SQLite inserts/s (batch = N) | signed log appends/s | log / raw | p50 | p99 |");
-        println!("|---:|---:|---:|---:|---:|---:|");
-        runtime.block_on(async {
-            for &n in REQUESTERS {
-                let raw = raw_sqlite(n, &base).await;
-                let (rate, p50, p99) = through_log(n, &base).await;
-                println!(
-                    "| {n} | {raw:.0} | {rate:.0} | {:.2} | {:.2} ms | {:.2} ms |",
-                    rate / raw,
-                    p50.as_secs_f64() * 1e3,
-                    p99.as_secs_f64() * 1e3
-                );
-            }
-        });
-        println!();
+        let cluster = args
+            .iter()
+            .any(|a| a == "--postgres")
+            .then(|| pg::PgCluster::start().expect("--postgres needs PostgreSQL (apt-get install postgresql)"));
+        let backends: Vec<(&str, Option<&pg::PgCluster>)> = match &cluster {
+            Some(c) => vec![("SQLite", None), ("PostgreSQL", Some(c))],
+            None => vec![("SQLite", None)],
+        };
+        for (name, pg) in backends {
+            println!("| requesters | raw {name} inserts/s (batch = N) | signed log appends/s | log / raw | p50 | p99 |");
+            println!("|---:|---:|---:|---:|---:|---:|");
+            runtime.block_on(async {
+                for &n in REQUESTERS {
+                    let raw = raw_inserts(n, &base, pg).await;
+                    let (rate, p50, p99) = through_log(n, &base, pg).await;
+                    println!(
+                        "| {n} | {raw:.0} | {rate:.0} | {:.2} | {:.2} ms | {:.2} ms |",
+                        rate / raw,
+                        p50.as_secs_f64() * 1e3,
+                        p99.as_secs_f64() * 1e3
+                    );
+                }
+            });
+            println!();
+        }
     }
 
     println!(
