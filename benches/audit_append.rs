@@ -329,7 +329,9 @@ fn main() {
             None => vec![("SQLite", None)],
         };
         for (name, pg) in backends {
-            println!("| requesters | raw {name} inserts/s (batch = N) | signed log appends/s | log / raw | p50 | p99 |");
+            println!(
+                "| requesters | raw {name} inserts/s (batch = N) | signed log appends/s | log / raw | p50 | p99 |"
+            );
             println!("|---:|---:|---:|---:|---:|---:|");
             runtime.block_on(async {
                 for &n in REQUESTERS {

@@ -203,6 +203,22 @@ async fn demo_runs_from_any_folder_and_reset_starts_a_fresh_world() {
         .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(demo.refs("terminal-kagacho-1").await, ["yokosuka:YKS-2026-0001"]);
+    // The demo's own witness cosigns its checkpoints (its key in <certs>/audit/).
+    let witness = std::fs::read_to_string(demo.certs.join("audit/witness-verifier-key.txt")).unwrap();
+    let witness = cgc_gateway::witness::WitnessVerifier::parse(witness.trim()).unwrap();
+    let auditor = demo.client("auditor-kanagawa-audit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let note = auditor.get("/v1/audit/checkpoint", None).await.unwrap().text();
+        if witness.verify_note(&note).is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo's checkpoint is not cosigned: {note}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     drop(demo);
 
     // The world is kept between runs, and the welcome says so.
