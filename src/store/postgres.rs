@@ -303,15 +303,7 @@ impl Store for PgStore {
                 .await?;
             }
             if let Some(row) = &commit.checkpoint {
-                sqlx::query(
-                    "INSERT INTO audit_checkpoints (tree_size, note, published_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tree_size) DO NOTHING",
-                )
-                .bind(to_i64(row.tree_size)?)
-                .bind(&row.note)
-                .bind(&row.published_at)
-                .execute(tx.conn())
-                .await?;
+                insert_checkpoint(&mut tx, row).await?;
             }
             tx.commit().await
         })
@@ -376,15 +368,7 @@ impl Store for PgStore {
     async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError> {
         within_deadline(async {
             let mut tx = WriteTx::begin(&self.pool).await?;
-            sqlx::query(
-                "INSERT INTO audit_checkpoints (tree_size, note, published_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (tree_size) DO NOTHING",
-            )
-            .bind(to_i64(row.tree_size)?)
-            .bind(&row.note)
-            .bind(&row.published_at)
-            .execute(tx.conn())
-            .await?;
+            insert_checkpoint(&mut tx, row).await?;
             tx.commit().await
         })
         .await
@@ -706,6 +690,20 @@ impl Store for PgStore {
             }
         }
     }
+}
+
+/// Stores a checkpoint; the first note of a size stays (several instances sign the same tree).
+async fn insert_checkpoint(tx: &mut WriteTx, row: &CheckpointRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (tree_size, note, published_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (tree_size) DO NOTHING",
+    )
+    .bind(to_i64(row.tree_size)?)
+    .bind(&row.note)
+    .bind(&row.published_at)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
 
 /// Appends entries that continue the stored log exactly, holding the audit lock until commit;
