@@ -68,11 +68,6 @@ impl ViewReceipt {
     }
 }
 
-/// `<center_id>:<case_id>`.
-pub fn case_ref(record: &CaseRecord) -> String {
-    record.reference()
-}
-
 /// Something about to be disclosed: the case, the decision that allows it, and the fields of it
 /// that are both allowed and present (what the entry records).
 pub trait Disclosing {
@@ -334,7 +329,7 @@ impl Disclosures {
             .map(|(h, receipt)| {
                 let r = &h.case.record;
                 CaseView {
-                    reference: case_ref(r),
+                    reference: r.reference(),
                     center_id: r.center_id.to_string(),
                     case_id: r.case_id.to_string(),
                     version: r.version,

@@ -126,16 +126,6 @@ impl AuditLog {
             .ok_or(AuditError::Unavailable)
     }
 
-    /// Records an event whose loss must not fail the request (a refusal): logged if it fails.
-    pub fn record_in_background(&self, event: Event) {
-        let log = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = log.record_one(event).await {
-                tracing::error!(error = %e, "could not record a refusal in the audit log");
-            }
-        });
-    }
-
     pub fn size(&self) -> u64 {
         self.edge().size()
     }
