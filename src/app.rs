@@ -66,6 +66,7 @@ impl Application {
                 Ok((_, record)) => cases.push(Arc::new(CurrentCase {
                     record,
                     seq: stored.seq,
+                    change: stored.change,
                 })),
                 // Still stored and never lost; it just cannot be shown until the rules accept it.
                 Err(_) => tracing::error!(seq = stored.seq, "a stored case no longer validates; it is not served"),
@@ -88,7 +89,7 @@ impl Application {
         )
         .map_err(AppError::Other)?;
         let world = Arc::new(world);
-        let live = Hub::start(clock.clone(), world.clone(), cases, HubSettings::default());
+        let live = Hub::start(clock.clone(), world.clone(), cases, change_head, HubSettings::default());
         let agreements = Arc::new(crate::agreements::Agreements::new(
             store.clone(),
             audit.clone(),
@@ -122,15 +123,17 @@ impl Application {
             audit.clone(),
             clock.clone(),
         ));
-        let follower = store.is_shared().then(|| {
-            Arc::new(crate::follow::Follower::new(
-                store.clone(),
-                live.clone(),
-                agreements.clone(),
-                access.clone(),
-                change_head,
-            ))
-        });
+        // Every instance follows the change log: with other instances it is how their writes
+        // arrive; alone, it tells the hub how far the log is applied, which makes stream cursors
+        // resumable after a restart.
+        let shared = store.is_shared();
+        let follower = Arc::new(crate::follow::Follower::new(
+            store.clone(),
+            live.clone(),
+            agreements.clone(),
+            access.clone(),
+            change_head,
+        ));
         let dev_token_issuer = match &config.dev_token_issuer_key {
             Some(path) => {
                 Some(std::fs::read(path).map_err(|e| AppError::Other(format!("cannot read {}: {e}", path.display())))?)
@@ -146,7 +149,7 @@ impl Application {
             tls: tls.clone(),
             connections,
             access,
-            follower: follower.clone(),
+            follower: shared.then(|| follower.clone()),
             ingest,
             batch_body_bytes: config.limits.batch_body_bytes,
             disclosures,
@@ -167,9 +170,7 @@ impl Application {
         let router =
             crate::http::router(ctx.clone(), hosts).layer(axum::middleware::from_fn(crate::metrics::track_request));
         let (shutdown, rx) = watch::channel(false);
-        if let Some(follower) = follower {
-            tokio::spawn(follower.run(rx.clone()));
-        }
+        tokio::spawn(follower.run(rx.clone()));
         let (metrics_addr, metrics) = match config.metrics_listen {
             Some(at) => {
                 let listener = TcpListener::bind(at)

@@ -38,6 +38,9 @@ pub struct Follower {
     access: Arc<Access>,
     /// The last change applied here.
     applied: Mutex<i64>,
+    /// Whether other instances write to the store. Alone, this instance has applied its own
+    /// policy changes and revocations already, and the follower only keeps the hub's position.
+    shared: bool,
 }
 
 impl std::fmt::Debug for Follower {
@@ -51,6 +54,7 @@ impl Follower {
     /// its cases, policy and revocations, so nothing between is missed; re-applying is harmless).
     pub fn new(store: SharedStore, hub: Arc<Hub>, agreements: Arc<Agreements>, access: Arc<Access>, from: i64) -> Self {
         Self {
+            shared: store.is_shared(),
             store,
             hub,
             agreements,
@@ -70,18 +74,19 @@ impl Follower {
             let (mut policy, mut revocations) = (false, false);
             for row in rows {
                 match row.change {
-                    Change::Case { center_id, case_id } => self.case(&center_id, &case_id).await?,
+                    Change::Case { center_id, case_id } => self.case(&center_id, &case_id, row.seq).await?,
                     Change::Policy => policy = true,
                     Change::Revocation => revocations = true,
                 }
             }
-            if policy {
+            if policy && self.shared {
                 self.agreements.reload().await?;
             }
-            if revocations {
+            if revocations && self.shared {
                 self.access.revocations.reload().await?;
             }
             *applied = last;
+            self.hub.apply(HubChange::Position(last));
         }
     }
 
@@ -110,7 +115,11 @@ impl Follower {
         }
     }
 
-    async fn case(&self, center_id: &str, case_id: &str) -> Result<(), StoreError> {
+    async fn case(&self, center_id: &str, case_id: &str, change: i64) -> Result<(), StoreError> {
+        // This instance's own writes reach the hub before the log is read.
+        if self.hub.case(center_id, case_id).is_some_and(|c| c.change >= change) {
+            return Ok(());
+        }
         let Some(stored) = self.store.current_case(center_id, case_id).await? else {
             return Ok(());
         };
@@ -119,6 +128,7 @@ impl Follower {
             Ok((_, record)) => self.hub.apply(HubChange::Case(Arc::new(CurrentCase {
                 record,
                 seq: stored.seq,
+                change: stored.change,
             }))),
             Err(_) => tracing::error!(seq = stored.seq, "a stored case no longer validates; it is not served"),
         }

@@ -16,7 +16,7 @@ use crate::cases::CurrentCase;
 use crate::cases::record::CaseRecord;
 use crate::clock::SharedClock;
 use crate::limits::BulkWatch;
-use crate::live::{Hub, UnitCase};
+use crate::live::{Hub, Start, Subscription, UnitCase, UnitEvent};
 use crate::policy::{Decision, FieldSet, project};
 use crate::search::{Query, result_fields};
 
@@ -195,7 +195,64 @@ impl std::fmt::Debug for Disclosures {
     }
 }
 
+/// Audit entries of one case read, at most, to tell whether a unit was ever shown it.
+const SHOWN_PAGES: usize = 20;
+const SHOWN_PAGE: u32 = 1000;
+
 impl Disclosures {
+    /// Subscribes `unit` to its live view from `cursor`, settling what a portable resume leaves
+    /// uncertain (`Subscription::uncertain`): each such case the unit was ever disclosed, by
+    /// the audit log, is withdrawn; the others it never saw are not named. When the log cannot
+    /// tell within bounds, the stream starts over with the full view instead.
+    pub async fn subscribe(
+        &self,
+        unit: &str,
+        cursor: Option<crate::live::Cursor>,
+    ) -> Result<Subscription, DisclosureError> {
+        let mut sub = self.hub.subscribe(unit, cursor);
+        if sub.uncertain.is_empty() {
+            return Ok(sub);
+        }
+        let mut events = Vec::new();
+        for (center, case) in std::mem::take(&mut sub.uncertain) {
+            match self.shown_to(unit, &center, &case).await? {
+                Some(true) => events.push(UnitEvent::Withdraw {
+                    reference: format!("{center}:{case}"),
+                }),
+                Some(false) => {}
+                None => return Ok(self.hub.subscribe(unit, None)),
+            }
+        }
+        if let Start::Resume(rest) = &mut sub.start {
+            events.append(rest);
+            *rest = events;
+        }
+        Ok(sub)
+    }
+
+    /// Whether the audit log holds a disclosure of this case to `unit`; `None` if it could not
+    /// tell within `SHOWN_PAGES`.
+    async fn shown_to(&self, unit: &str, center: &str, case: &str) -> Result<Option<bool>, AuditError> {
+        let store = self.audit.store();
+        let mut from = 0;
+        for _ in 0..SHOWN_PAGES {
+            let rows = store.audit_entries_for_case(center, case, from, SHOWN_PAGE).await?;
+            let shown = rows.iter().any(|r| {
+                r.kind == "disclosure"
+                    && serde_json::from_str::<serde_json::Value>(&r.line)
+                        .is_ok_and(|v| v.get("station").and_then(serde_json::Value::as_str) == Some(unit))
+            });
+            if shown {
+                return Ok(Some(true));
+            }
+            match rows.last() {
+                Some(last) if rows.len() == SHOWN_PAGE as usize => from = last.index + 1,
+                _ => return Ok(Some(false)),
+            }
+        }
+        Ok(None)
+    }
+
     pub fn new(audit: AuditLog, hub: Arc<Hub>, bulk: BulkWatch, clock: SharedClock) -> Self {
         Self {
             audit,

@@ -55,7 +55,9 @@ pub fn verifier_keys_text(history: &[AuditKeyRow]) -> Result<String, ExportError
                 from: row.first_index,
                 to: history.get(i + 1).map(|next| next.first_index),
             }),
-            activated: Some(row.activated_at.clone()).filter(|a| !a.is_empty() && !a.contains(' ')),
+            activated: row
+                .activated_at
+                .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok()),
         };
         out.push_str(&line.to_text());
         out.push('\n');

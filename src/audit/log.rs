@@ -12,7 +12,6 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
 
 use super::entry::{Event, LogKey, Receipt, Sealed, seal};
@@ -237,7 +236,7 @@ fn sign_checkpoint(shared: &Shared, size: u64, root: Hash) -> Result<CheckpointR
     Ok(CheckpointRow {
         tree_size: size,
         note,
-        published_at: shared.clock.now().format(&Rfc3339).unwrap_or_default(),
+        published_at: shared.clock.now(),
     })
 }
 
@@ -386,7 +385,7 @@ async fn record_key_takeover(
             first_index,
             key_id: key.key_id_hex().to_owned(),
             verifier_key,
-            activated_at: clock.now().format(&Rfc3339).unwrap_or_default(),
+            activated_at: Some(clock.now()),
         })
         .await?;
     tracing::info!(key_id = key.key_id_hex(), first_index, "audit signing key takes over");

@@ -12,4 +12,6 @@ pub struct CurrentCase {
     pub record: CaseRecord,
     /// The store's sequence number of this version: orders every accepted update.
     pub seq: i64,
+    /// Its row in the store's change log (commit order; see `crate::live::cursor`).
+    pub change: i64,
 }

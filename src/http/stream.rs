@@ -53,7 +53,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(Cursor::parse);
-    let sub = ctx.live.subscribe(&caller.station_id, cursor);
+    let sub = ctx.disclosures.subscribe(&caller.station_id, cursor).await?;
     let recipient = caller.recipient();
     let mut out = VecDeque::new();
     let cases: Vec<Arc<UnitCase>> = match &sub.start {
@@ -205,7 +205,7 @@ impl StreamState {
     }
 
     async fn deliver(&mut self, stamped: &Stamped) {
-        let cursor = Some(self.ctx.live.cursor(stamped.seq));
+        let cursor = Some(self.ctx.live.stamp(stamped.seq, stamped.mark));
         match &stamped.event {
             UnitEvent::Case(c) => {
                 let recorded = self

@@ -130,11 +130,12 @@ impl Ingest {
             })
             .await?;
         match outcome {
-            PutOutcome::Stored { seq } => {
+            PutOutcome::Stored { seq, change } => {
                 // Acknowledged and durable: terminals may now see it.
                 let current = Arc::new(CurrentCase {
                     record: record.clone(),
                     seq,
+                    change,
                 });
                 self.hub.apply(Change::Case(current));
                 Ok((record, Ingested::Stored))

@@ -11,13 +11,15 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, oneshot};
 
-use super::cursor::Cursor;
+use super::cursor::{Cursor, Portable};
 use crate::cases::CurrentCase;
 use crate::clock::SharedClock;
-use crate::policy::{Decision, FieldPath, FieldSet, PolicyWorld, evaluate, next_change, project};
+use crate::policy::{
+    Decision, FieldPath, FieldSet, PolicyWorld, agreement_bound_between, case_deadline, evaluate, next_change, project,
+};
 
 /// (center id, case id).
-type CaseKey = (String, String);
+pub type CaseKey = (String, String);
 
 /// What the hub reacts to.
 #[derive(Debug, Clone)]
@@ -28,6 +30,9 @@ pub enum Change {
     Policy(Arc<PolicyWorld>),
     /// Time may have passed a deadline or an effective date: re-check what is due.
     Tick,
+    /// Every row of the store's change log up to here has been applied (the follower says so
+    /// after each page it reads). Cursors name it so that another instance can resume them.
+    Position(i64),
 }
 
 /// Where changes come from besides this process's own ingest: e.g. a PostgreSQL
@@ -89,6 +94,8 @@ pub enum UnitEvent {
 #[derive(Debug)]
 pub struct Stamped {
     pub seq: u64,
+    /// Where the hub stood when it emitted the event (see `live::cursor`).
+    pub mark: Portable,
     pub event: UnitEvent,
 }
 
@@ -106,11 +113,18 @@ pub struct Subscription {
     /// The cursor that covers `start`.
     pub cursor: Cursor,
     pub events: broadcast::Receiver<Arc<Stamped>>,
+    /// Resuming another instance's (or process's) cursor: cases that changed after it and are
+    /// not in the unit's view now, of which this hub cannot tell whether the terminal was shown
+    /// an earlier version. The caller withdraws each one the unit was ever disclosed (the audit
+    /// log knows), so a withdrawal never names a case the unit has not seen.
+    pub uncertain: Vec<CaseKey>,
 }
 
 struct UnitState {
     tx: broadcast::Sender<Arc<Stamped>>,
     visible: BTreeMap<CaseKey, Arc<UnitCase>>,
+    /// Cases this hub withdrew from the unit and has not shown it again.
+    withdrawn: HashSet<CaseKey>,
     journal: VecDeque<(u64, CaseKey)>,
     /// Events up to this seq may have left the journal.
     floor: u64,
@@ -119,7 +133,17 @@ struct UnitState {
 struct State {
     seq: u64,
     world: Arc<PolicyWorld>,
+    /// The digest of `world` (see `live::cursor`).
+    epoch: u64,
+    /// Every change-log row up to here is applied.
+    position: i64,
+    /// Every deadline up to here is applied.
+    exact_at: OffsetDateTime,
     cases: HashMap<CaseKey, Arc<CurrentCase>>,
+    /// Every case by its latest change-log row.
+    by_change: BTreeSet<(i64, CaseKey)>,
+    /// Every case whose view time alone may change, by that instant (past ones included).
+    deadlines: BTreeSet<(OffsetDateTime, CaseKey)>,
     due: BTreeSet<(OffsetDateTime, CaseKey)>,
     due_of: HashMap<CaseKey, OffsetDateTime>,
     units: BTreeMap<String, UnitState>,
@@ -264,18 +288,26 @@ impl Hub {
     }
 
     /// A hub over the current cases and policy; starts its re-check task.
+    /// `position`: the change-log row up to which `cases` are complete.
     pub fn start(
         clock: SharedClock,
         world: Arc<PolicyWorld>,
         cases: Vec<Arc<CurrentCase>>,
+        position: i64,
         settings: HubSettings,
     ) -> Arc<Self> {
         use rand_core::RngCore;
+        let now = clock.now();
         let hub = Arc::new(Self {
             state: Mutex::new(State {
                 seq: 0,
+                epoch: digest(&world),
                 world,
+                position,
+                exact_at: now,
                 cases: HashMap::new(),
+                by_change: BTreeSet::new(),
+                deadlines: BTreeSet::new(),
                 due: BTreeSet::new(),
                 due_of: HashMap::new(),
                 units: BTreeMap::new(),
@@ -309,6 +341,11 @@ impl Hub {
         self.instance
     }
 
+    /// The change-log row up to which every change is applied here.
+    pub fn position(&self) -> i64 {
+        lock(&self.state).position
+    }
+
     /// Applies one change: evaluated once per unit, broadcast to the units whose view changed.
     pub fn apply(&self, change: Change) {
         let now = self.clock.now();
@@ -317,6 +354,7 @@ impl Hub {
             Change::Case(case) => state.apply_case(case, now),
             Change::Policy(world) => state.apply_policy(world, now, &self.settings),
             Change::Tick => state.apply_due(now),
+            Change::Position(position) => state.position = state.position.max(position),
         }
     }
 
@@ -331,54 +369,62 @@ impl Hub {
         });
     }
 
-    /// Subscribes to `unit`'s events, starting after `cursor` when the hub can honour it.
+    /// Subscribes to `unit`'s events, starting after `cursor` when the hub can honour it: from
+    /// its own journal when it issued the cursor, or, for a portable cursor from another
+    /// instance or an earlier process, by re-sending what changed after it.
     pub fn subscribe(&self, unit: &str, cursor: Option<Cursor>) -> Subscription {
+        let now = self.clock.now();
         let mut state = lock(&self.state);
+        state.catch_up(now);
         let seq = state.seq;
-        let u = state.unit(unit, &self.settings);
-        let events = u.tx.subscribe();
-        let resumable = cursor.filter(|c| c.instance == self.instance && c.seq <= seq && c.seq >= u.floor);
-        let start = match resumable {
-            Some(c) => {
-                // Each touched case once, in its current state, in the order last touched.
-                let mut seen = HashSet::new();
-                let mut touched: Vec<&CaseKey> = u
-                    .journal
-                    .iter()
-                    .rev()
-                    .take_while(|(s, _)| *s > c.seq)
-                    .map(|(_, k)| k)
-                    .filter(|k| seen.insert(*k))
-                    .collect();
-                touched.reverse();
-                Start::Resume(
-                    touched
-                        .into_iter()
-                        .map(|k| match u.visible.get(k) {
-                            Some(uc) => UnitEvent::Case(uc.clone()),
-                            None => UnitEvent::Withdraw {
-                                reference: format!("{}:{}", k.0, k.1),
-                            },
-                        })
-                        .collect(),
-                )
-            }
-            None => Start::Full(u.visible.values().cloned().collect()),
+        let mark = state.mark();
+        state.unit(unit, &self.settings);
+        let state = &*state;
+        let Some(u) = state.units.get(unit) else {
+            return self.full(Vec::new(), broadcast::channel(1).1, seq, mark);
         };
-        Subscription {
-            start,
-            cursor: Cursor {
-                instance: self.instance,
-                seq,
+        let events = u.tx.subscribe();
+        let own = cursor.filter(|c| c.instance == self.instance && c.seq <= seq && c.seq >= u.floor);
+        if let Some(c) = own {
+            return Subscription {
+                start: Start::Resume(journal_since(u, c.seq)),
+                cursor: self.stamp(seq, mark),
+                events,
+                uncertain: Vec::new(),
+            };
+        }
+        match cursor.and_then(|c| c.portable).and_then(|p| state.since(u, p, now)) {
+            Some((resume, uncertain)) => Subscription {
+                start: Start::Resume(resume),
+                cursor: self.stamp(seq, mark),
+                events,
+                uncertain,
             },
-            events,
+            None => self.full(u.visible.values().cloned().collect(), events, seq, mark),
         }
     }
 
-    pub fn cursor(&self, seq: u64) -> Cursor {
+    fn full(
+        &self,
+        cases: Vec<Arc<UnitCase>>,
+        events: broadcast::Receiver<Arc<Stamped>>,
+        seq: u64,
+        mark: Portable,
+    ) -> Subscription {
+        Subscription {
+            start: Start::Full(cases),
+            cursor: self.stamp(seq, mark),
+            events,
+            uncertain: Vec::new(),
+        }
+    }
+
+    /// The cursor of an event.
+    pub fn stamp(&self, seq: u64, mark: Portable) -> Cursor {
         Cursor {
             instance: self.instance,
             seq,
+            portable: Some(mark),
         }
     }
 
@@ -444,6 +490,7 @@ impl State {
         self.units.entry(id.to_owned()).or_insert_with(|| UnitState {
             tx: broadcast::channel(settings.ring.max(1)).0,
             visible: BTreeMap::new(),
+            withdrawn: HashSet::new(),
             journal: VecDeque::new(),
             floor: 0,
         })
@@ -455,12 +502,23 @@ impl State {
         if self.cases.get(&key).is_some_and(|c| c.seq >= case.seq) {
             return;
         }
+        if let Some(old) = self.cases.get(&key) {
+            self.by_change.remove(&(old.change, key.clone()));
+            if let Some(t) = case_deadline(&old.record) {
+                self.deadlines.remove(&(t, key.clone()));
+            }
+        }
+        self.by_change.insert((case.change, key.clone()));
+        if let Some(t) = case_deadline(&case.record) {
+            self.deadlines.insert((t, key.clone()));
+        }
         self.cases.insert(key.clone(), case);
         self.schedule(&key, now);
         self.reevaluate(&key, now, true);
     }
 
     fn apply_policy(&mut self, world: Arc<PolicyWorld>, now: OffsetDateTime, settings: &HubSettings) {
+        self.epoch = digest(&world);
         self.world = world;
         let unit_ids: Vec<String> = self.world.registry.units().map(|u| u.id.clone()).collect();
         for id in unit_ids {
@@ -478,6 +536,7 @@ impl State {
         if self.due.first().is_some_and(|(t, _)| *t <= now) {
             self.apply_due(now);
         }
+        self.exact_at = self.exact_at.max(now);
     }
 
     fn apply_due(&mut self, now: OffsetDateTime) {
@@ -495,6 +554,57 @@ impl State {
             self.schedule(&key, now);
             self.reevaluate(&key, now, false);
         }
+        self.exact_at = self.exact_at.max(now);
+    }
+
+    /// Where the hub stands, for the cursors of the events it emits now.
+    fn mark(&self) -> Portable {
+        Portable {
+            position: self.position,
+            at_ms: unix_ms(self.exact_at),
+            epoch: self.epoch,
+        }
+    }
+
+    /// What `unit` must be sent to go from the view `p` describes to its view now, if this
+    /// hub can tell: `None` when the policy differs, this hub has not applied the log as far, an
+    /// agreement's effective date fell in between, the cursor is ahead of this clock, or too
+    /// much changed to be worth more than a full view.
+    fn since(&self, unit: &UnitState, p: Portable, now: OffsetDateTime) -> Option<(Vec<UnitEvent>, Vec<CaseKey>)> {
+        let at = from_unix_ms(p.at_ms)?;
+        if p.epoch != self.epoch
+            || p.position > self.position
+            || at > now
+            || agreement_bound_between(&self.world, at, now)
+        {
+            return None;
+        }
+        let changed = self
+            .by_change
+            .range((p.position.saturating_add(1), (String::new(), String::new()))..)
+            .map(|(_, k)| k);
+        let due = self
+            .deadlines
+            .range((at + time::Duration::NANOSECOND, (String::new(), String::new()))..)
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, k)| k);
+        let touched: BTreeSet<&CaseKey> = changed.chain(due).take(JOURNAL_CAP + 1).collect();
+        if touched.len() > JOURNAL_CAP {
+            return None;
+        }
+        let (mut events, mut uncertain) = (Vec::new(), Vec::new());
+        for key in touched {
+            if let Some(uc) = unit.visible.get(key) {
+                events.push(UnitEvent::Case(uc.clone()));
+            } else if unit.withdrawn.contains(key) {
+                events.push(UnitEvent::Withdraw {
+                    reference: format!("{}:{}", key.0, key.1),
+                });
+            } else {
+                uncertain.push(key.clone());
+            }
+        }
+        Some((events, uncertain))
     }
 
     fn schedule(&mut self, key: &CaseKey, now: OffsetDateTime) {
@@ -518,6 +628,7 @@ impl State {
             return;
         };
         let world = self.world.clone();
+        let mark = self.mark();
         let mut seq = self.seq;
         for (unit_id, unit) in &mut self.units {
             let decision = evaluate(&world, &case.record, unit_id, now);
@@ -526,11 +637,13 @@ impl State {
                 (Some(d), _) => {
                     let uc = Arc::new(UnitCase::build(case.clone(), d));
                     unit.visible.insert(key.clone(), uc.clone());
+                    unit.withdrawn.remove(key);
                     Some(UnitEvent::Case(uc))
                 }
                 (None, Some(prev)) => {
                     let reference = prev.reference.clone();
                     unit.visible.remove(key);
+                    unit.withdrawn.insert(key.clone());
                     Some(UnitEvent::Withdraw { reference })
                 }
                 (None, None) => None,
@@ -544,7 +657,7 @@ impl State {
                     }
                 }
                 // No receivers is not an error: nobody of this unit is watching right now.
-                let _ = unit.tx.send(Arc::new(Stamped { seq, event }));
+                let _ = unit.tx.send(Arc::new(Stamped { seq, mark, event }));
             }
         }
         self.seq = seq;
@@ -552,8 +665,52 @@ impl State {
 }
 
 /// Events per unit remembered for resumption; older cursors get a full reset. An entry is a
-/// sequence number and a case key, so this is cheap.
+/// sequence number and a case key, so this is cheap. Also the most cases a portable resume
+/// re-sends before a full view is the better answer.
 const JOURNAL_CAP: usize = 4096;
+
+/// Each case `unit`'s journal names after `seq`, once, in its current state, in the order last
+/// touched.
+fn journal_since(u: &UnitState, seq: u64) -> Vec<UnitEvent> {
+    let mut seen = HashSet::new();
+    let mut touched: Vec<&CaseKey> = u
+        .journal
+        .iter()
+        .rev()
+        .take_while(|(s, _)| *s > seq)
+        .map(|(_, k)| k)
+        .filter(|k| seen.insert(*k))
+        .collect();
+    touched.reverse();
+    touched
+        .into_iter()
+        .map(|k| match u.visible.get(k) {
+            Some(uc) => UnitEvent::Case(uc.clone()),
+            None => UnitEvent::Withdraw {
+                reference: format!("{}:{}", k.0, k.1),
+            },
+        })
+        .collect()
+}
+
+/// The policy world's identity for cursors: a digest of everything it holds. Two instances
+/// that loaded the same agreements, consents and registry agree on it; any difference, even
+/// between builds that print the world differently, only costs a full view.
+fn digest(world: &PolicyWorld) -> u64 {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(format!("{world:?}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(hash.get(..8).unwrap_or(&[0; 8]));
+    u64::from_be_bytes(first)
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
@@ -566,7 +723,173 @@ mod tests {
     fn current(id: &str, seq: i64) -> Arc<CurrentCase> {
         let mut record = case("kanagawa-central", "142123");
         record.case_id = CaseId::parse(id).unwrap();
-        Arc::new(CurrentCase { record, seq })
+        Arc::new(CurrentCase {
+            record,
+            seq,
+            change: seq,
+        })
+    }
+
+    fn with_change(id: &str, seq: i64, change: i64) -> Arc<CurrentCase> {
+        let mut c = (*current(id, seq)).clone();
+        c.change = change;
+        Arc::new(c)
+    }
+
+    fn resumed(start: &Start) -> Vec<String> {
+        match start {
+            Start::Full(_) => vec!["<full>".into()],
+            Start::Resume(events) => events
+                .iter()
+                .map(|e| match e {
+                    UnitEvent::Case(c) => format!("case {}", c.reference),
+                    UnitEvent::Withdraw { reference } => format!("withdraw {reference}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_portable_cursor_resumes_on_another_hub_with_only_what_changed_after_it() {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let cases = || vec![with_change("A", 1, 1), with_change("B", 2, 2)];
+        let one = Hub::start(clock.clone(), Arc::new(world()), cases(), 2, HubSettings::default());
+        let two = Hub::start(clock.clone(), Arc::new(world()), cases(), 2, HubSettings::default());
+        let cursor = one.subscribe("atsugi", None).cursor;
+        assert_eq!(
+            resumed(&two.subscribe("atsugi", Some(cursor)).start),
+            Vec::<String>::new()
+        );
+
+        // Both hubs apply the same log: a new version of A and a new case C.
+        for hub in [&one, &two] {
+            hub.apply(Change::Case(with_change("A", 3, 3)));
+            hub.apply(Change::Case(with_change("C", 4, 4)));
+            hub.apply(Change::Position(4));
+        }
+        let sub = two.subscribe("atsugi", Some(cursor));
+        assert_eq!(
+            resumed(&sub.start),
+            ["case kanagawa-central:A", "case kanagawa-central:C"]
+        );
+        assert!(sub.uncertain.is_empty());
+        // The new cursor names this hub and resumes on the first one too.
+        assert_eq!(
+            resumed(&one.subscribe("atsugi", Some(sub.cursor)).start),
+            Vec::<String>::new()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_portable_cursor_is_not_honoured_where_the_hub_cannot_vouch_for_it() {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let one = Hub::start(
+            clock.clone(),
+            Arc::new(world()),
+            vec![with_change("A", 1, 1)],
+            1,
+            HubSettings::default(),
+        );
+        let cursor = one.subscribe("atsugi", None).cursor;
+        let p = cursor.portable.unwrap();
+
+        // Another policy world: any view may differ.
+        let mut other = world();
+        other.agreements.pop();
+        let changed = Hub::start(
+            clock.clone(),
+            Arc::new(other),
+            vec![with_change("A", 1, 1)],
+            1,
+            HubSettings::default(),
+        );
+        assert_eq!(resumed(&changed.subscribe("atsugi", Some(cursor)).start), ["<full>"]);
+
+        // A hub that has not applied the log as far as the cursor.
+        let behind = Hub::start(clock.clone(), Arc::new(world()), Vec::new(), 0, HubSettings::default());
+        assert_eq!(resumed(&behind.subscribe("atsugi", Some(cursor)).start), ["<full>"]);
+
+        // A cursor from ahead of this clock.
+        let ahead = Cursor {
+            portable: Some(Portable {
+                at_ms: p.at_ms + 60_000,
+                ..p
+            }),
+            ..cursor
+        };
+        let same = Hub::start(
+            clock.clone(),
+            Arc::new(world()),
+            vec![with_change("A", 1, 1)],
+            1,
+            HubSettings::default(),
+        );
+        assert_eq!(resumed(&same.subscribe("atsugi", Some(ahead)).start), ["<full>"]);
+        // The plain old form, from another instance: a full view.
+        let plain = Cursor {
+            portable: None,
+            ..cursor
+        };
+        assert_eq!(resumed(&same.subscribe("atsugi", Some(plain)).start), ["<full>"]);
+    }
+
+    #[tokio::test]
+    async fn a_case_withdrawn_after_a_portable_cursor_is_withdrawn_or_left_for_the_audit_log() {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let one = Hub::start(
+            clock.clone(),
+            Arc::new(world()),
+            vec![with_change("A", 1, 1)],
+            1,
+            HubSettings::default(),
+        );
+        let cursor = one.subscribe("atsugi", None).cursor;
+        // A is closed: no longer shown anywhere.
+        let mut closed = (*with_change("A", 2, 2)).clone();
+        closed.record.status = crate::cases::record::Status::Closed;
+        let closed = Arc::new(closed);
+        one.apply(Change::Case(closed.clone()));
+        one.apply(Change::Position(2));
+        // This hub withdrew it itself: it says so.
+        assert_eq!(
+            resumed(&one.subscribe("atsugi", Some(Cursor { instance: 1, ..cursor })).start),
+            ["withdraw kanagawa-central:A"]
+        );
+        // A hub started after the change never showed it: it cannot tell, and asks.
+        let later = Hub::start(
+            clock.clone(),
+            Arc::new(world()),
+            vec![closed],
+            2,
+            HubSettings::default(),
+        );
+        let sub = later.subscribe("atsugi", Some(cursor));
+        assert_eq!(resumed(&sub.start), Vec::<String>::new());
+        assert_eq!(sub.uncertain, [("kanagawa-central".to_owned(), "A".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_that_fell_after_a_portable_cursor_resends_the_case() {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let mut c = (*with_change("D", 1, 1)).clone();
+        c.record.safety_confirmed_at = None;
+        c.record.intake_at = NOW - time::Duration::hours(47);
+        let c = Arc::new(c);
+        let one = Hub::start(
+            clock.clone(),
+            Arc::new(world()),
+            vec![c.clone()],
+            1,
+            HubSettings::default(),
+        );
+        let cursor = one.subscribe("atsugi", None).cursor;
+        clock.advance(time::Duration::hours(2));
+        let two = Hub::start(clock.clone(), Arc::new(world()), vec![c], 1, HubSettings::default());
+        let sub = two.subscribe("atsugi", Some(cursor));
+        let got = resumed(&sub.start);
+        assert_ne!(got, ["<full>"]);
+        let shown_now = two.view("atsugi").iter().any(|u| u.reference == "kanagawa-central:D");
+        assert_eq!(got.contains(&"case kanagawa-central:D".to_owned()), shown_now);
     }
 
     #[tokio::test]
@@ -575,7 +898,13 @@ mod tests {
             ring: 4,
             ..HubSettings::default()
         };
-        let hub = Hub::start(Arc::new(ManualClock::new(NOW)), Arc::new(world()), Vec::new(), settings);
+        let hub = Hub::start(
+            Arc::new(ManualClock::new(NOW)),
+            Arc::new(world()),
+            Vec::new(),
+            0,
+            settings,
+        );
         let mut slow = hub.subscribe("atsugi", None).events;
         let mut fast = hub.subscribe("atsugi", None).events;
         for i in 0..10 {

@@ -1,4 +1,4 @@
-//! Live terminal views (SPEC §7): the fan-out hub behind `GET /v1/terminal/stream`.
+//! Live terminal views: the fan-out hub behind `GET /v1/terminal/stream`.
 //!
 //! Changes (a stored case version, a new policy world, time passing) enter the hub through
 //! [`Hub::apply`], directly from the ingest path or from any [`ChangeSource`] (a PostgreSQL

@@ -524,12 +524,29 @@ pub fn next_change(world: &PolicyWorld, case: &CaseRecord, now: OffsetDateTime) 
         .filter(|a| a.prefecture() == operator.prefecture)
         .flat_map(|a| [Some(a.effective_from()), a.effective_until()])
         .flatten();
-    let deadline = case
-        .safety_confirmed_at
-        .is_none()
-        .then(|| safety_deadline(case))
-        .flatten();
-    agreement_bounds.chain(deadline).filter(|t| *t > now).min()
+    agreement_bounds.chain(case_deadline(case)).filter(|t| *t > now).min()
+}
+
+/// The one instant at which time alone may change what is shown of this case version, apart
+/// from the agreements' effective dates: the end of its 48-hour safety window while safety is
+/// unconfirmed. Passing it can only add the case to views (criterion `safety_unconfirmed_48h`),
+/// never remove it.
+pub fn case_deadline(case: &CaseRecord) -> Option<OffsetDateTime> {
+    if case.status == Status::Closed || case.safety_confirmed_at.is_some() {
+        return None;
+    }
+    safety_deadline(case)
+}
+
+/// Whether any agreement of `world` starts or ends in `(after, until]`: time passing such an
+/// instant may change any view.
+pub fn agreement_bound_between(world: &PolicyWorld, after: OffsetDateTime, until: OffsetDateTime) -> bool {
+    world
+        .agreements
+        .iter()
+        .flat_map(|a| [Some(a.effective_from()), a.effective_until()])
+        .flatten()
+        .any(|t| t > after && t <= until)
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ pub use crate::registry::error::PolicyError;
 pub use agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
 pub use consent::{ConsentAction, ConsentBook, ConsentState, ProviderConsent};
 pub use evaluate::{
-    Decision, NoView, Overlap, PolicyWorld, SAFETY_CONFIRMATION_WINDOW, evaluate, explain, find_overlap, next_change,
+    Decision, NoView, Overlap, PolicyWorld, SAFETY_CONFIRMATION_WINDOW, agreement_bound_between, case_deadline,
+    evaluate, explain, find_overlap, next_change,
 };
 pub use fields::{FieldPath, FieldSet};
 pub use project::project;

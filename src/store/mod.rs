@@ -71,6 +71,15 @@ fn rfc3339(at: OffsetDateTime) -> Result<String, StoreError> {
     Ok(at.format(&Rfc3339)?)
 }
 
+/// A key's activation time: unknown (`None`) for rows written before it was RFC 3339.
+fn parse_activated(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+fn activated_text(at: Option<OffsetDateTime>) -> Result<String, StoreError> {
+    at.map_or_else(|| Ok(String::new()), rfc3339)
+}
+
 fn parse_time(text: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| StoreError::Corrupt("a stored time is not RFC 3339"))
 }
@@ -105,8 +114,9 @@ pub struct NewCase<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    /// Durable; `seq` orders every accepted update.
-    Stored { seq: i64 },
+    /// Durable; `seq` orders every accepted update; `change` is its row in the change log
+    /// (`Store::changes_after`), whose order is commit order.
+    Stored { seq: i64, change: i64 },
     /// The same version with the same body was already stored.
     Identical,
     /// A different body at a version at or below the stored one.
@@ -120,6 +130,9 @@ pub struct StoredCase {
     pub version: u64,
     pub body: String,
     pub seq: i64,
+    /// The case's latest row in the change log: every change of this case up to this version
+    /// has a row at or before it.
+    pub change: i64,
 }
 
 /// What changed, for the instances that follow the store (see `Store::changes_after`).
@@ -199,7 +212,7 @@ pub struct AuditCommit {
 pub struct CheckpointRow {
     pub tree_size: u64,
     pub note: String,
-    pub published_at: String,
+    pub published_at: OffsetDateTime,
 }
 
 /// One signing key of the audit log's history (public parts only).
@@ -211,7 +224,8 @@ pub struct AuditKeyRow {
     pub key_id: String,
     /// The C2SP verifier key `<origin>+<key id>+<base64>`.
     pub verifier_key: String,
-    pub activated_at: String,
+    /// When it took over; `None` for a key recorded before times were kept as RFC 3339.
+    pub activated_at: Option<OffsetDateTime>,
 }
 
 /// A terminal (`kind` "terminal", `subject` its principal URN) or an officer (`kind`

@@ -44,6 +44,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         "cosignatures",
         include_str!("../../migrations/postgres/0004_cosignatures.sql"),
     ),
+    (
+        10,
+        "changes_by_case",
+        include_str!("../../migrations/postgres/0010_changes_by_case.sql"),
+    ),
 ]);
 
 /// The advisory lock an audit append holds from reading the log's end to its commit: appends
@@ -187,7 +192,7 @@ fn checkpoint_row((s, note, published_at): (i64, String, String)) -> Result<Chec
     Ok(CheckpointRow {
         tree_size: to_u64(s)?,
         note,
-        published_at,
+        published_at: super::parse_time(&published_at)?,
     })
 }
 
@@ -231,9 +236,9 @@ impl Store for PgStore {
                     center_id: case.center_id.to_owned(),
                     case_id: case.case_id.to_owned(),
                 };
-                note_change(&mut tx, &change, self.notify).await?;
+                let change = note_change(&mut tx, &change, self.notify).await?;
                 tx.commit().await?;
-                return Ok(PutOutcome::Stored { seq });
+                return Ok(PutOutcome::Stored { seq, change });
             }
             // Not newer: the row exists and (locked by the upsert) stays as read here until commit.
             let row: Option<(i64, Option<String>)> = sqlx::query_as(
@@ -261,7 +266,9 @@ impl Store for PgStore {
 
     async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
+             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
+             FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -273,6 +280,7 @@ impl Store for PgStore {
                     version: to_u64(r.try_get("version")?)?,
                     body: r.try_get("body")?,
                     seq: r.try_get("seq")?,
+                    change: r.try_get("change")?,
                 })
             })
             .collect()
@@ -521,7 +529,7 @@ impl Store for PgStore {
                     first_index: to_u64(first)?,
                     key_id,
                     verifier_key,
-                    activated_at,
+                    activated_at: super::parse_activated(&activated_at),
                 })
             })
             .collect()
@@ -536,7 +544,7 @@ impl Store for PgStore {
             .bind(to_i64(row.first_index)?)
             .bind(&row.key_id)
             .bind(&row.verifier_key)
-            .bind(&row.activated_at)
+            .bind(super::activated_text(row.activated_at)?)
             .execute(tx.conn())
             .await?;
             tx.commit().await
@@ -619,7 +627,9 @@ impl Store for PgStore {
 
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {
         let row = sqlx::query(
-            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq \
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
+             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
+             FROM cases c JOIN case_versions v ON v.seq = c.seq \
              WHERE c.center_id = $1 AND c.case_id = $2",
         )
         .bind(center_id)
@@ -633,6 +643,7 @@ impl Store for PgStore {
                 version: to_u64(r.try_get("version")?)?,
                 body: r.try_get("body")?,
                 seq: r.try_get("seq")?,
+                change: r.try_get("change")?,
             })
         })
         .transpose()
@@ -700,7 +711,7 @@ async fn insert_checkpoint(tx: &mut WriteTx, row: &CheckpointRow) -> Result<(), 
     )
     .bind(to_i64(row.tree_size)?)
     .bind(&row.note)
-    .bind(&row.published_at)
+    .bind(super::rfc3339(row.published_at)?)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -757,25 +768,26 @@ async fn insert_audit_rows(tx: &mut WriteTx, rows: &[AuditRow]) -> Result<(), St
 
 /// Adds `change` to the change log as the last step of its transaction: the advisory lock
 /// orders change rows by commit, and the NOTIFY (delivered at commit) wakes the other instances.
-async fn note_change(tx: &mut WriteTx, change: &Change, notify: bool) -> Result<(), StoreError> {
+async fn note_change(tx: &mut WriteTx, change: &Change, notify: bool) -> Result<i64, StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHANGES_LOCK)
         .execute(tx.conn())
         .await?;
     let (center, case) = change.key();
-    sqlx::query("INSERT INTO changes (kind, center_id, case_id) VALUES ($1, $2, $3)")
-        .bind(change.kind())
-        .bind(center)
-        .bind(case)
-        .execute(tx.conn())
-        .await?;
+    let seq: i64 =
+        sqlx::query_scalar("INSERT INTO changes (kind, center_id, case_id) VALUES ($1, $2, $3) RETURNING seq")
+            .bind(change.kind())
+            .bind(center)
+            .bind(case)
+            .fetch_one(tx.conn())
+            .await?;
     if notify {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(CHANGES_CHANNEL)
             .execute(tx.conn())
             .await?;
     }
-    Ok(())
+    Ok(seq)
 }
 
 async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -> Result<bool, StoreError> {

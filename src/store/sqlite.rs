@@ -9,6 +9,7 @@
 //! and never committed. A fresh connection after an error cannot carry such state.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,12 +59,19 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         "cosignatures",
         include_str!("../../migrations/sqlite/0008_cosignatures.sql"),
     ),
+    (
+        14,
+        "changes_by_case",
+        include_str!("../../migrations/sqlite/0014_changes_by_case.sql"),
+    ),
 ]);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Wakes `wait_for_change` when a case version commits (one process owns the file).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -83,7 +91,11 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            changed: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 }
 
@@ -199,7 +211,7 @@ impl Store for SqliteStore {
         .bind(seq)
         .execute(tx.conn())
         .await?;
-        note_change(
+        let change = note_change(
             &mut tx,
             &Change::Case {
                 center_id: case.center_id.to_owned(),
@@ -208,12 +220,15 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(PutOutcome::Stored { seq })
+        self.changed.notify_one();
+        Ok(PutOutcome::Stored { seq, change })
     }
 
     async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
+             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
+             FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -225,6 +240,7 @@ impl Store for SqliteStore {
                     version: to_u64(r.try_get("version")?)?,
                     body: r.try_get("body")?,
                     seq: r.try_get("seq")?,
+                    change: r.try_get("change")?,
                 })
             })
             .collect()
@@ -318,7 +334,7 @@ impl Store for SqliteStore {
                 Ok(CheckpointRow {
                     tree_size: to_u64(s)?,
                     note,
-                    published_at,
+                    published_at: super::parse_time(&published_at)?,
                 })
             })
             .collect()
@@ -334,7 +350,7 @@ impl Store for SqliteStore {
             Ok(CheckpointRow {
                 tree_size: to_u64(s)?,
                 note,
-                published_at,
+                published_at: super::parse_time(&published_at)?,
             })
         })
         .transpose()
@@ -448,7 +464,7 @@ impl Store for SqliteStore {
                     first_index: to_u64(first)?,
                     key_id,
                     verifier_key,
-                    activated_at,
+                    activated_at: super::parse_activated(&activated_at),
                 })
             })
             .collect()
@@ -460,7 +476,7 @@ impl Store for SqliteStore {
             .bind(to_i64(row.first_index)?)
             .bind(&row.key_id)
             .bind(&row.verifier_key)
-            .bind(&row.activated_at)
+            .bind(super::activated_text(row.activated_at)?)
             .execute(tx.conn())
             .await?;
         tx.commit().await
@@ -540,7 +556,9 @@ impl Store for SqliteStore {
 
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {
         let row = sqlx::query(
-            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq FROM cases c JOIN case_versions v ON v.seq = c.seq \
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
+             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
+             FROM cases c JOIN case_versions v ON v.seq = c.seq \
              WHERE c.center_id = ? AND c.case_id = ?",
         )
         .bind(center_id)
@@ -554,6 +572,7 @@ impl Store for SqliteStore {
                 version: to_u64(r.try_get("version")?)?,
                 body: r.try_get("body")?,
                 seq: r.try_get("seq")?,
+                change: r.try_get("change")?,
             })
         })
         .transpose()
@@ -587,20 +606,21 @@ impl Store for SqliteStore {
     }
 
     async fn wait_for_change(&self, timeout: std::time::Duration) {
-        tokio::time::sleep(timeout).await;
+        let _ = tokio::time::timeout(timeout, self.changed.notified()).await;
     }
 }
 
 /// Adds `change` to the change log, in the writing transaction.
-async fn note_change(tx: &mut WriteTx, change: &Change) -> Result<(), StoreError> {
+async fn note_change(tx: &mut WriteTx, change: &Change) -> Result<i64, StoreError> {
     let (center, case) = change.key();
-    sqlx::query("INSERT INTO changes (kind, center_id, case_id) VALUES (?, ?, ?)")
-        .bind(change.kind())
-        .bind(center)
-        .bind(case)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
+    Ok(
+        sqlx::query_scalar("INSERT INTO changes (kind, center_id, case_id) VALUES (?, ?, ?) RETURNING seq")
+            .bind(change.kind())
+            .bind(center)
+            .bind(case)
+            .fetch_one(tx.conn())
+            .await?,
+    )
 }
 
 async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -> Result<bool, StoreError> {
@@ -687,7 +707,7 @@ async fn insert_checkpoint(tx: &mut WriteTx, row: &CheckpointRow) -> Result<(), 
     sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?)")
         .bind(to_i64(row.tree_size)?)
         .bind(&row.note)
-        .bind(&row.published_at)
+        .bind(super::rfc3339(row.published_at)?)
         .execute(tx.conn())
         .await?;
     Ok(())

@@ -110,7 +110,7 @@ async fn fill_v1(store: &SharedStore, seed: u8, count: u64, salt: &str) {
                 first_index: 0,
                 key_id: log_key.key_id_hex().to_owned(),
                 verifier_key: log_key.verifier().to_text(),
-                activated_at: "2026-04-01T09:00:00Z".into(),
+                activated_at: Some(time::macros::datetime!(2026-04-01 09:00 UTC)),
             })
             .await
             .unwrap();
@@ -151,7 +151,7 @@ async fn fill_v1(store: &SharedStore, seed: u8, count: u64, salt: &str) {
             .put_checkpoint(&CheckpointRow {
                 tree_size: end,
                 note: sign_note(&text, &[log_key.note_signer()]).unwrap(),
-                published_at: "2026-04-01T09:00:00Z".into(),
+                published_at: time::macros::datetime!(2026-04-01 09:00 UTC),
             })
             .await
             .unwrap();

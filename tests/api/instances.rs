@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::admin::{PREF, YOKOHAMA, admin, step};
 use crate::helpers::{TestApp, full_case, spawn_app_with};
-use crate::live::{Sse, Stream, open};
+use crate::live::{Sse, Stream, catch_up, open};
 
 /// Two instances on a fresh database, or `None` without PostgreSQL (after a skip notice).
 async fn two() -> Option<(TestApp, TestApp)> {
@@ -49,6 +49,29 @@ async fn a_case_pushed_to_one_instance_reaches_a_stream_on_the_other_within_a_se
     assert!(latency < Duration::from_secs(1), "{latency:?}");
     // And B's list and detail serve it.
     assert_eq!(b.detail("terminal-yokosuka-1", "yokosuka:MI-1").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_cursor_from_one_instance_resumes_on_the_other_without_a_reset() {
+    let Some((a, b)) = two().await else { return };
+    for id in ["MI-KEEP", "MI-UPD"] {
+        a.push(&full_case("yokohama-central", id, "141046")).await;
+    }
+    let (_, mut s) = open(&a, "terminal-kagacho-1", None).await;
+    let first = s.until_synced().await;
+    let cursor = first.last().and_then(|e| e.id.clone()).unwrap();
+    drop(s);
+    let mut updated = full_case("yokohama-central", "MI-UPD", "141046");
+    updated["version"] = serde_json::json!(2);
+    b.push(&updated).await;
+    a.push(&full_case("yokohama-central", "MI-NEW", "141046")).await;
+    // The load balancer sends the reconnect to the other instance.
+    let (status, mut s) = open(&b, "terminal-kagacho-1", Some(&cursor)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        catch_up(&s.until_synced().await),
+        ["case yokohama-central:MI-NEW", "case yokohama-central:MI-UPD", "synced"]
+    );
 }
 
 #[tokio::test]

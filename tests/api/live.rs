@@ -544,3 +544,102 @@ async fn the_web_terminal_is_served_with_a_strict_content_security_policy() {
         );
     }
 }
+
+/// Waits until the hub has applied the store's change log to its end (the follower reads it
+/// right after each commit).
+pub async fn applied(app: &TestApp) {
+    let ctx = app.app.context();
+    let head = ctx.store.latest_change().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ctx.live.position() < head {
+        assert!(Instant::now() < deadline, "the log is not applied after 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What a stream's catch-up says, as `"<event> <ref>"`.
+pub fn catch_up(events: &[Sse]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            format!("{} {}", e.event, e.data["ref"].as_str().unwrap_or(""))
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cursor_resumes_after_a_restart_with_only_what_changed_after_it() {
+    let app = spawn_app().await;
+    for id in ["RS-KEEP", "RS-UPD", "RS-GONE"] {
+        app.push(&full_case("yokohama-central", id, "141046")).await;
+    }
+    applied(&app).await;
+    let (_, mut s) = open(&app, "terminal-kagacho-1", None).await;
+    let first = s.until_synced().await;
+    assert_eq!(first.len(), 5, "{:?}", catch_up(&first));
+    let cursor = first.last().and_then(|e| e.id.clone()).unwrap();
+    drop(s);
+
+    // After the cursor: an update, a new case, a case closed (so withdrawn), and a case the
+    // station is never shown.
+    let mut updated = full_case("yokohama-central", "RS-UPD", "141046");
+    updated["version"] = json!(2);
+    updated["risk_level"] = json!("low");
+    app.push(&updated).await;
+    app.push(&full_case("yokohama-central", "RS-NEW", "141046")).await;
+    let mut closed = full_case("yokohama-central", "RS-GONE", "141046");
+    closed["version"] = json!(2);
+    closed["status"] = json!("closed");
+    app.push(&closed).await;
+    app.push(&full_case("sagamihara", "RS-NEVER", "141534")).await;
+    applied(&app).await;
+
+    // A new process over the same database: the cursor still means something.
+    let TestApp {
+        app: running,
+        clock,
+        data,
+    } = app;
+    running.stop().await;
+    let policies = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let config =
+        cgc_gateway::config::Config::development(pki(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
+    let app = TestApp {
+        app: cgc_gateway::app::Application::build(&config, clock.clone())
+            .await
+            .unwrap(),
+        clock,
+        data,
+    };
+    let (status, mut s) = open(&app, "terminal-kagacho-1", Some(&cursor)).await;
+    assert_eq!(status, 200);
+    let events = s.until_synced().await;
+    // No reset and no unchanged case: the closed case withdrawn (the station was shown it, as
+    // the audit log says), the new and the updated one sent, the never-shown one not named.
+    assert_eq!(
+        catch_up(&events),
+        [
+            "withdraw yokohama-central:RS-GONE",
+            "case yokohama-central:RS-NEW",
+            "case yokohama-central:RS-UPD",
+            "synced"
+        ]
+    );
+    let upd = events
+        .iter()
+        .find(|e| e.data["ref"] == "yokohama-central:RS-UPD")
+        .unwrap();
+    assert_eq!(upd.data["version"], 2);
+    assert_eq!(upd.data["case"]["risk_level"], "low");
+
+    // Another station that was never shown the closed case is not told of it.
+    let (_, mut s) = open(&app, "terminal-sagamihara-minami-1", Some(&cursor)).await;
+    let events = catch_up(&s.until_synced().await);
+    assert!(
+        !events.iter().any(|e| e.contains("RS-GONE") || e.contains("RS-NEVER")),
+        "{events:?}"
+    );
+    app.app.stop().await;
+}

@@ -205,7 +205,7 @@ async fn refused_writes_leave_no_session_inside_a_transaction() {
         first_index: 0,
         key_id: "0000000a".into(),
         verifier_key: "origin+0000000a+AAAA".into(),
-        activated_at: "2026-11-20T12:00:00+09:00".into(),
+        activated_at: Some(time::macros::datetime!(2026-11-20 12:00 +09:00)),
     };
     s.add_audit_key(&key).await.unwrap();
     for _ in 0..10 {
@@ -275,7 +275,7 @@ async fn append_only_tables_refuse_update_delete_and_truncate() {
     s.put_checkpoint(&CheckpointRow {
         tree_size: 1,
         note: "note".into(),
-        published_at: "2026-11-20T12:00:00+09:00".into(),
+        published_at: time::macros::datetime!(2026-11-20 12:00 +09:00),
     })
     .await
     .unwrap();
@@ -304,7 +304,7 @@ async fn append_only_tables_refuse_update_delete_and_truncate() {
         first_index: 0,
         key_id: "0000000a".into(),
         verifier_key: "origin+0000000a+AAAA".into(),
-        activated_at: "2026-11-20T12:00:00+09:00".into(),
+        activated_at: Some(time::macros::datetime!(2026-11-20 12:00 +09:00)),
     })
     .await
     .unwrap();

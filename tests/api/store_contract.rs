@@ -98,7 +98,7 @@ fn case<'a>(case_id: &'a str, version: u64, body: &'a str) -> NewCase<'a> {
 
 fn seq_of(outcome: &PutOutcome) -> i64 {
     match outcome {
-        PutOutcome::Stored { seq } => *seq,
+        PutOutcome::Stored { seq, .. } => *seq,
         other => panic!("not stored: {other:?}"),
     }
 }
@@ -234,7 +234,7 @@ async fn racing_versions_keep_the_newest_and_seq_follows_the_version(b: &Backend
         for t in tasks {
             let (v, outcome) = t.await.unwrap();
             match outcome {
-                PutOutcome::Stored { seq } => stored.push((v, seq)),
+                PutOutcome::Stored { seq, .. } => stored.push((v, seq)),
                 PutOutcome::Conflict { stored_version } => assert!(stored_version > v),
                 PutOutcome::Identical => panic!("version {v} was never pushed before"),
             }
@@ -342,7 +342,7 @@ async fn checkpoints_keep_the_first_note_per_size(b: &Backend) {
         s.put_checkpoint(&CheckpointRow {
             tree_size: size,
             note: note.into(),
-            published_at: "2026-11-20T12:00:00+09:00".into(),
+            published_at: time::macros::datetime!(2026-11-20 12:00 +09:00),
         })
         .await
         .unwrap();
@@ -354,7 +354,7 @@ async fn checkpoints_keep_the_first_note_per_size(b: &Backend) {
     );
     let latest = s.latest_checkpoint().await.unwrap().unwrap();
     assert_eq!((latest.tree_size, latest.note.as_str()), (5, "five"));
-    assert_eq!(latest.published_at, "2026-11-20T12:00:00+09:00");
+    assert_eq!(latest.published_at, time::macros::datetime!(2026-11-20 12:00 +09:00));
 }
 
 fn version(id: &str, v: u32) -> AgreementVersionRow {
@@ -473,7 +473,7 @@ async fn audit_keys_keep_their_order_and_refuse_a_repeated_key(b: &Backend) {
         first_index: first,
         key_id: id.into(),
         verifier_key: format!("origin+{id}+AAAA"),
-        activated_at: "2026-11-20T12:00:00+09:00".into(),
+        activated_at: Some(time::macros::datetime!(2026-11-20 12:00 +09:00)),
     };
     s.add_audit_key(&key(0, "0000000a")).await.unwrap();
     s.add_audit_key(&key(7, "0000000b")).await.unwrap();
