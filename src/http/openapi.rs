@@ -115,8 +115,8 @@ pub struct Operation {
     pub audience: Audience,
     pub summary: &'static str,
     pub query: Vec<QueryParam>,
-    /// Media type, schema, whether required.
-    pub body: Option<(&'static str, Value)>,
+    /// The request body in each media type it may come in.
+    pub body: Vec<(&'static str, Value, Option<Value>)>,
     pub answers: Vec<Answer>,
     /// Problems of this operation beyond the router's and the audience's.
     pub problems: Vec<u16>,
@@ -136,7 +136,7 @@ fn op(
         audience,
         summary,
         query: Vec::new(),
-        body: None,
+        body: Vec::new(),
         answers: Vec::new(),
         problems: Vec::new(),
     }
@@ -154,7 +154,15 @@ impl Operation {
     }
 
     fn body(mut self, media: &'static str, schema: Value) -> Self {
-        self.body = Some((media, schema));
+        self.body.push((media, schema, None));
+        self
+    }
+
+    /// An example of the last body added.
+    fn example(mut self, example: Value) -> Self {
+        if let Some(last) = self.body.last_mut() {
+            last.2 = Some(example);
+        }
         self
     }
 
@@ -232,94 +240,291 @@ fn text(media: &'static str) -> Option<(&'static str, Value)> {
 /// routes it only where the demo configured an issuer).
 pub fn operations(dev_token: bool) -> Vec<Operation> {
     use Audience::*;
+    let csv = json!({ "type": "string", "description": "One case per row under a header row of column names (docs/batch-import.md)" });
     let mut ops = vec![
         // --- CGC case systems
-        op("PUT", "/v1/cases/{case_id}", "putCase", Center, "Push a case version; answered once it is durable")
-            .body("application/json", schema_ref("CaseRecord"))
-            .json(200, "Stored, or an identical re-push", schema_ref("PutCaseResponse"))
-            .problems(&[409]),
-        op("POST", super::batch::BATCH_PATH, "importBatch", Center, "Import a CSV file of cases, row by row")
-            .body("text/csv", json!({ "type": "string", "description": "Content-Type: text/csv; charset=UTF-8 or charset=Shift_JIS (docs/batch-import.md)" }))
-            .json(200, "A report of every row", schema_ref("BatchReport"))
-            .problems(&[415]),
-        op("PUT", super::batch::BATCH_PATH, "putCaseNamedBatch", Center, "Push the case whose id is `batch` (this static path shadows /v1/cases/{case_id})")
-            .body("application/json", schema_ref("CaseRecord"))
-            .json(200, "Stored, or an identical re-push", schema_ref("PutCaseResponse"))
-            .problems(&[409]),
+        op(
+            "PUT",
+            "/v1/cases/{case_id}",
+            "putCase",
+            Center,
+            "Push a case version; answered once it is durable",
+        )
+        .body("application/json", schema_ref("CaseRecord"))
+        .example(serde_json::from_str(EXAMPLE_CASE).unwrap_or(Value::Null))
+        .json(200, "Stored, or an identical re-push", schema_ref("PutCaseResponse"))
+        .problems(&[409]),
+        op(
+            "POST",
+            super::batch::BATCH_PATH,
+            "importBatch",
+            Center,
+            "Import a CSV file of cases, row by row",
+        )
+        .body("text/csv; charset=UTF-8", csv.clone())
+        .example(EXAMPLE_BATCH.into())
+        .body("text/csv; charset=Shift_JIS", csv)
+        .json(200, "A report of every row", schema_ref("BatchReport"))
+        .problems(&[415]),
+        op(
+            "PUT",
+            super::batch::BATCH_PATH,
+            "putCaseNamedBatch",
+            Center,
+            "Push the case whose id is `batch` (this static path shadows /v1/cases/{case_id})",
+        )
+        .body("application/json", schema_ref("CaseRecord"))
+        .json(200, "Stored, or an identical re-push", schema_ref("PutCaseResponse"))
+        .problems(&[409]),
         // --- police terminals
-        op("GET", "/v1/terminal/cases", "listCases", Terminal, "Every case the terminal's agreements allow it to see now; each disclosure is recorded first")
-            .json(200, "The view", schema_ref("CaseList")),
-        op("GET", "/v1/terminal/cases/{case_ref}", "getCase", Terminal, "One case of the view; a case not in it is 404, like one that does not exist")
-            .json(200, "The case as the view allows it, with its receipt", schema_ref("CaseView"))
-            .problems(&[404, 409]),
-        op("GET", "/v1/terminal/search", "searchCases", Terminal, "Cases of the view by partial name (kanji or kana); every hit is a disclosure")
-            .query("q", true, json!({ "type": "string", "minLength": 1, "maxLength": 64 }), "Part of a name: at most 64 characters")
-            .json(200, "At most 50 hits", schema_ref("SearchResults")),
-        op("GET", "/v1/terminal/stream", "streamCases", Terminal, "The view, live, as Server-Sent Events (docs/live.md)")
-            .answer(200, "`reset`, `case`, `withdraw`, `synced` and `end` events; `Last-Event-ID` resumes", text("text/event-stream")),
-        op("POST", "/v1/terminal/session", "signIn", Terminal, "Sign in the web terminal: the officer's token becomes an HttpOnly session cookie")
-            .json(200, "Signed in", schema_ref("Session"))
-            .header("Set-Cookie", "cgc_officer=<token>; Path=/v1/; HttpOnly; Secure; SameSite=Strict"),
-        op("DELETE", "/v1/terminal/session", "signOut", Browser, "Sign out: clears the session cookie")
-            .answer(204, "Signed out", None)
-            .header("Set-Cookie", "cgc_officer=; Max-Age=0"),
+        op(
+            "GET",
+            "/v1/terminal/cases",
+            "listCases",
+            Terminal,
+            "Every case the terminal's agreements allow it to see now; each disclosure is recorded first",
+        )
+        .json(200, "The view", schema_ref("CaseList")),
+        op(
+            "GET",
+            "/v1/terminal/cases/{case_ref}",
+            "getCase",
+            Terminal,
+            "One case of the view; a case not in it is 404, like one that does not exist",
+        )
+        .json(
+            200,
+            "The case as the view allows it, with its receipt",
+            schema_ref("CaseView"),
+        )
+        .problems(&[404, 409]),
+        op(
+            "GET",
+            "/v1/terminal/search",
+            "searchCases",
+            Terminal,
+            "Cases of the view by partial name (kanji or kana); every hit is a disclosure",
+        )
+        .query(
+            "q",
+            true,
+            json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
+            "Part of a name: at most 64 characters",
+        )
+        .json(200, "At most 50 hits", schema_ref("SearchResults")),
+        op(
+            "GET",
+            "/v1/terminal/stream",
+            "streamCases",
+            Terminal,
+            "The view, live, as Server-Sent Events (docs/live.md)",
+        )
+        .answer(
+            200,
+            "`reset`, `case`, `withdraw`, `synced` and `end` events; `Last-Event-ID` resumes",
+            text("text/event-stream"),
+        ),
+        op(
+            "POST",
+            "/v1/terminal/session",
+            "signIn",
+            Terminal,
+            "Sign in the web terminal: the officer's token becomes an HttpOnly session cookie",
+        )
+        .json(200, "Signed in", schema_ref("Session"))
+        .header(
+            "Set-Cookie",
+            "cgc_officer=<token>; Path=/v1/; HttpOnly; Secure; SameSite=Strict",
+        ),
+        op(
+            "DELETE",
+            "/v1/terminal/session",
+            "signOut",
+            Browser,
+            "Sign out: clears the session cookie",
+        )
+        .answer(204, "Signed out", None)
+        .header("Set-Cookie", "cgc_officer=; Max-Age=0"),
         // --- administrators
-        op("GET", "/v1/admin/agreements/{agreement_id}", "getAgreement", Admin, "An agreement: its versions, providers and consent history")
-            .json(200, "The agreement", schema_ref("AgreementDocument"))
-            .problems(&[404]),
-        op("PUT", "/v1/admin/agreements/{agreement_id}", "putAgreement", Admin, "Submit a new version of an agreement (TOML, policies/README.md)")
-            .body("application/toml", json!({ "type": "string" }))
-            .json(201, "Recorded and installed", schema_ref("Submitted"))
-            .problems(&[409]),
-        op("POST", "/v1/admin/agreements/{agreement_id}/providers/{operator}/{action}", "providerAction", Admin, "A city's consent step, or the prefecture's confirmation")
-            .json(200, "The provider's new state", schema_ref("ProviderState"))
-            .problems(&[404, 409]),
-        op("POST", "/v1/admin/terminals/{station_id}/{terminal_no}/revoke", "revokeTerminal", Admin, "Revoke a terminal: its connections are cut at once")
-            .json(200, "Revoked (idempotent)", schema_ref("Revoked"))
-            .problems(&[404]),
-        op("POST", "/v1/admin/officers/{officer_id}/revoke", "revokeOfficer", Admin, "Revoke an officer: their streams end and their token is refused everywhere")
-            .json(200, "Revoked (idempotent)", schema_ref("Revoked")),
+        op(
+            "GET",
+            "/v1/admin/agreements/{agreement_id}",
+            "getAgreement",
+            Admin,
+            "An agreement: its versions, providers and consent history",
+        )
+        .json(200, "The agreement", schema_ref("AgreementDocument"))
+        .problems(&[404]),
+        op(
+            "PUT",
+            "/v1/admin/agreements/{agreement_id}",
+            "putAgreement",
+            Admin,
+            "Submit a new version of an agreement (TOML, policies/README.md)",
+        )
+        .body("application/toml", json!({ "type": "string" }))
+        .example(EXAMPLE_AGREEMENT.into())
+        .json(201, "Recorded and installed", schema_ref("Submitted"))
+        .problems(&[409]),
+        op(
+            "POST",
+            "/v1/admin/agreements/{agreement_id}/providers/{operator}/{action}",
+            "providerAction",
+            Admin,
+            "A city's consent step, or the prefecture's confirmation",
+        )
+        .json(200, "The provider's new state", schema_ref("ProviderState"))
+        .problems(&[404, 409]),
+        op(
+            "POST",
+            "/v1/admin/terminals/{station_id}/{terminal_no}/revoke",
+            "revokeTerminal",
+            Admin,
+            "Revoke a terminal: its connections are cut at once",
+        )
+        .json(200, "Revoked (idempotent)", schema_ref("Revoked"))
+        .problems(&[404]),
+        op(
+            "POST",
+            "/v1/admin/officers/{officer_id}/revoke",
+            "revokeOfficer",
+            Admin,
+            "Revoke an officer: their streams end and their token is refused everywhere",
+        )
+        .json(200, "Revoked (idempotent)", schema_ref("Revoked")),
         // --- the audit log (docs/audit-log.md)
-        op("GET", "/v1/audit/checkpoint", "getCheckpoint", AuditReader, "The latest signed checkpoint (C2SP signed note)")
-            .answer(200, "The checkpoint", text("text/plain")),
-        op("GET", "/v1/audit/entries", "getEntries", Auditor, "Audit entries from `start`, at most 1000 per page")
-            .query("start", true, counter(), "The first entry's index")
-            .query("end", false, counter(), "One past the last entry wanted")
-            .json(200, "The entries", schema_ref("EntriesPage")),
-        op("GET", "/v1/audit/proof/inclusion", "getInclusionProof", AuditReader, "The inclusion proof of entry `index` in the tree of `size` entries")
-            .query("index", true, counter(), "The entry")
-            .query("size", true, counter(), "The tree size, above index")
-            .json(200, "RFC 9162 inclusion proof", schema_ref("Proof")),
-        op("GET", "/v1/audit/proof/consistency", "getConsistencyProof", AuditReader, "The consistency proof between two tree sizes")
-            .query("old", true, json!({ "type": "integer", "minimum": 1 }), "The older size")
-            .query("new", true, counter(), "The newer size, at or above old")
-            .json(200, "RFC 9162 consistency proof", schema_ref("Proof")),
-        op("GET", "/v1/audit/tile/{*path}", "getTile", AuditReader, "A C2SP tlog-tiles hash tile or (auditors only) entry bundle")
-            .answer(200, "The tile, immutable", Some(("application/octet-stream", json!({ "type": "string", "format": "binary" }))))
-            .problems(&[404]),
-        op("GET", "/v1/centers/{center_id}/cases/{case_id}/disclosures", "getDisclosures", AuditReader, "Who saw a case: its center's (or an auditor's) view of its disclosures")
-            .query("after", false, counter(), "Continue after this audit index (`next_after` of the previous page)")
-            .query("limit", false, json!({ "type": "integer", "minimum": 1 }), "Page size: 100 by default, at most 1000")
-            .json(200, "The disclosures", schema_ref("Disclosures"))
-            .problems(&[404]),
+        op(
+            "GET",
+            "/v1/audit/checkpoint",
+            "getCheckpoint",
+            AuditReader,
+            "The latest signed checkpoint (C2SP signed note)",
+        )
+        .answer(200, "The checkpoint", text("text/plain")),
+        op(
+            "GET",
+            "/v1/audit/entries",
+            "getEntries",
+            Auditor,
+            "Audit entries from `start`, at most 1000 per page",
+        )
+        .query("start", true, counter(), "The first entry's index")
+        .query("end", false, counter(), "One past the last entry wanted")
+        .json(200, "The entries", schema_ref("EntriesPage")),
+        op(
+            "GET",
+            "/v1/audit/proof/inclusion",
+            "getInclusionProof",
+            AuditReader,
+            "The inclusion proof of entry `index` in the tree of `size` entries",
+        )
+        .query("index", true, counter(), "The entry")
+        .query("size", true, counter(), "The tree size, above index")
+        .json(200, "RFC 9162 inclusion proof", schema_ref("Proof")),
+        op(
+            "GET",
+            "/v1/audit/proof/consistency",
+            "getConsistencyProof",
+            AuditReader,
+            "The consistency proof between two tree sizes",
+        )
+        .query(
+            "old",
+            true,
+            json!({ "type": "integer", "minimum": 1 }),
+            "The older size",
+        )
+        .query("new", true, counter(), "The newer size, at or above old")
+        .json(200, "RFC 9162 consistency proof", schema_ref("Proof")),
+        op(
+            "GET",
+            "/v1/audit/tile/{*path}",
+            "getTile",
+            AuditReader,
+            "A C2SP tlog-tiles hash tile or (auditors only) entry bundle",
+        )
+        .answer(
+            200,
+            "The tile, immutable",
+            Some((
+                "application/octet-stream",
+                json!({ "type": "string", "format": "binary" }),
+            )),
+        )
+        .problems(&[404]),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/cases/{case_id}/disclosures",
+            "getDisclosures",
+            AuditReader,
+            "Who saw a case: its center's (or an auditor's) view of its disclosures",
+        )
+        .query(
+            "after",
+            false,
+            counter(),
+            "Continue after this audit index (`next_after` of the previous page)",
+        )
+        .query(
+            "limit",
+            false,
+            json!({ "type": "integer", "minimum": 1 }),
+            "Page size: 100 by default, at most 1000",
+        )
+        .json(200, "The disclosures", schema_ref("Disclosures"))
+        .problems(&[404]),
         // --- this document
-        op("GET", OPENAPI_PATH, "getOpenApi", Anyone, "This document")
-            .json(200, "OpenAPI 3.1", json!({ "type": "object" })),
+        op("GET", OPENAPI_PATH, "getOpenApi", Anyone, "This document").json(
+            200,
+            "OpenAPI 3.1",
+            json!({ "type": "object" }),
+        ),
         // --- the web terminal
         op("GET", "/", "root", Browser, "Redirects to the web terminal")
             .answer(303, "To /terminal/", None)
             .header("Location", "/terminal/"),
-        op("GET", "/terminal", "terminalNoSlash", Browser, "Redirects to the web terminal")
-            .answer(303, "To /terminal/", None)
-            .header("Location", "/terminal/"),
-        op("GET", "/terminal/", "terminalPage", Browser, "The web terminal's page")
-            .answer(200, "HTML", text("text/html")),
-        op("GET", "/terminal/app.js", "terminalScript", Browser, "The web terminal's script")
-            .answer(200, "JavaScript", text("text/javascript")),
-        op("GET", "/terminal/app.css", "terminalStyle", Browser, "The web terminal's style sheet")
-            .answer(200, "CSS", text("text/css")),
-        op("GET", "/terminal/config.json", "terminalConfig", Browser, "What the page needs before sign-in")
-            .json(200, "Whether the demo's sign-in button works", schema_ref("TerminalConfig")),
+        op(
+            "GET",
+            "/terminal",
+            "terminalNoSlash",
+            Browser,
+            "Redirects to the web terminal",
+        )
+        .answer(303, "To /terminal/", None)
+        .header("Location", "/terminal/"),
+        op("GET", "/terminal/", "terminalPage", Browser, "The web terminal's page").answer(
+            200,
+            "HTML",
+            text("text/html"),
+        ),
+        op(
+            "GET",
+            "/terminal/app.js",
+            "terminalScript",
+            Browser,
+            "The web terminal's script",
+        )
+        .answer(200, "JavaScript", text("text/javascript")),
+        op(
+            "GET",
+            "/terminal/app.css",
+            "terminalStyle",
+            Browser,
+            "The web terminal's style sheet",
+        )
+        .answer(200, "CSS", text("text/css")),
+        op(
+            "GET",
+            "/terminal/config.json",
+            "terminalConfig",
+            Browser,
+            "What the page needs before sign-in",
+        )
+        .json(
+            200,
+            "Whether the demo's sign-in button works",
+            schema_ref("TerminalConfig"),
+        ),
     ];
     if dev_token {
         ops.push(
@@ -336,6 +541,27 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         );
     }
     ops
+}
+
+/// The shipped examples (docs/examples/): a case of the demo's Yokosuka center, a batch file of
+/// the same center and version 2 of the demo agreement. Examples in the document are what a
+/// reader copies and what schemathesis sends first, so they are real, valid requests.
+const EXAMPLE_CASE: &str = include_str!("../../docs/examples/case.json");
+const EXAMPLE_BATCH: &str = include_str!("../../docs/examples/batch-utf8.csv");
+const EXAMPLE_AGREEMENT: &str = include_str!("../../docs/examples/kanagawa-2026-v2.toml");
+
+/// An example of a path parameter that names what the examples above create.
+fn path_example(name: &str) -> Option<Value> {
+    let example = match name {
+        "case_id" => json!("YKS-2026-0001"),
+        "center_id" => json!("yokosuka"),
+        "case_ref" => json!("yokosuka:YKS-2026-0001"),
+        "agreement_id" => json!("kanagawa-2026"),
+        "operator" => json!("141003"),
+        "action" => json!("consent"),
+        _ => return None,
+    };
+    Some(example)
 }
 
 /// A path parameter, by its name in the route template.
@@ -365,8 +591,11 @@ fn path_parameter(name: &str) -> (Value, &'static str) {
             "The terminal's number at its station",
         ),
         "officer_id" => (
-            json!({ "type": "string", "minLength": 1, "maxLength": crate::text::MAX_SUBJECT_BYTES }),
-            "The officer as their tokens name them (`sub`)",
+            json!({
+                "type": "string", "minLength": 1, "maxLength": crate::text::MAX_SUBJECT_BYTES,
+                "pattern": visible_line(&format!("{NOT_IN_NAMES}\\u200c\\u200d\\ufe00-\\ufe0f")),
+            }),
+            "The officer as their tokens name them (`sub`): at most 128 bytes of UTF-8, something visible, no controls, bidirectional or invisible formatting",
         ),
         "path" => (
             json!({ "type": "string", "minLength": 1 }),
@@ -430,7 +659,12 @@ fn operation_object(operation: &Operation) -> Value {
         .into_iter()
         .map(|name| {
             let (schema, description) = path_parameter(name);
-            json!({ "name": name, "in": "path", "required": true, "schema": schema, "description": description })
+            let mut parameter =
+                json!({ "name": name, "in": "path", "required": true, "schema": schema, "description": description });
+            if let (Some(example), Value::Object(p)) = (path_example(name), &mut parameter) {
+                p.insert("example".into(), example);
+            }
+            parameter
         })
         .collect();
     parameters.extend(operation.query.iter().map(|q| {
@@ -480,11 +714,19 @@ fn operation_object(operation: &Operation) -> Value {
         if !parameters.is_empty() {
             o.insert("parameters".into(), Value::Array(parameters));
         }
-        if let Some((media, schema)) = &operation.body {
-            o.insert(
-                "requestBody".into(),
-                json!({ "required": true, "content": { *media: { "schema": schema } } }),
-            );
+        if !operation.body.is_empty() {
+            let content: Map<String, Value> = operation
+                .body
+                .iter()
+                .map(|(media, schema, example)| {
+                    let mut object = json!({ "schema": schema });
+                    if let (Some(example), Value::Object(o)) = (example, &mut object) {
+                        o.insert("example".into(), example.clone());
+                    }
+                    ((*media).to_owned(), object)
+                })
+                .collect();
+            o.insert("requestBody".into(), json!({ "required": true, "content": content }));
         }
     }
     object
@@ -576,18 +818,34 @@ fn words<T>(table: &[(&str, T)]) -> Value {
     Value::Array(table.iter().map(|(w, _)| Value::from(*w)).collect())
 }
 
+/// What `text::check_name` refuses, as a regular-expression class body: controls, line breaks,
+/// bidirectional formatting and the invisible characters of the Basic Multilingual Plane (the
+/// few above it are left to the description), but not the zero-width joiners and variation
+/// selectors a name may need.
+const NOT_IN_NAMES: &str = "\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u034f\\u061c\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u206f\\u3164\\ufeff\\uffa0\\ufff0-\\ufffb";
+/// What shows nothing although a name may hold it: white space, joiners, variation selectors and
+/// the Braille blank.
+const INVISIBLE: &str = "\\s\\u200c\\u200d\\ufe00-\\ufe0f\\u2800";
+
+/// A line of text made of `allowed`-class characters with at least one visible one.
+fn visible_line(not_allowed: &str) -> String {
+    format!("^[^{not_allowed}]*[^{not_allowed}{INVISIBLE}][^{not_allowed}]*$")
+}
+
 fn schemas() -> Value {
     let name = json!({
         "type": "string", "minLength": 1, "maxLength": rules::MAX_NAME_CHARS,
+        "pattern": visible_line(NOT_IN_NAMES),
         "description": "One line: no control characters or line breaks, no bidirectional or invisible formatting (zero-width joiners and variation selectors allowed), at least one visible character"
     });
     let kana = json!({
         "type": "string", "minLength": 1, "maxLength": rules::MAX_NAME_CHARS,
-        "pattern": "^[\u{30A0}-\u{30FF} \u{3000}]+$",
-        "description": "Full-width katakana and the spaces between names, with a visible character"
+        "pattern": "^[\u{30A0}-\u{30FF} \u{3000}]*[\u{30A0}-\u{30FF}][\u{30A0}-\u{30FF} \u{3000}]*$",
+        "description": "Full-width katakana and the spaces between names"
     });
     let free_text = json!({
         "type": "string", "maxLength": rules::MAX_TEXT_CHARS,
+        "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$",
         "description": "Free text: no controls other than tab, CR and LF, no bidirectional formatting"
     });
     let time = json!({
@@ -911,6 +1169,26 @@ mod tests {
         let without = document(false);
         assert!(with["paths"].get("/v1/dev/token").is_some());
         assert!(without["paths"].get("/v1/dev/token").is_none());
+    }
+
+    #[test]
+    fn the_examples_are_valid_requests_that_name_each_other() {
+        let (_, case) = rules::parse_recorded_case_bytes(EXAMPLE_CASE.as_bytes()).unwrap();
+        assert_eq!(Some(json!(case.case_id.as_str())), path_example("case_id"));
+        assert_eq!(Some(json!(case.center_id.as_str())), path_example("center_id"));
+        assert_eq!(Some(json!(case.reference())), path_example("case_ref"));
+        let doc = document(false);
+        let put = &doc["paths"]["/v1/cases/{case_id}"]["put"];
+        assert_eq!(
+            put["requestBody"]["content"]["application/json"]["example"]["case_id"],
+            "YKS-2026-0001"
+        );
+        assert_eq!(put["parameters"][0]["example"], "YKS-2026-0001");
+        let agreement: toml::Table = toml::from_str(EXAMPLE_AGREEMENT).unwrap();
+        assert_eq!(
+            Some(json!(agreement["id"].as_str().unwrap())),
+            path_example("agreement_id")
+        );
     }
 
     #[test]
