@@ -86,9 +86,11 @@ impl Audience {
 /// certificate's rate limit (429), a store that cannot be read (503).
 const ROUTER_PROBLEMS: &[u16] = &[400, 408, 413, 421, 429, 503];
 
-/// One query parameter.
+/// One query (or header) parameter.
 #[derive(Debug, Clone)]
 pub struct QueryParam {
+    /// `query` or `header`.
+    pub location: &'static str,
     pub name: &'static str,
     pub required: bool,
     pub schema: Value,
@@ -145,8 +147,20 @@ fn op(
 impl Operation {
     fn query(mut self, name: &'static str, required: bool, schema: Value, description: &'static str) -> Self {
         self.query.push(QueryParam {
+            location: "query",
             name,
             required,
+            schema,
+            description,
+        });
+        self
+    }
+
+    fn request_header(mut self, name: &'static str, schema: Value, description: &'static str) -> Self {
+        self.query.push(QueryParam {
+            location: "header",
+            name,
+            required: false,
             schema,
             description,
         });
@@ -318,6 +332,11 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             "streamCases",
             Terminal,
             "The view, live, as Server-Sent Events (docs/live.md)",
+        )
+        .request_header(
+            "Last-Event-ID",
+            json!({ "type": "string" }),
+            "The cursor of the last event seen: only what changed since is sent (an unknown cursor starts over with `reset`)",
         )
         .answer(
             200,
@@ -668,7 +687,7 @@ fn operation_object(operation: &Operation) -> Value {
         })
         .collect();
     parameters.extend(operation.query.iter().map(|q| {
-        json!({ "name": q.name, "in": "query", "required": q.required, "schema": q.schema, "description": q.description })
+        json!({ "name": q.name, "in": q.location, "required": q.required, "schema": q.schema, "description": q.description })
     }));
     let mut responses = Map::new();
     for answer in &operation.answers {
