@@ -322,8 +322,8 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .query(
             "q",
             true,
-            json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
-            "Part of a name: at most 64 characters",
+            json!({ "type": "string", "minLength": 1, "maxLength": crate::search::MAX_QUERY_CHARS, "pattern": "\\S" }),
+            "Part of a name (kanji or kana, full- or half-width): at most 64 characters as typed and once folded, not only whitespace",
         )
         .json(200, "At most 50 hits", schema_ref("SearchResults")),
         op(

@@ -230,3 +230,32 @@ async fn the_documents_examples_are_accepted_in_every_media_type_it_names() {
         .unwrap();
     assert_eq!(reply.status, 201, "{}", reply.text());
 }
+
+/// Found by schemathesis: the document says `q` is at most 64 characters, and the gateway
+/// answered 200 to a longer query whose whitespace folding removed.
+#[tokio::test]
+async fn a_search_longer_than_documented_is_refused_even_when_folding_shortens_it() {
+    let app = spawn_app().await;
+    let doc = openapi::document(false);
+    let limit = doc["paths"]["/v1/terminal/search"]["get"]["parameters"][0]["schema"]["maxLength"]
+        .as_u64()
+        .unwrap() as usize;
+    let token = app.token("terminal-kagacho-1", "K-1234");
+    let search = |q: String| {
+        let encoded: String = q.bytes().map(|b| format!("%{b:02X}")).collect();
+        let client = app.client("terminal-kagacho-1");
+        let token = token.clone();
+        async move {
+            client
+                .get(&format!("/v1/terminal/search?q={encoded}"), Some(&token))
+                .await
+                .unwrap()
+        }
+    };
+    let over = format!("{}{}", " ".repeat(10), "や".repeat(limit - 9));
+    let reply = search(over).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json().unwrap()["errors"][0]["pointer"], "/q");
+    let at = format!("{}{}", " ".repeat(9), "や".repeat(limit - 9));
+    assert_eq!(search(at).await.status, 200);
+}
