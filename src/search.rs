@@ -8,7 +8,9 @@ use unicode_normalization::UnicodeNormalization;
 use crate::cases::record::CaseRecord;
 use crate::policy::{FieldPath, FieldSet};
 
-/// The longest query accepted, in characters after folding.
+/// The longest query accepted, in characters: as typed, and again after folding (NFKC can
+/// lengthen a character: ㌀ is アパート). Counting only the folded form let a query of any
+/// length through as long as whitespace made up the rest, against the documented limit.
 pub const MAX_QUERY_CHARS: usize = 64;
 
 /// The fields a search result may carry (intersected with the recipient's view). Never the
@@ -51,6 +53,9 @@ pub struct Query(String);
 
 impl Query {
     pub fn parse(raw: &str) -> Result<Self, QueryError> {
+        if raw.chars().count() > MAX_QUERY_CHARS {
+            return Err(QueryError::TooLong);
+        }
         let folded = fold(raw);
         match folded.chars().count() {
             0 => Err(QueryError::Empty),
@@ -93,5 +98,19 @@ mod tests {
         assert_eq!(Query::parse(" 　 ").unwrap_err(), QueryError::Empty);
         assert_eq!(Query::parse(&"あ".repeat(65)).unwrap_err(), QueryError::TooLong);
         assert!(Query::parse("ﾊﾅｺ").is_ok());
+    }
+
+    #[test]
+    fn a_query_longer_than_the_limit_as_typed_is_refused_even_if_folding_shortens_it() {
+        // Found by schemathesis: 65 characters, whitespace among them, folded to fewer than 64.
+        let spaced = format!("{}{}", " ".repeat(10), "あ".repeat(55));
+        assert_eq!(spaced.chars().count(), 65);
+        assert_eq!(Query::parse(&spaced).unwrap_err(), QueryError::TooLong);
+        assert!(Query::parse(&format!("{}{}", " ".repeat(9), "あ".repeat(55))).is_ok());
+        // Half-width kana fold shorter but count as typed: ﾊﾞ is two characters.
+        assert_eq!(Query::parse(&"ﾊﾞ".repeat(33)).unwrap_err(), QueryError::TooLong);
+        assert!(Query::parse(&"ﾊﾞ".repeat(32)).is_ok());
+        // Expanding characters are still held to the folded count.
+        assert_eq!(Query::parse(&"㌀".repeat(20)).unwrap_err(), QueryError::TooLong);
     }
 }

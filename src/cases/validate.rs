@@ -47,7 +47,9 @@ pub const MAX_CLOCK_AHEAD: Duration = Duration::days(1);
 /// A hostile body could otherwise turn a megabyte of `[1,1,1,…]` into a far larger refusal.
 pub const MAX_ERRORS: usize = 200;
 
-const CASE_FIELDS: &[&str] = &[
+/// The fields of each object of a case record, and the words each enumeration takes: the
+/// OpenAPI document (`http::openapi`) describes the record from these same tables.
+pub(crate) const CASE_FIELDS: &[&str] = &[
     "case_id",
     "center_id",
     "version",
@@ -67,16 +69,16 @@ const CASE_FIELDS: &[&str] = &[
     "assessment",
     "center_contact",
 ];
-const CHILD_FIELDS: &[&str] = &["name", "name_kana", "sex", "birth_date", "address"];
-const ADDRESS_FIELDS: &[&str] = &["municipality_code", "text"];
-const GUARDIAN_FIELDS: &[&str] = &["name", "name_kana", "relationship", "employer"];
-const ABUSE_FIELDS: &[&str] = &["types", "injury"];
-const FLAGS_FIELDS: &[&str] = &["dv", "missing"];
-const ASSESSMENT_FIELDS: &[&str] = &["findings", "plan", "progress"];
-const CONTACT_FIELDS: &[&str] = &["name", "phone"];
+pub(crate) const CHILD_FIELDS: &[&str] = &["name", "name_kana", "sex", "birth_date", "address"];
+pub(crate) const ADDRESS_FIELDS: &[&str] = &["municipality_code", "text"];
+pub(crate) const GUARDIAN_FIELDS: &[&str] = &["name", "name_kana", "relationship", "employer"];
+pub(crate) const ABUSE_FIELDS: &[&str] = &["types", "injury"];
+pub(crate) const FLAGS_FIELDS: &[&str] = &["dv", "missing"];
+pub(crate) const ASSESSMENT_FIELDS: &[&str] = &["findings", "plan", "progress"];
+pub(crate) const CONTACT_FIELDS: &[&str] = &["name", "phone"];
 
-const SEXES: &[(&str, Sex)] = &[("male", Sex::Male), ("female", Sex::Female), ("unknown", Sex::Unknown)];
-const RELATIONSHIPS: &[(&str, Relationship)] = &[
+pub(crate) const SEXES: &[(&str, Sex)] = &[("male", Sex::Male), ("female", Sex::Female), ("unknown", Sex::Unknown)];
+pub(crate) const RELATIONSHIPS: &[(&str, Relationship)] = &[
     ("mother", Relationship::Mother),
     ("father", Relationship::Father),
     ("stepmother", Relationship::Stepmother),
@@ -85,18 +87,18 @@ const RELATIONSHIPS: &[(&str, Relationship)] = &[
     ("partner", Relationship::Partner),
     ("other", Relationship::Other),
 ];
-const ABUSE_TYPES: &[(&str, AbuseType)] = &[
+pub(crate) const ABUSE_TYPES: &[(&str, AbuseType)] = &[
     ("physical", AbuseType::Physical),
     ("neglect", AbuseType::Neglect),
     ("sexual", AbuseType::Sexual),
     ("psychological", AbuseType::Psychological),
 ];
-const RISK_LEVELS: &[(&str, RiskLevel)] = &[
+pub(crate) const RISK_LEVELS: &[(&str, RiskLevel)] = &[
     ("high", RiskLevel::High),
     ("medium", RiskLevel::Medium),
     ("low", RiskLevel::Low),
 ];
-const STATUSES: &[(&str, Status)] = &[
+pub(crate) const STATUSES: &[(&str, Status)] = &[
     ("intake", Status::Intake),
     ("investigating", Status::Investigating),
     ("temporary_protection", Status::TemporaryProtection),

@@ -335,3 +335,22 @@ impl FromRequestParts<Ctx> for AuditReader {
         }
     }
 }
+
+/// Any authenticated principal: a certificate of any kind, and for a police terminal also its
+/// signed-in officer (as for every other terminal route: the certificate alone names no one).
+#[derive(Debug, Clone)]
+pub struct AnyCaller {
+    pub peer: SharedPeer,
+}
+
+impl FromRequestParts<Ctx> for AnyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
+        let peer = peer(parts)?;
+        if let Principal::Terminal { .. } = &peer.principal {
+            TerminalCaller::from_request_parts(parts, ctx).await?;
+        }
+        Ok(Self { peer })
+    }
+}

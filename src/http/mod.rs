@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod host;
+pub mod openapi;
 pub mod search;
 pub mod stream;
 pub mod terminal;
@@ -45,6 +46,7 @@ pub fn router(ctx: Ctx, hosts: Hosts) -> Router {
         .merge(stream::routes())
         .merge(search::routes())
         .merge(web::routes())
+        .merge(openapi::routes())
         .fallback(|| async { ApiError::NotFound })
         // After every merge: it applies to the routes present when it is called.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

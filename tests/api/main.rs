@@ -21,6 +21,7 @@ mod ingest;
 mod instances;
 mod live;
 mod metrics;
+mod openapi;
 mod pg;
 mod postgres;
 mod revocation;
