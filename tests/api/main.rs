@@ -19,6 +19,7 @@ mod helpers;
 mod hostile_input;
 mod ingest;
 mod instances;
+mod limits;
 mod live;
 mod metrics;
 mod pg;
