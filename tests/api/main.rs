@@ -11,6 +11,7 @@ mod batch_import;
 mod cli;
 mod connections;
 mod consent_widening;
+mod crash;
 mod demo;
 mod disk_full;
 mod e2e;
