@@ -4,19 +4,18 @@
 //! keys, invalid UTF-8 and NUL bytes, header fields on HTTP/1.1 and HTTP/2, a head that never
 //! ends, and HTTP/2 stream and reset limits. `docs/limits.md` lists every limit with its test.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cgc_gateway::client::Reply;
 use hyper::Method;
-use rustls_pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::helpers::{TestApp, full_case, pki, spawn_app, spawn_app_with};
+use crate::connections::open;
+use crate::helpers::{TestApp, full_case, spawn_app, spawn_app_with};
 
 const YOKOHAMA: &str = "yokohama-central";
 const CENTER: &str = "center-yokohama-central";
@@ -290,20 +289,7 @@ async fn too_many_or_too_large_header_fields_are_refused_431_over_http1() {
 
 /// A TLS connection as `client`, offering `h2` only.
 async fn h2_tls(app: &TestApp, client: &str) -> TlsStream<TcpStream> {
-    let read = |p: String| std::fs::read(pki().join(p)).unwrap();
-    let mut config = (*cgc_gateway::tls::client_config(
-        &read("ca/server-ca.pem".into()),
-        &read(format!("clients/{client}.pem")),
-        &read(format!("clients/{client}-key.pem")),
-    )
-    .unwrap())
-    .clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(app.app.addr()).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = open(app, client, b"h2").await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     tls
 }
@@ -328,6 +314,14 @@ fn h2_get(path: &str, token: &str, extra: &[(String, String)]) -> hyper::Request
         req = req.header(n.as_str(), v.as_str());
     }
     req.body(()).unwrap()
+}
+
+/// The status of the terminal's list over an HTTP/2 connection.
+async fn h2_list(send: &mut h2::client::SendRequest<Bytes>, token: &str) -> u16 {
+    h2_send(send, h2_get("/v1/terminal/cases", token, &[]))
+        .await
+        .status
+        .as_u16()
 }
 
 /// Sends `req` and reads its whole answer.
@@ -397,29 +391,15 @@ async fn a_head_that_never_ends_is_cut_by_the_header_timeout() {
     store_kept(&app).await;
     // 60 bytes at 100 ms: 6 s of a head that keeps arriving but never ends.
     let head = b"GET /v1/terminal/cases HTTP/1.1\r\nhost: localhost\r\nx-slow: aaaaaaaaaaaaaaa";
-    let connect = || async {
-        let read = |p: String| std::fs::read(pki().join(p)).unwrap();
-        let config = cgc_gateway::tls::client_config(
-            &read("ca/server-ca.pem".into()),
-            &read(format!("clients/{TERMINAL}.pem")),
-            &read(format!("clients/{TERMINAL}-key.pem")),
-        )
-        .unwrap();
-        let tcp = TcpStream::connect(app.app.addr()).await.unwrap();
-        tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap()
-    };
     // As the first request of a connection: cut by `first_request_timeout_ms` (plus the 1 s
     // grace a closing connection has).
-    let mut tls = connect().await;
+    let mut tls = open(&app, TERMINAL, b"http/1.1").await;
     let cut = trickle(&mut tls, head, Duration::from_millis(100)).await;
     let cut = cut.expect("a head trickled for 6 s was never cut");
     assert!(cut < Duration::from_secs(3), "cut after {cut:?}");
 
     // After a first request, on the kept-alive connection: cut by `idle_timeout_ms`.
-    let mut tls = connect().await;
+    let mut tls = open(&app, TERMINAL, b"http/1.1").await;
     let token = app.token(TERMINAL, "officer-1");
     tls.write_all(
         format!("GET /v1/terminal/cases HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\r\n")
@@ -442,12 +422,7 @@ async fn http2_concurrent_streams_are_capped_per_connection() {
     store_kept(&app).await;
     let token = app.token(TERMINAL, "officer-1");
     let (mut send, _conn) = h2_client(&app, TERMINAL).await;
-    assert_eq!(
-        h2_send(&mut send, h2_get("/v1/terminal/cases", &token, &[]))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h2_list(&mut send, &token).await, 200);
     // The gateway's SETTINGS say so…
     assert_eq!(send.current_max_send_streams(), 3);
     // …and three streams that stay open (a stream each) leave no room for a fourth.
@@ -544,12 +519,7 @@ async fn http2_rapid_reset_is_answered_with_goaway_and_others_are_still_served()
     assert_eq!(app.list("terminal-tsurumi-1").await.status, 200);
     let token = app.token(TERMINAL, "officer-1");
     let (mut send, _conn) = h2_client(&app, TERMINAL).await;
-    assert_eq!(
-        h2_send(&mut send, h2_get("/v1/terminal/cases", &token, &[]))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h2_list(&mut send, &token).await, 200);
     kept(&app).await;
 }
 
