@@ -106,11 +106,11 @@ impl Application {
             ),
             clock.clone(),
         );
-        let connections = Arc::new(Connections::new(config.connections.limits()));
+        let connections = Arc::new(Connections::new(config.connection_limits()));
         let revocations =
             crate::revocations::Revocations::load(store.clone(), audit.clone(), clock.clone(), connections.clone())
                 .await?;
-        let ingest = crate::ingest::Ingest::new(store.clone(), live.clone(), clock.clone());
+        let ingest = crate::ingest::Ingest::new(store.clone(), live.clone(), clock.clone(), config.limits.json());
         let access = Arc::new(crate::access::Access::new(
             revocations,
             RateLimiter::new(config.limits.burst, config.limits.per_minute),
@@ -152,6 +152,7 @@ impl Application {
             follower: shared.then(|| follower.clone()),
             ingest,
             batch_body_bytes: config.limits.batch_body_bytes,
+            requests: config.limits.requests(),
             disclosures,
             live,
             dev_token_issuer,

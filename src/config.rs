@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cases::validate::JsonLimits;
+use crate::http::RequestLimits;
 use crate::identity::PrincipalKind;
 use crate::logging::LogFormat;
 use crate::tls::TlsFiles;
@@ -167,8 +169,19 @@ pub struct LimitsConfig {
     /// written to the audit log.
     pub flood_refusals: u64,
     /// The largest body of a batch import (`POST /v1/cases/batch`), which is read as a stream
-    /// and never held whole; every other request keeps the 1 MiB limit.
+    /// and never held whole; every other request keeps `body_bytes`.
     pub batch_body_bytes: u64,
+    /// The largest body of any other request (a case, an agreement): 413 above it, before the
+    /// body is read when its length is announced.
+    pub body_bytes: usize,
+    /// The deepest nesting of arrays and objects in a pushed case (at most 128).
+    pub json_depth: usize,
+    /// The longest string (or object key) in a pushed case, in bytes of JSON text.
+    pub json_string_bytes: usize,
+    /// Header fields of one request (HTTP/1.1 and HTTP/2 alike): 431 above it.
+    pub header_count: usize,
+    /// The size of one request's header fields, names and values together: 431 above it.
+    pub header_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -184,6 +197,31 @@ impl Default for LimitsConfig {
             flood_refusals: 100,
             // 100,000 rows of a few hundred bytes each, with room to spare.
             batch_body_bytes: 256 << 20,
+            // A case record is a few kilobytes.
+            body_bytes: 1 << 20,
+            json_depth: JsonLimits::default().depth,
+            json_string_bytes: JsonLimits::default().string_bytes,
+            // A browser sends about 20 fields and a few kilobytes (the officer's cookie holds a
+            // token of about 700 bytes).
+            header_count: 64,
+            header_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn json(&self) -> JsonLimits {
+        JsonLimits {
+            depth: self.json_depth,
+            string_bytes: self.json_string_bytes,
+        }
+    }
+
+    pub fn requests(&self) -> RequestLimits {
+        RequestLimits {
+            body_bytes: self.body_bytes,
+            header_count: self.header_count,
+            header_bytes: self.header_bytes,
         }
     }
 }
@@ -203,6 +241,11 @@ pub struct ConnectionsConfig {
     pub body_read_timeout_ms: u64,
     /// Connections one principal may hold open at once; more are closed after the handshake.
     pub per_principal: usize,
+    /// HTTP/2 streams one connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2 streams a client may reset before the gateway has taken them up; past it the
+    /// connection is closed with `GOAWAY` (`ENHANCE_YOUR_CALM`): the "rapid reset" attack.
+    pub http2_max_pending_resets: usize,
 }
 
 impl Default for ConnectionsConfig {
@@ -214,9 +257,28 @@ impl Default for ConnectionsConfig {
             // A browser opens 6 per host and a few tabs may share a certificate; a case system
             // pushes with a pool. Far above honest use, far below a descriptor limit.
             per_principal: 64,
+            // A terminal's page holds a stream and a few requests; a case system pushes with a pool.
+            http2_max_concurrent_streams: 100,
+            // h2's own default.
+            http2_max_pending_resets: 20,
         }
     }
 }
+
+impl Config {
+    /// The accept loop's limits: `[connections]`, and the protocol-level bounds on header fields
+    /// that lie beyond `[limits]` (which the HTTP layer answers with a problem).
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        let mut limits = self.connections.limits();
+        limits.max_header_fields = self.limits.header_count.saturating_mul(2).max(16);
+        limits.max_header_bytes = self.limits.header_bytes.saturating_mul(2).max(MIN_HEAD_BUFFER);
+        limits
+    }
+}
+
+/// The least room hyper is given for a request head (its own floor is 8 KiB), so that a long
+/// target below `header_bytes` is still answered with a problem rather than cut.
+const MIN_HEAD_BUFFER: usize = 64 * 1024;
 
 impl ConnectionsConfig {
     pub fn limits(&self) -> ConnectionLimits {
@@ -225,6 +287,10 @@ impl ConnectionsConfig {
             idle: Duration::from_millis(self.idle_timeout_ms),
             body_read: Duration::from_millis(self.body_read_timeout_ms),
             per_principal: self.per_principal,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            http2_max_pending_resets: self.http2_max_pending_resets,
+            max_header_fields: 2 * LimitsConfig::default().header_count,
+            max_header_bytes: MIN_HEAD_BUFFER,
         }
     }
 }
@@ -259,7 +325,9 @@ impl Config {
     /// `CGC_GATEWAY_DATABASE_URL`, `CGC_GATEWAY_POLICIES`, `CGC_GATEWAY_LIMITS_<KEY>` for each
     /// key of `[limits]` (`…_LIMITS_BURST`, `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`,
     /// `…_LIMITS_BULK_WINDOW_MINUTES`, `…_LIMITS_REFUSAL_WINDOW_SECONDS`,
-    /// `…_LIMITS_FLOOD_REFUSALS`, `…_LIMITS_BATCH_BODY_BYTES`) and `CGC_GATEWAY_CONNECTIONS_<KEY>`
+    /// `…_LIMITS_FLOOD_REFUSALS`, `…_LIMITS_BATCH_BODY_BYTES`, `…_LIMITS_BODY_BYTES`,
+    /// `…_LIMITS_JSON_DEPTH`, `…_LIMITS_JSON_STRING_BYTES`, `…_LIMITS_HEADER_COUNT`,
+    /// `…_LIMITS_HEADER_BYTES`) and `CGC_GATEWAY_CONNECTIONS_<KEY>`
     /// for each key of `[connections]`, `CGC_GATEWAY_LOG_FORMAT` and `CGC_GATEWAY_METRICS_LISTEN`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
@@ -321,6 +389,15 @@ impl Config {
             "CGC_GATEWAY_LIMITS_BATCH_BODY_BYTES",
             &mut limits.batch_body_bytes,
         )?;
+        number(&var, "CGC_GATEWAY_LIMITS_BODY_BYTES", &mut limits.body_bytes)?;
+        number(&var, "CGC_GATEWAY_LIMITS_JSON_DEPTH", &mut limits.json_depth)?;
+        number(
+            &var,
+            "CGC_GATEWAY_LIMITS_JSON_STRING_BYTES",
+            &mut limits.json_string_bytes,
+        )?;
+        number(&var, "CGC_GATEWAY_LIMITS_HEADER_COUNT", &mut limits.header_count)?;
+        number(&var, "CGC_GATEWAY_LIMITS_HEADER_BYTES", &mut limits.header_bytes)?;
         let c = &mut self.connections;
         number(
             &var,
@@ -334,6 +411,16 @@ impl Config {
             &mut c.body_read_timeout_ms,
         )?;
         number(&var, "CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL", &mut c.per_principal)?;
+        number(
+            &var,
+            "CGC_GATEWAY_CONNECTIONS_HTTP2_MAX_CONCURRENT_STREAMS",
+            &mut c.http2_max_concurrent_streams,
+        )?;
+        number(
+            &var,
+            "CGC_GATEWAY_CONNECTIONS_HTTP2_MAX_PENDING_RESETS",
+            &mut c.http2_max_pending_resets,
+        )?;
         if let Some(v) = var("CGC_GATEWAY_LOG_FORMAT") {
             self.log_format = v.parse().map_err(|message| ConfigError::Env {
                 name: "CGC_GATEWAY_LOG_FORMAT".into(),
@@ -456,6 +543,13 @@ mod tests {
                     "CGC_GATEWAY_LIMITS_REFUSAL_WINDOW_SECONDS" => "11",
                     "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS" => "12",
                     "CGC_GATEWAY_LIMITS_BATCH_BODY_BYTES" => "13",
+                    "CGC_GATEWAY_LIMITS_BODY_BYTES" => "14",
+                    "CGC_GATEWAY_LIMITS_JSON_DEPTH" => "15",
+                    "CGC_GATEWAY_LIMITS_JSON_STRING_BYTES" => "16",
+                    "CGC_GATEWAY_LIMITS_HEADER_COUNT" => "17",
+                    "CGC_GATEWAY_LIMITS_HEADER_BYTES" => "18",
+                    "CGC_GATEWAY_CONNECTIONS_HTTP2_MAX_CONCURRENT_STREAMS" => "19",
+                    "CGC_GATEWAY_CONNECTIONS_HTTP2_MAX_PENDING_RESETS" => "20",
                     _ => return None,
                 };
                 Some(value.to_owned())
@@ -470,6 +564,18 @@ mod tests {
             (l.refusal_window_seconds, l.flood_refusals, l.batch_body_bytes),
             (11, 12, 13)
         );
+        assert_eq!(
+            (
+                l.body_bytes,
+                l.json_depth,
+                l.json_string_bytes,
+                l.header_count,
+                l.header_bytes
+            ),
+            (14, 15, 16, 17, 18)
+        );
+        let c = &config.connections;
+        assert_eq!((c.http2_max_concurrent_streams, c.http2_max_pending_resets), (19, 20));
         let err = config
             .apply_env(|name| (name == "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS").then(|| "many".to_owned()))
             .unwrap_err();

@@ -107,10 +107,57 @@ pub(crate) const STATUSES: &[(&str, Status)] = &[
     ("closed", Status::Closed),
 ];
 
-/// Parses a pushed request body, received at `now`: JSON first, then the case. The JSON value
-/// is returned too so the caller can store exactly what was pushed.
+/// Bounds on the shape of a pushed JSON document, checked before any of it is built
+/// (`[limits] json_depth`, `json_string_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonLimits {
+    /// The deepest nesting of arrays and objects; the case body itself is level 1. Values above
+    /// `MAX_JSON_DEPTH` act as `MAX_JSON_DEPTH`.
+    pub depth: usize,
+    /// The longest string (object keys included), in bytes of the JSON text between its quotes,
+    /// escapes counted as written.
+    pub string_bytes: usize,
+}
+
+/// serde_json's own nesting limit: deeper documents are refused by the parser whatever the
+/// configuration says.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        Self {
+            // A case record nests 3 levels (`/guardians/0/name`); room for growth, none for abuse.
+            depth: 32,
+            // The longest field is 10,000 characters of free text: at most 40,000 bytes of
+            // UTF-8, 60,000 when every character is written as a `\uXXXX` escape.
+            string_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl JsonLimits {
+    /// For versions already accepted (read back at start-up, or given to the simulator): a
+    /// limit lowered since must not hide a case the gateway holds.
+    const RECORDED: Self = Self {
+        depth: MAX_JSON_DEPTH,
+        string_bytes: usize::MAX,
+    };
+}
+
+/// Parses a pushed request body, received at `now`, within the default `JsonLimits`: JSON
+/// first, then the case. The JSON value is returned too so the caller can store exactly what was
+/// pushed.
 pub fn parse_case_bytes(body: &[u8], now: OffsetDateTime) -> Result<(Value, CaseRecord), Vec<FieldError>> {
-    let value = parse_json(body).map_err(|e| vec![e])?;
+    parse_case_bytes_within(body, now, JsonLimits::default())
+}
+
+/// `parse_case_bytes` within the configured `limits`.
+pub fn parse_case_bytes_within(
+    body: &[u8],
+    now: OffsetDateTime,
+    limits: JsonLimits,
+) -> Result<(Value, CaseRecord), Vec<FieldError>> {
+    let value = parse_json(body, limits).map_err(|e| vec![e])?;
     let record = parse_case(&value, now)?;
     Ok((value, record))
 }
@@ -120,7 +167,7 @@ pub fn parse_case_bytes(body: &[u8], now: OffsetDateTime) -> Result<(Value, Case
 /// the clock, which was checked when the version arrived; a gateway that starts with a wrong
 /// clock must not hide the cases it holds.
 pub fn parse_recorded_case_bytes(body: &[u8]) -> Result<(Value, CaseRecord), Vec<FieldError>> {
-    let value = parse_json(body).map_err(|e| vec![e])?;
+    let value = parse_json(body, JsonLimits::RECORDED).map_err(|e| vec![e])?;
     let record = Validator::new(None).finish(&value)?;
     Ok((value, record))
 }
@@ -131,7 +178,8 @@ pub fn parse_case(value: &Value, now: OffsetDateTime) -> Result<CaseRecord, Vec<
     Validator::new(Some(now)).finish(value)
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, FieldError> {
+fn parse_json(body: &[u8], limits: JsonLimits) -> Result<Value, FieldError> {
+    check_shape(body, limits)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = NoDuplicates.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     parsed.map_err(|e| {
@@ -155,6 +203,58 @@ fn parse_json(body: &[u8]) -> Result<Value, FieldError> {
 }
 
 const DUPLICATE_KEY: &str = "duplicate object key";
+
+/// Refuses a document nested deeper or holding a longer string than `limits` allow, in one pass
+/// over the bytes and without recursion, so that the recursive parser after it only ever sees a
+/// bounded depth. Anything else wrong with the text is left to the parser.
+fn check_shape(body: &[u8], limits: JsonLimits) -> Result<(), FieldError> {
+    let max_depth = limits.depth.min(MAX_JSON_DEPTH);
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    // Inside a string: its length so far, and whether the previous byte was a lone backslash.
+    let mut string: Option<(usize, bool)> = None;
+    let at = |line: usize, column: usize, message: String| FieldError {
+        pointer: String::new(),
+        message: format!("{message} at line {line}, column {column}"),
+    };
+    for &b in body {
+        // Columns count bytes, as serde_json's do.
+        if b == b'\n' {
+            line += 1;
+            column = 0;
+        } else {
+            column += 1;
+        }
+        match &mut string {
+            Some((len, escaped)) => {
+                if !*escaped && b == b'"' {
+                    string = None;
+                    continue;
+                }
+                *escaped = !*escaped && b == b'\\';
+                *len += 1;
+                if *len > limits.string_bytes {
+                    return Err(at(
+                        line,
+                        column,
+                        format!("a JSON string longer than {} bytes", limits.string_bytes),
+                    ));
+                }
+            }
+            None => match b {
+                b'"' => string = Some((0, false)),
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max_depth {
+                        return Err(at(line, column, format!("JSON nested deeper than {max_depth} levels")));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    Ok(())
+}
 
 /// Builds a `Value` like serde_json does but refuses duplicate keys: with them, what a proxy or
 /// log reader sees and what the gateway stores could differ silently.
@@ -1577,6 +1677,49 @@ mod tests {
             "{errs:?}"
         );
         assert!(!errs[0].message.contains("CANARY"));
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_refused_without_recursing() {
+        // Far deeper than any stack would survive if the check recursed.
+        let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        let errs = parse_case_bytes(deep.as_bytes(), NOW).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].message,
+            "JSON nested deeper than 32 levels at line 1, column 33"
+        );
+        let limits = JsonLimits {
+            depth: 3,
+            ..JsonLimits::default()
+        };
+        let errs = parse_case_bytes_within(b"{\"a\": [{\"b\": {}}]}", NOW, limits).unwrap_err();
+        assert!(
+            errs[0].message.starts_with("JSON nested deeper than 3 levels"),
+            "{errs:?}"
+        );
+        // Brackets inside strings are text, not nesting.
+        let errs = parse_case_bytes_within(b"{\"a\": \"[[[[\\\"{{{{\"}", NOW, limits).unwrap_err();
+        assert!(!errs[0].message.contains("nested"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_string_beyond_the_limit_is_refused_keys_included() {
+        let limits = JsonLimits {
+            string_bytes: 8,
+            ..JsonLimits::default()
+        };
+        for body in ["{\"123456789\": 1}", "{\"a\": \"12345\\\"789\"}"] {
+            let errs = parse_case_bytes_within(body.as_bytes(), NOW, limits).unwrap_err();
+            assert_eq!(errs.len(), 1, "{body}");
+            assert!(
+                errs[0].message.starts_with("a JSON string longer than 8 bytes"),
+                "{errs:?}"
+            );
+        }
+        // Exactly at the limit, an escaped quote included, the parser and then the validator judge.
+        let errs = parse_case_bytes_within(b"{\"a\": \"1234\\\"67\"}", NOW, limits).unwrap_err();
+        assert!(!errs[0].message.contains("longer than"), "{errs:?}");
     }
 
     #[test]

@@ -133,7 +133,9 @@ async fn put_agreement(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge,
+        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
+            limit: ctx.requests.body_limit(),
+        },
         _ => ApiError::invalid("", "the body could not be read"),
     })?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::PolicyInvalid {

@@ -1,6 +1,6 @@
 //! `POST /v1/cases/batch`: a CGC imports a CSV file of cases from its legacy system
 //! (`docs/batch-import.md`). The body is read, decoded and imported row by row as it arrives,
-//! under its own size limit (`[limits] batch_body_bytes`) instead of the 1 MiB of every other
+//! under its own size limit (`[limits] batch_body_bytes`) instead of `body_bytes` of every other
 //! request; each stored row is durable before the answer, a JSON report of every row.
 
 use axum::body::{Body, Bytes};
@@ -21,9 +21,10 @@ use crate::ingest::batch::{BatchImport, Report};
 pub const BATCH_PATH: &str = "/v1/cases/batch";
 
 /// The batch route, with its own layers: it is merged after the router-wide body limits (which
-/// would refuse a file above 1 MiB) and so takes the per-certificate rate limit here, where a
+/// would refuse a file above `body_bytes`) and so takes the per-certificate rate limit here, where a
 /// whole file counts as one request.
 pub fn routes(ctx: Ctx) -> Router<Ctx> {
+    let body_bytes = ctx.requests.body_bytes;
     Router::new()
         .route(
             BATCH_PATH,
@@ -33,7 +34,7 @@ pub fn routes(ctx: Ctx) -> Router<Ctx> {
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // For the `PUT`; the import reads its body as a stream and counts it itself.
-        .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(body_bytes))
         .layer(axum::middleware::from_fn_with_state(ctx, limit_per_certificate))
 }
 
@@ -48,7 +49,7 @@ async fn import(
     let limit = ctx.batch_body_bytes;
     // Nothing of a body announced too large is read.
     if hyper::body::Body::size_hint(&body).lower() > limit {
-        return Err(ApiError::TooLarge);
+        return Err(ApiError::TooLarge { limit });
     }
     let policy = ctx.policy();
     let mut batch = BatchImport::new(&ctx.ingest, &policy.registry, &caller.center_id, charset);
@@ -65,7 +66,7 @@ async fn import(
         };
         received = received.saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
         if received > limit {
-            outcome = Err(ApiError::TooLarge);
+            outcome = Err(ApiError::TooLarge { limit });
             break;
         }
         if let Err(e) = batch.push(&data).await {

@@ -48,7 +48,9 @@ pub(super) async fn push(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<PutCaseResponse>), ApiError> {
     let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge,
+        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
+            limit: ctx.requests.body_limit(),
+        },
         _ => ApiError::invalid("", "the body could not be read"),
     })?;
     match ctx

@@ -30,6 +30,8 @@ pub struct AppContext {
     pub ingest: crate::ingest::Ingest,
     /// The largest batch import body (`[limits] batch_body_bytes`).
     pub batch_body_bytes: u64,
+    /// What any other request may carry (`[limits]`).
+    pub requests: super::RequestLimits,
     /// Every disclosure to a terminal, by every channel, goes through this service.
     pub disclosures: crate::views::Disclosures,
     /// The live fan-out hub behind the terminal streams.

@@ -39,8 +39,12 @@ pub enum ApiError {
     VersionConflict { stored_version: u64 },
     #[error("ambiguous case reference")]
     Ambiguous { refs: Vec<String> },
+    /// A body above the limit (`[limits] body_bytes`, or `batch_body_bytes` for an import).
     #[error("payload too large")]
-    TooLarge,
+    TooLarge { limit: u64 },
+    /// Header fields above `[limits] header_count` or `header_bytes`.
+    #[error("request header fields too large: {0}")]
+    HeadersTooLarge(String),
     /// The request body stopped arriving.
     #[error("request body timed out")]
     RequestTimeout,
@@ -109,7 +113,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::VersionConflict { .. } | Self::Ambiguous { .. } => StatusCode::CONFLICT,
-            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AuditUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -131,7 +136,8 @@ impl ApiError {
             Self::Misdirected(_) => ("misdirected", "The request is not for this gateway"),
             Self::VersionConflict { .. } => ("version-conflict", "A different case version is already stored"),
             Self::Ambiguous { .. } => ("ambiguous-case", "The case id names several visible cases"),
-            Self::TooLarge => ("too-large", "The request body is too large"),
+            Self::TooLarge { .. } => ("too-large", "The request body is too large"),
+            Self::HeadersTooLarge(_) => ("header-fields-too-large", "The request's header fields are too large"),
             Self::RequestTimeout => ("request-timeout", "The request body stopped arriving"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::AuditUnavailable => (
@@ -198,7 +204,11 @@ impl IntoResponse for ApiError {
                     })
                     .collect();
             }
-            Self::Unauthorized(d) | Self::Forbidden(d) | Self::Misdirected(d) | Self::UnsupportedMediaType(d) => {
+            Self::Unauthorized(d)
+            | Self::Forbidden(d)
+            | Self::Misdirected(d)
+            | Self::UnsupportedMediaType(d)
+            | Self::HeadersTooLarge(d) => {
                 problem.detail = Some(d.clone());
             }
             Self::VersionConflict { stored_version } => {
@@ -218,7 +228,10 @@ impl IntoResponse for ApiError {
             Self::AuditUnavailable | Self::StoreUnavailable => {
                 problem.detail = Some(format!("retry after {UNAVAILABLE_RETRY_SECS} s"));
             }
-            Self::NotFound | Self::MethodNotAllowed | Self::TooLarge | Self::RequestTimeout => {}
+            Self::TooLarge { limit } => {
+                problem.detail = Some(format!("the body is larger than {limit} bytes"));
+            }
+            Self::NotFound | Self::MethodNotAllowed | Self::RequestTimeout => {}
             Self::PolicyInvalid { line, message } => {
                 problem.detail = Some(message.clone());
                 problem.line = *line;

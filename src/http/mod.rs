@@ -16,7 +16,7 @@ pub mod terminal;
 pub mod web;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -24,8 +24,21 @@ use context::Ctx;
 use error::ApiError;
 use host::Hosts;
 
-/// The largest request body accepted (a case record is a few kilobytes).
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// What one request may carry (`[limits]` in the configuration); a batch import's body has its
+/// own limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    pub body_bytes: usize,
+    pub header_count: usize,
+    /// Names and values together.
+    pub header_bytes: usize,
+}
+
+impl RequestLimits {
+    pub fn body_limit(&self) -> u64 {
+        u64::try_from(self.body_bytes).unwrap_or(u64::MAX)
+    }
+}
 
 /// Every answer the router gives, its own refusals included, is problem+json: unknown paths
 /// (404), known paths with another method (405, with `Allow`), and requests for another host
@@ -54,22 +67,54 @@ pub fn router(ctx: Ctx, hosts: Hosts) -> Router {
             ctx.clone(),
             extract::limit_per_certificate,
         ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(refuse_announced_too_large))
+        .layer(DefaultBodyLimit::max(ctx.requests.body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.requests,
+            refuse_announced_too_large,
+        ))
         // After the body limits, which apply only to the routes above: a batch file is streamed
         // under its own limit (`batch::routes` adds the rate limit itself).
         .merge(batch::routes(ctx.clone()))
         .layer(axum::middleware::from_fn_with_state(hosts, host::only_our_hosts))
+        .layer(axum::middleware::from_fn_with_state(ctx.requests, refuse_large_headers))
         .layer(axum::middleware::map_response(no_store))
         .with_state(ctx)
 }
 
 /// Refuses a body announced (`Content-Length`) above the limit before reading any of it, and
 /// before the caller is even identified: nothing of a 100 MB upload is waited for.
-async fn refuse_announced_too_large(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn refuse_announced_too_large(
+    State(limits): State<RequestLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let announced = hyper::body::Body::size_hint(request.body()).lower();
-    if usize::try_from(announced).map_or(true, |n| n > MAX_BODY_BYTES) {
-        return ApiError::TooLarge.into_response();
+    if announced > limits.body_limit() {
+        return ApiError::TooLarge {
+            limit: limits.body_limit(),
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Refuses, before anything else looks at them, header fields beyond `[limits]`: 431 with a
+/// problem naming the limit. (Far beyond it, hyper cuts the request itself: see `tls::serve`.)
+async fn refuse_large_headers(
+    State(limits): State<RequestLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    if headers.len() > limits.header_count {
+        return ApiError::HeadersTooLarge(format!("more than {} header fields", limits.header_count)).into_response();
+    }
+    let bytes = headers.iter().fold(0usize, |n, (name, value)| {
+        n.saturating_add(name.as_str().len() + value.len())
+    });
+    if bytes > limits.header_bytes {
+        return ApiError::HeadersTooLarge(format!("header fields larger than {} bytes", limits.header_bytes))
+            .into_response();
     }
     next.run(request).await
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::cases::CurrentCase;
 use crate::cases::record::{CaseId, CaseRecord};
-use crate::cases::validate::{FieldError, parse_case_bytes};
+use crate::cases::validate::{FieldError, JsonLimits, parse_case_bytes_within};
 use crate::clock::SharedClock;
 use crate::live::{Change, Hub};
 use crate::registry::Registry;
@@ -64,6 +64,7 @@ pub struct Ingest {
     store: SharedStore,
     hub: Arc<Hub>,
     clock: SharedClock,
+    json: JsonLimits,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -73,8 +74,14 @@ impl std::fmt::Debug for Ingest {
 }
 
 impl Ingest {
-    pub fn new(store: SharedStore, hub: Arc<Hub>, clock: SharedClock) -> Self {
-        Self { store, hub, clock }
+    /// `json` bounds the shape of every pushed body before it is parsed.
+    pub fn new(store: SharedStore, hub: Arc<Hub>, clock: SharedClock, json: JsonLimits) -> Self {
+        Self {
+            store,
+            hub,
+            clock,
+            json,
+        }
     }
 
     /// Validates `body` as the case `case_id` pushed by `center_id`, stores it under the version
@@ -94,7 +101,7 @@ impl Ingest {
             )
         })?;
         let now = self.clock.now();
-        let (_, record) = parse_case_bytes(body, now).map_err(|errors| IngestError::Invalid {
+        let (_, record) = parse_case_bytes_within(body, now, self.json).map_err(|errors| IngestError::Invalid {
             detail: format!("the case has {} invalid field(s)", errors.len()),
             errors,
         })?;

@@ -39,6 +39,14 @@ pub struct ConnectionLimits {
     /// Between two pieces of a request body.
     pub body_read: Duration,
     pub per_principal: usize,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2 streams reset by the client before they were taken up; past it, `GOAWAY`.
+    pub http2_max_pending_resets: usize,
+    /// Where hyper itself cuts a request head (HTTP/1.1: 431 without a body; HTTP/2: the
+    /// stream refused): beyond the limits the HTTP layer answers with a problem.
+    pub max_header_fields: usize,
+    pub max_header_bytes: usize,
 }
 
 /// The answer to a request whose body stopped arriving (the HTTP layer's 408 problem): the
@@ -307,11 +315,19 @@ async fn serve_connection(
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // Waits for heads are bounded below, for both protocols alike.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_headers(limits.max_header_fields)
+        .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(30));
+        .keep_alive_interval(Duration::from_secs(30))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.http2_max_pending_resets)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     // Until the first request arrives, then whenever none is in flight, a deadline runs; when it

@@ -17,7 +17,7 @@ use crate::helpers::{TestApp, pki, spawn_app, spawn_app_with};
 
 /// A TLS connection as a development client, offering one ALPN protocol, on which nothing has
 /// been sent yet.
-async fn open(app: &TestApp, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
+pub async fn open(app: &TestApp, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
     let read = |p: String| std::fs::read(pki().join(p)).unwrap();
     let config = cgc_gateway::tls::client_config(
         &read("ca/server-ca.pem".into()),

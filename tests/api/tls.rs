@@ -79,6 +79,39 @@ async fn handshake_without_client_certificate_is_refused() {
     assert!(result.is_err(), "a client without a certificate got an HTTP answer");
 }
 
+/// Whether a known terminal offering only TLS 1.2 completes a handshake with `app`.
+async fn tls12_handshake(app: &crate::helpers::TestApp) -> bool {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&server_ca()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cert = std::fs::read(pki().join("clients/terminal-kagacho-1.pem")).unwrap();
+    let key = std::fs::read(pki().join("clients/terminal-kagacho-1-key.pem")).unwrap();
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&cert)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(cgc_gateway::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(app.app.addr()).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn tls_1_2_is_refused_unless_configured() {
+    let app = spawn_app().await;
+    assert!(!tls12_handshake(&app).await, "a TLS 1.2 handshake succeeded by default");
+    let app = crate::helpers::spawn_app_with(|c, _| c.tls.allow_tls12 = true).await;
+    assert!(tls12_handshake(&app).await, "allow_tls12 = true did not allow TLS 1.2");
+}
+
 #[tokio::test]
 async fn handshake_with_unknown_ca_is_refused() {
     let app = spawn_app().await;
