@@ -75,6 +75,11 @@ fn sign_payload(payload: &[u8]) -> String {
 
 fn expected(claims: &Claims) -> Result<String, TokenError> {
     let now = NOW;
+    // JWT NumericDates are read as unsigned by the signature library: a negative `exp` or `nbf`
+    // makes the token malformed before any time rule applies.
+    if claims.exp < 0 || claims.nbf < 0 {
+        return Err(TokenError::Invalid);
+    }
     if now >= claims.exp.saturating_add(LEEWAY) {
         return Err(TokenError::Expired);
     }
