@@ -320,6 +320,11 @@ impl Checkpoint {
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let bad = NoteError::MalformedCheckpoint;
         let body = text.strip_suffix('\n').ok_or(bad("text must end with a newline"))?;
+        // The text of a checkpoint is the text of a signed note: what parses here must be
+        // signable and must read the same to every verifier (no hidden CR, tab or NUL).
+        if text.chars().any(|c| c < ' ' && c != '\n') {
+            return Err(bad("control character"));
+        }
         let mut lines = body.split('\n');
         let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next()) else {
             return Err(bad("fewer than three lines"));
@@ -563,6 +568,23 @@ mod tests {
             root: empty_root(),
         };
         assert_eq!(Checkpoint::parse(&empty.to_text()), Ok(empty));
+    }
+
+    /// Found by `cargo fuzz` (target `signed_note`): a checkpoint whose origin held a control
+    /// character parsed, but no note can carry it, so it could never be signed or opened.
+    #[test]
+    fn a_checkpoint_with_a_control_character_is_refused() {
+        let root = STANDARD.encode(crate_root());
+        for origin in ["cgc\u{1}.example/audit", "cgc.example/audit\r", "o\tp", "o\0"] {
+            let text = format!("{origin}\n1042\n{root}\n");
+            assert_eq!(
+                Checkpoint::parse(&text),
+                Err(NoteError::MalformedCheckpoint("control character")),
+                "{origin:?}"
+            );
+        }
+        let extension = format!("o\n1\n{root}\next\u{7}\n");
+        assert!(Checkpoint::parse(&extension).is_err());
     }
 
     fn crate_root() -> Hash {
