@@ -162,13 +162,13 @@ pub fn principal_from_der(der: &[u8]) -> Result<Principal, IdentityError> {
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
             for name in &san.general_names {
-                if let GeneralName::URI(uri) = name {
-                    if uri.starts_with(URN_PREFIX) {
-                        if found.is_some() {
-                            return Err(IdentityError::SeveralPrincipals);
-                        }
-                        found = Some(Principal::parse_urn(uri)?);
+                if let GeneralName::URI(uri) = name
+                    && uri.starts_with(URN_PREFIX)
+                {
+                    if found.is_some() {
+                        return Err(IdentityError::SeveralPrincipals);
                     }
+                    found = Some(Principal::parse_urn(uri)?);
                 }
             }
         }

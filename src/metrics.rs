@@ -201,10 +201,10 @@ impl Metrics {
     /// `cases` cases disclosed by `channel` (`list`, `detail`, `search`, `stream`), recorded
     /// durably in `elapsed`.
     pub fn disclosed(&self, channel: &str, cases: usize, elapsed: Duration) {
-        if let Some(i) = CHANNELS.iter().position(|(c, _)| *c == channel) {
-            if let Some(counter) = self.disclosures.get(i) {
-                counter.fetch_add(u64::try_from(cases).unwrap_or(u64::MAX), Ordering::Relaxed);
-            }
+        if let Some(i) = CHANNELS.iter().position(|(c, _)| *c == channel)
+            && let Some(counter) = self.disclosures.get(i)
+        {
+            counter.fetch_add(u64::try_from(cases).unwrap_or(u64::MAX), Ordering::Relaxed);
         }
         self.lock().disclosure_latency.observe_duration(elapsed);
     }

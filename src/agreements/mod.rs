@@ -537,12 +537,12 @@ impl Agreements {
         let _writing = self.writes.lock().await;
         let world = self.current();
         let existing = latest(&world, agreement_id).map(|a| (a.prefecture().to_string(), a.version()));
-        if let Some((prefecture, _)) = &existing {
-            if caller.jurisdiction != *prefecture {
-                return Err(AgreementError::Forbidden(format!(
-                    "only the administrators of prefecture {prefecture} may submit versions of `{agreement_id}`"
-                )));
-            }
+        if let Some((prefecture, _)) = &existing
+            && caller.jurisdiction != *prefecture
+        {
+            return Err(AgreementError::Forbidden(format!(
+                "only the administrators of prefecture {prefecture} may submit versions of `{agreement_id}`"
+            )));
         }
         let agreement = Agreement::from_toml(body, "body", &world.registry).map_err(|e| AgreementError::Invalid {
             line: e.line,

@@ -254,7 +254,7 @@ async fn load_edge(store: &SharedStore, size: u64) -> Result<Edge, AuditError> {
     let mut level: u8 = 0;
     while hashes_at_level(size, level) > 0 {
         let count = hashes_at_level(size, level);
-        if count % 256 != 0 {
+        if !count.is_multiple_of(256) {
             let id = TileId {
                 level,
                 index: count / 256,

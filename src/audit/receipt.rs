@@ -122,10 +122,10 @@ pub fn verify_receipt(json: &[u8], trusted: &[KeyLine]) -> Result<VerifiedReceip
         .get("agreement")
         .and_then(|a| a.get("clause"))
         .and_then(serde_json::Value::as_str);
-    if let Some(clause) = &receipt.clause {
-        if recorded_clause != Some(clause.as_str()) {
-            return Err(bad("clause: not the clause the entry records"));
-        }
+    if let Some(clause) = &receipt.clause
+        && recorded_clause != Some(clause.as_str())
+    {
+        return Err(bad("clause: not the clause the entry records"));
     }
     Ok(VerifiedReceipt {
         index: receipt.index,

@@ -327,7 +327,7 @@ pub fn tile_bytes(hashes: &[Hash]) -> Vec<u8> {
 
 /// The hashes of a stored tile's bytes.
 pub fn tile_hashes(bytes: &[u8]) -> Option<Vec<Hash>> {
-    if bytes.len() % 32 != 0 || bytes.len() > TILE_WIDTH * 32 {
+    if !bytes.len().is_multiple_of(32) || bytes.len() > TILE_WIDTH * 32 {
         return None;
     }
     bytes.chunks_exact(32).map(|c| <Hash>::try_from(c).ok()).collect()
@@ -486,7 +486,7 @@ mod tests {
         for (n, leaf) in all.iter().enumerate() {
             edge.push(*leaf, &mut full);
             let size = n as u64 + 1;
-            if size < 600 || size % 4_999 == 0 || size == 65_536 || size == 70_000 {
+            if size < 600 || size.is_multiple_of(4_999) || size == 65_536 || size == 70_000 {
                 assert_eq!(edge.root(), tree.root_at(size).unwrap(), "size {size}");
             }
         }

@@ -64,10 +64,11 @@ fn check_dir(dir: &Path) -> Result<String, Vec<PolicyError>> {
     }
     let consents = dir.join("consents.toml");
     // With an agreement unreadable, every consent naming it would be reported too: noise.
-    if consents.exists() && agreements.len() == files.len() {
-        if let Err(e) = ConsentBook::load(&consents, &registry, &agreements) {
-            errors.push(e);
-        }
+    if consents.exists()
+        && agreements.len() == files.len()
+        && let Err(e) = ConsentBook::load(&consents, &registry, &agreements)
+    {
+        errors.push(e);
     }
     if errors.is_empty() {
         Ok(format!(

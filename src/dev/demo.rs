@@ -362,7 +362,7 @@ pub async fn feed(addr: std::net::SocketAddr, certs: &Path, clock: SharedClock, 
     loop {
         tokio::time::sleep(every).await;
         tick += 1;
-        if tick % 3 == 0 || pushed.is_empty() {
+        if tick.is_multiple_of(3) || pushed.is_empty() {
             push(&mut synth, &mut pushed, tick % DEMO_CENTERS.len(), None).await;
         } else {
             let u = (tick * 7) % pushed.len();

@@ -40,17 +40,17 @@ fn peer(parts: &Parts) -> Result<SharedPeer, ApiError> {
 /// kind) is held to its rate limit. Nothing is verified or written for a request over the limit
 /// but the coalesced refusal.
 pub async fn limit_per_certificate(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
-    if let Some(peer) = request.extensions().get::<SharedPeer>() {
-        if let Err(denied) = ctx.access.admit_certificate(&peer.principal) {
-            return refuse(
-                &ctx,
-                route(request.method(), request.extensions()),
-                &peer.principal,
-                None,
-                denied.into(),
-            )
-            .into_response();
-        }
+    if let Some(peer) = request.extensions().get::<SharedPeer>()
+        && let Err(denied) = ctx.access.admit_certificate(&peer.principal)
+    {
+        return refuse(
+            &ctx,
+            route(request.method(), request.extensions()),
+            &peer.principal,
+            None,
+            denied.into(),
+        )
+        .into_response();
     }
     if let Some(follower) = &ctx.follower {
         // Whatever another instance committed governs this request too.

@@ -171,25 +171,25 @@ impl Store for SqliteStore {
             .bind(case.case_id)
             .fetch_optional(tx.conn())
             .await?;
-        if let Some(stored) = stored {
-            if version <= stored {
-                let body: Option<String> = sqlx::query_scalar(
-                    "SELECT body FROM case_versions WHERE center_id = ? AND case_id = ? AND version = ?",
-                )
-                .bind(case.center_id)
-                .bind(case.case_id)
-                .bind(version)
-                .fetch_optional(tx.conn())
-                .await?;
-                tx.commit().await?;
-                return Ok(if body.as_deref() == Some(case.body) {
-                    PutOutcome::Identical
-                } else {
-                    PutOutcome::Conflict {
-                        stored_version: to_u64(stored)?,
-                    }
-                });
-            }
+        if let Some(stored) = stored
+            && version <= stored
+        {
+            let body: Option<String> = sqlx::query_scalar(
+                "SELECT body FROM case_versions WHERE center_id = ? AND case_id = ? AND version = ?",
+            )
+            .bind(case.center_id)
+            .bind(case.case_id)
+            .bind(version)
+            .fetch_optional(tx.conn())
+            .await?;
+            tx.commit().await?;
+            return Ok(if body.as_deref() == Some(case.body) {
+                PutOutcome::Identical
+            } else {
+                PutOutcome::Conflict {
+                    stored_version: to_u64(stored)?,
+                }
+            });
         }
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO case_versions (center_id, case_id, version, body, received_at) VALUES (?, ?, ?, ?, ?) RETURNING seq",

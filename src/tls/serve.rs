@@ -95,12 +95,12 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut registry = self.connections.lock();
-        if let Some(o) = registry.open.remove(&self.id) {
-            if let Some(n) = registry.per_principal.get_mut(&o.peer.principal) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    registry.per_principal.remove(&o.peer.principal);
-                }
+        if let Some(o) = registry.open.remove(&self.id)
+            && let Some(n) = registry.per_principal.get_mut(&o.peer.principal)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                registry.per_principal.remove(&o.peer.principal);
             }
         }
     }
