@@ -13,7 +13,9 @@
 //! `cargo bench --bench peers -- [--secs 5] [--conns 16] [--streams 1000,5000] [--rounds 10]
 //! [--handshakes 1000] [--connect-concurrency 64] [--skip-live]`
 //!
-//! Defaults take about two to three minutes on two cores.
+//! Defaults take about two to three minutes on two cores. `-- --callgrind 2000` instead runs the
+//! gateway under valgrind's callgrind and profiles that many detail disclosures (the profile of
+//! `docs/benchmarks.md`); `CGC_GATEWAY_BIN=<path>` runs another build of the gateway.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
