@@ -142,6 +142,9 @@ pub struct PeerIdentity {
     pub principal: Principal,
     /// SHA-256 of the client certificate's DER: what an RFC 8705 `x5t#S256` binds a token to.
     pub cert_sha256: [u8; 32],
+    /// The bearer token this connection has proved, so that its signature is verified once
+    /// per connection (`auth::TokenVerifier::verify_on`).
+    pub tokens: crate::auth::VerifiedTokens,
 }
 
 pub type SharedPeer = Arc<PeerIdentity>;
@@ -151,6 +154,7 @@ impl PeerIdentity {
         Ok(Self {
             principal: principal_from_der(der)?,
             cert_sha256: Sha256::digest(der).into(),
+            tokens: crate::auth::VerifiedTokens::default(),
         })
     }
 }

@@ -256,9 +256,7 @@ impl Store for SqliteStore {
     async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
         insert_audit_rows(&mut tx, &commit.entries).await?;
-        for tile in &commit.tiles {
-            upsert_tile(&mut tx, tile).await?;
-        }
+        upsert_tiles(&mut tx, &commit.tiles).await?;
         if let Some(row) = &commit.checkpoint {
             insert_checkpoint(&mut tx, row).await?;
         }
@@ -670,37 +668,74 @@ async fn insert_audit_rows(tx: &mut WriteTx, rows: &[AuditRow]) -> Result<(), St
     if to_i64(first.index)? != next {
         return Err(StoreError::AuditBehind { stored: to_u64(next)? });
     }
+    let mut indices = Vec::with_capacity(rows.len());
     for (row, expected) in rows.iter().zip(next..) {
-        if to_i64(row.index)? != expected {
+        let index = to_i64(row.index)?;
+        if index != expected {
             return Err(StoreError::Corrupt("audit entries to append are not consecutive"));
         }
-        sqlx::query(
-            "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(to_i64(row.index)?)
-        .bind(&row.line)
-        .bind(row.leaf_hash.as_slice())
-        .bind(&row.kind)
-        .bind(row.center_id.as_deref())
-        .bind(row.case_id.as_deref())
-        .execute(tx.conn())
-        .await?;
+        indices.push(index);
+    }
+    for (chunk, indices) in statement_chunks(rows).zip(statement_chunks(&indices)) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_entries (idx, line, leaf_hash, kind, center_id, case_id) ",
+        );
+        insert.push_values(chunk.iter().zip(indices), |mut values, (row, index)| {
+            values
+                .push_bind(*index)
+                .push_bind(row.line.as_str())
+                .push_bind(row.leaf_hash.as_slice())
+                .push_bind(row.kind.as_str())
+                .push_bind(row.center_id.as_deref())
+                .push_bind(row.case_id.as_deref());
+        });
+        insert.build().execute(tx.conn()).await?;
     }
     Ok(())
 }
 
 /// A tile row only grows (the table's trigger refuses anything else).
-async fn upsert_tile(tx: &mut WriteTx, tile: &AuditTileRow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_tiles (level, idx, hashes) VALUES (?, ?, ?) \
-         ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes WHERE length(excluded.hashes) > length(hashes)",
-    )
-    .bind(i64::from(tile.level))
-    .bind(to_i64(tile.index)?)
-    .bind(tile.hashes.as_slice())
-    .execute(tx.conn())
-    .await?;
+async fn upsert_tiles(tx: &mut WriteTx, tiles: &[AuditTileRow]) -> Result<(), StoreError> {
+    let indices = tiles.iter().map(|t| to_i64(t.index)).collect::<Result<Vec<_>, _>>()?;
+    for (chunk, indices) in statement_chunks(tiles).zip(statement_chunks(&indices)) {
+        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO audit_tiles (level, idx, hashes) ");
+        upsert.push_values(chunk.iter().zip(indices), |mut values, (tile, index)| {
+            values
+                .push_bind(i64::from(tile.level))
+                .push_bind(*index)
+                .push_bind(tile.hashes.as_slice());
+        });
+        upsert.push(
+            " ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes WHERE length(excluded.hashes) > length(hashes)",
+        );
+        upsert.build().execute(tx.conn()).await?;
+    }
     Ok(())
+}
+
+/// The most rows one multi-row statement carries.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// `rows` cut for multi-row statements: each statement is one round trip to the connection's
+/// SQLite thread, so a group commit of N entries costs a few statements instead of N. Chunks of
+/// `ROWS_PER_STATEMENT`, then powers of two, so that only a handful of distinct statements are
+/// ever prepared (and kept in the connection's statement cache).
+fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let len = rest.len();
+        if len == 0 {
+            return None;
+        }
+        let take = if len >= ROWS_PER_STATEMENT {
+            ROWS_PER_STATEMENT
+        } else {
+            1 << len.ilog2()
+        };
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 async fn insert_checkpoint(tx: &mut WriteTx, row: &CheckpointRow) -> Result<(), StoreError> {
@@ -711,4 +746,25 @@ async fn insert_checkpoint(tx: &mut WriteTx, row: &CheckpointRow) -> Result<(), 
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_chunks_cover_every_row_once_in_order_with_few_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..=300usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
+            assert_eq!(chunks.concat(), rows, "{n}");
+            assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= ROWS_PER_STATEMENT));
+            shapes.extend(chunks.iter().map(|c| c.len()));
+        }
+        // 64, 32, 16, 8, 4, 2, 1: the only statements ever prepared.
+        assert_eq!(shapes.len(), 7);
+        assert!(shapes.iter().all(|s| s.is_power_of_two()));
+    }
 }

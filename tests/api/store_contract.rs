@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use cgc_gateway::store::{
-    self, AgreementVersionRow, AuditKeyRow, AuditRow, CheckpointRow, ConsentStepRow, NewCase, PutOutcome,
-    RevocationRow, SharedStore,
+    self, AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CheckpointRow, ConsentStepRow,
+    NewCase, PutOutcome, RevocationRow, SharedStore,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -78,6 +78,7 @@ contract!(
     acknowledged_writes_are_there_after_reopening,
     audit_entries_append_and_read_by_range_and_case,
     audit_appends_only_continue_the_log,
+    a_large_group_commit_is_stored_whole,
     checkpoints_keep_the_first_note_per_size,
     agreement_versions_and_consent_steps_round_trip,
     policy_is_seeded_once,
@@ -333,6 +334,90 @@ async fn audit_appends_only_continue_the_log(b: &Backend) {
     assert_eq!(s.audit_len().await.unwrap(), 4);
     s.append_audit(&audit_rows(4, 6)).await.unwrap();
     assert_eq!(s.audit_leaf_hashes().await.unwrap().len(), 6);
+}
+
+/// One group commit of many entries (more than one multi-row statement's worth) and several
+/// tiles is stored whole, in order, with its checkpoint; a later commit grows a tile.
+async fn a_large_group_commit_is_stored_whole(b: &Backend) {
+    let s = &b.store;
+    s.append_audit(&audit_rows(0, 1)).await.unwrap();
+    // 203 entries: 64 + 64 + 64 + 8 + 2 + 1 rows per statement.
+    let rows = audit_rows(1, 204);
+    let tiles: Vec<AuditTileRow> = (0..5u8)
+        .map(|i| AuditTileRow {
+            level: i % 2,
+            index: u64::from(i),
+            hashes: vec![i; 32 * (usize::from(i) + 1)],
+        })
+        .collect();
+    let commit = AuditCommit {
+        entries: rows.clone(),
+        tiles: tiles.clone(),
+        checkpoint: Some(CheckpointRow {
+            tree_size: 204,
+            note: "two hundred and four".into(),
+            published_at: "2026-11-20T12:00:00+09:00".into(),
+        }),
+    };
+    s.append_audit_commit(&commit).await.unwrap();
+    assert_eq!(s.audit_len().await.unwrap(), 204);
+    let stored = s.audit_entries(0, 204).await.unwrap();
+    assert_eq!(stored.len(), 204);
+    for (got, want) in stored[1..].iter().zip(&rows) {
+        assert_eq!(
+            (
+                got.index,
+                &got.line,
+                got.leaf_hash,
+                &got.kind,
+                &got.center_id,
+                &got.case_id
+            ),
+            (
+                want.index,
+                &want.line,
+                want.leaf_hash,
+                &want.kind,
+                &want.center_id,
+                &want.case_id
+            )
+        );
+    }
+    for t in &tiles {
+        assert_eq!(
+            s.audit_tile(t.level, t.index).await.unwrap().as_deref(),
+            Some(t.hashes.as_slice())
+        );
+    }
+    assert_eq!(
+        s.latest_checkpoint().await.unwrap().unwrap().note,
+        "two hundred and four"
+    );
+
+    // The next commit extends tile 0/4 by one hash and leaves a shorter copy of tile 1/3
+    // unapplied.
+    let mut longer = tiles[4].hashes.clone();
+    longer.extend([9; 32]);
+    let grown = AuditTileRow {
+        level: 0,
+        index: 4,
+        hashes: longer,
+    };
+    let shorter = AuditTileRow {
+        level: 1,
+        index: 3,
+        hashes: vec![7; 32],
+    };
+    s.append_audit_commit(&AuditCommit {
+        entries: audit_rows(204, 205),
+        tiles: vec![grown.clone(), shorter],
+        checkpoint: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.audit_tile(0, 4).await.unwrap(), Some(grown.hashes));
+    assert_eq!(s.audit_tile(1, 3).await.unwrap(), Some(tiles[3].hashes.clone()));
+    assert_eq!(s.audit_len().await.unwrap(), 205);
 }
 
 async fn checkpoints_keep_the_first_note_per_size(b: &Backend) {

@@ -3,6 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cgc_gateway::auth::x5t_s256;
+use hyper::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -203,4 +204,97 @@ async fn search_hits_count_toward_bulk_viewing() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(found, "no security entry for bulk viewing through search");
+}
+
+/// A keep-alive connection proves its officer's token once; what it proved belongs to that
+/// connection and its certificate only.
+#[tokio::test]
+async fn a_token_proved_on_one_connection_is_refused_on_another_terminals_connection() {
+    let app = spawn_app().await;
+    let token = app.token(TERMINAL, "K-1");
+    let mut mine = app.client(TERMINAL).connect().await.unwrap();
+    for _ in 0..3 {
+        let reply = mine
+            .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    // The same bytes on another terminal's connection (another certificate): refused.
+    let mut theirs = app.client("terminal-tsurumi-1").connect().await.unwrap();
+    for _ in 0..2 {
+        let reply = theirs
+            .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 401, "{}", reply.text());
+    }
+    let own = app.token("terminal-tsurumi-1", "K-2");
+    let reply = theirs
+        .send(Method::GET, "/v1/terminal/cases", Some(&own), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    // And another connection of the same terminal proves it again, unharmed.
+    let mut again = app.client(TERMINAL).connect().await.unwrap();
+    let reply = again
+        .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let reply = mine
+        .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn a_proved_token_expires_with_the_clock_on_its_own_connection() {
+    let app = spawn_app().await;
+    let token = app.token(TERMINAL, "K-1");
+    let mut conn = app.client(TERMINAL).connect().await.unwrap();
+    for _ in 0..2 {
+        let reply = conn
+            .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    app.clock.advance(time::Duration::hours(2));
+    let reply = conn
+        .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 401);
+    assert!(reply.text().contains("expired"), "{}", reply.text());
+}
+
+#[tokio::test]
+async fn a_revoked_officer_is_refused_on_the_connection_that_proved_the_token() {
+    let app = spawn_app().await;
+    let token = app.token(TERMINAL, "officer-7");
+    let mut conn = app.client(TERMINAL).connect().await.unwrap();
+    let reply = conn
+        .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let admin = "admin-14-pref-admin";
+    let reply = app
+        .client(admin)
+        .send(
+            Method::POST,
+            "/v1/admin/officers/officer-7/revoke",
+            Some(&app.token(admin, "admin-user")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = conn
+        .send(Method::GET, "/v1/terminal/cases", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 401, "{}", reply.text());
 }
