@@ -356,7 +356,7 @@ async fn a_large_group_commit_is_stored_whole(b: &Backend) {
         checkpoint: Some(CheckpointRow {
             tree_size: 204,
             note: "two hundred and four".into(),
-            published_at: "2026-11-20T12:00:00+09:00".into(),
+            published_at: time::macros::datetime!(2026-11-20 12:00 +09:00),
         }),
     };
     s.append_audit_commit(&commit).await.unwrap();
