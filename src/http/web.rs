@@ -18,9 +18,9 @@ use super::extract::refuse;
 use crate::auth::{AudClaim, Claims, Confirmation, issue_token};
 use crate::identity::{Principal, SharedPeer};
 
-const INDEX_HTML: &str = include_str!("../../web/terminal/index.html");
-const APP_JS: &str = include_str!("../../web/terminal/app.js");
-const APP_CSS: &str = include_str!("../../web/terminal/app.css");
+const INDEX_HTML: &str = include_str!("../web/terminal/index.html");
+const APP_JS: &str = include_str!("../web/terminal/app.js");
+const APP_CSS: &str = include_str!("../web/terminal/app.css");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
