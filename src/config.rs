@@ -41,6 +41,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// The web terminal's behaviour on a shared police terminal.
+    #[serde(default)]
+    pub terminal: TerminalConfig,
     /// `text` (coloured only on a terminal) or `json` (one object per line, for log shippers).
     #[serde(default)]
     pub log_format: LogFormat,
@@ -84,6 +87,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("connections", &self.connections)
+            .field("terminal", &self.terminal)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
             .finish()
@@ -229,6 +233,21 @@ impl ConnectionsConfig {
     }
 }
 
+/// The web terminal (`/terminal/`): police terminals are shared by a station's officers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalConfig {
+    /// Minutes without a key press, click or touch after which the page locks itself: it
+    /// signs out and clears everything it showed. 0 turns the lock off.
+    pub idle_lock_minutes: u32,
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        Self { idle_lock_minutes: 10 }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -260,7 +279,8 @@ impl Config {
     /// key of `[limits]` (`…_LIMITS_BURST`, `…_LIMITS_PER_MINUTE`, `…_LIMITS_BULK_VIEWS`,
     /// `…_LIMITS_BULK_WINDOW_MINUTES`, `…_LIMITS_REFUSAL_WINDOW_SECONDS`,
     /// `…_LIMITS_FLOOD_REFUSALS`, `…_LIMITS_BATCH_BODY_BYTES`) and `CGC_GATEWAY_CONNECTIONS_<KEY>`
-    /// for each key of `[connections]`, `CGC_GATEWAY_LOG_FORMAT` and `CGC_GATEWAY_METRICS_LISTEN`.
+    /// for each key of `[connections]`, `CGC_GATEWAY_TERMINAL_IDLE_LOCK_MINUTES`,
+    /// `CGC_GATEWAY_LOG_FORMAT` and `CGC_GATEWAY_METRICS_LISTEN`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
@@ -334,6 +354,11 @@ impl Config {
             &mut c.body_read_timeout_ms,
         )?;
         number(&var, "CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL", &mut c.per_principal)?;
+        number(
+            &var,
+            "CGC_GATEWAY_TERMINAL_IDLE_LOCK_MINUTES",
+            &mut self.terminal.idle_lock_minutes,
+        )?;
         if let Some(v) = var("CGC_GATEWAY_LOG_FORMAT") {
             self.log_format = v.parse().map_err(|message| ConfigError::Env {
                 name: "CGC_GATEWAY_LOG_FORMAT".into(),
@@ -421,6 +446,7 @@ impl Config {
             },
             limits: LimitsConfig::default(),
             connections: ConnectionsConfig::default(),
+            terminal: TerminalConfig::default(),
             log_format: LogFormat::default(),
             // Development gateways (demo, tests) run side by side: no fixed port unless asked.
             metrics_listen: None,
