@@ -260,7 +260,8 @@ impl IntoResponse for ApiError {
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match &self {
-            Self::Unauthorized(_) => {
+            // RFC 6750 §3: every 401 names the scheme.
+            Self::Unauthorized(_) | Self::TokenExpired | Self::OfficerRevoked => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),

@@ -141,7 +141,7 @@ async function japaneseOnly(p, selector) {
 const browser = await chromium.launch({
   executablePath: process.env.E2E_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required', '--lang=ja-JP'],
 });
 let page;
 try {
