@@ -156,6 +156,7 @@ impl Application {
             disclosures,
             live,
             dev_token_issuer,
+            terminal_idle_lock_minutes: config.terminal.idle_lock_minutes,
         });
         let listener = TcpListener::bind(config.listen)
             .await

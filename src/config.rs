@@ -43,6 +43,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// The web terminal's behaviour on a shared police terminal.
+    #[serde(default)]
+    pub terminal: TerminalConfig,
     /// `text` (coloured only on a terminal) or `json` (one object per line, for log shippers).
     #[serde(default)]
     pub log_format: LogFormat,
@@ -86,6 +89,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("limits", &self.limits)
             .field("connections", &self.connections)
+            .field("terminal", &self.terminal)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
             .finish()
@@ -295,6 +299,21 @@ impl ConnectionsConfig {
     }
 }
 
+/// The web terminal (`/terminal/`): police terminals are shared by a station's officers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalConfig {
+    /// Minutes without a key press, click or touch after which the page locks itself: it
+    /// signs out and clears everything it showed. 0 turns the lock off.
+    pub idle_lock_minutes: u32,
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        Self { idle_lock_minutes: 10 }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -328,7 +347,8 @@ impl Config {
     /// `…_LIMITS_FLOOD_REFUSALS`, `…_LIMITS_BATCH_BODY_BYTES`, `…_LIMITS_BODY_BYTES`,
     /// `…_LIMITS_JSON_DEPTH`, `…_LIMITS_JSON_STRING_BYTES`, `…_LIMITS_HEADER_COUNT`,
     /// `…_LIMITS_HEADER_BYTES`) and `CGC_GATEWAY_CONNECTIONS_<KEY>`
-    /// for each key of `[connections]`, `CGC_GATEWAY_LOG_FORMAT` and `CGC_GATEWAY_METRICS_LISTEN`.
+    /// for each key of `[connections]`, `CGC_GATEWAY_TERMINAL_IDLE_LOCK_MINUTES`,
+    /// `CGC_GATEWAY_LOG_FORMAT` and `CGC_GATEWAY_METRICS_LISTEN`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("CGC_GATEWAY_LISTEN") {
             self.listen = v.parse().map_err(|_| ConfigError::Env {
@@ -421,6 +441,11 @@ impl Config {
             "CGC_GATEWAY_CONNECTIONS_HTTP2_MAX_PENDING_RESETS",
             &mut c.http2_max_pending_resets,
         )?;
+        number(
+            &var,
+            "CGC_GATEWAY_TERMINAL_IDLE_LOCK_MINUTES",
+            &mut self.terminal.idle_lock_minutes,
+        )?;
         if let Some(v) = var("CGC_GATEWAY_LOG_FORMAT") {
             self.log_format = v.parse().map_err(|message| ConfigError::Env {
                 name: "CGC_GATEWAY_LOG_FORMAT".into(),
@@ -508,6 +533,7 @@ impl Config {
             },
             limits: LimitsConfig::default(),
             connections: ConnectionsConfig::default(),
+            terminal: TerminalConfig::default(),
             log_format: LogFormat::default(),
             // Development gateways (demo, tests) run side by side: no fixed port unless asked.
             metrics_listen: None,

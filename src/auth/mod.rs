@@ -293,6 +293,11 @@ pub fn issue_token(issuer_key_pem: &[u8], claims: &Claims) -> Result<String, Str
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &key).map_err(|e| e.to_string())
 }
 
+/// How long a development officer token lives by default (the demo's sign-in button and
+/// `dev-token`): well inside one shift, so that a token left on a shared terminal does not
+/// outlive the officer's duty. The web terminal also locks itself when idle.
+pub const DEV_TOKEN_TTL: time::Duration = time::Duration::hours(4);
+
 /// The claims of a development token: valid from `now` for `ttl`.
 pub fn dev_claims(
     settings: &TokenSettings,

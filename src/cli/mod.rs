@@ -76,8 +76,8 @@ enum Command {
         /// The officer's or administrator's id.
         #[arg(long)]
         subject: String,
-        /// Lifetime in minutes.
-        #[arg(long, default_value_t = 480)]
+        /// Lifetime in minutes (default: four hours, shorter than a shift).
+        #[arg(long, default_value_t = crate::auth::DEV_TOKEN_TTL.whole_minutes())]
         ttl_minutes: i64,
     },
     /// Checks, simulates and applies sharing agreements.

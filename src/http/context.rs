@@ -39,6 +39,8 @@ pub struct AppContext {
     /// The development token issuer's private key, set only by `demo`: enables
     /// `POST /v1/dev/token`. Never set in `serve`.
     pub dev_token_issuer: Option<Vec<u8>>,
+    /// The web terminal's idle lock (`[terminal] idle_lock_minutes`; 0: none).
+    pub terminal_idle_lock_minutes: u32,
 }
 
 impl std::fmt::Debug for AppContext {

@@ -27,6 +27,16 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The bearer token is past its `exp`: a distinct type, so that a screen can say "sign in
+    /// again" rather than "refused".
+    #[error("the token has expired")]
+    TokenExpired,
+    /// An administrator revoked the officer named by the token.
+    #[error("this officer has been revoked")]
+    OfficerRevoked,
+    /// An administrator revoked the terminal's certificate.
+    #[error("this terminal has been revoked")]
+    TerminalRevoked,
     #[error("not found")]
     NotFound,
     /// The route exists but not for this method; axum adds the `Allow` header.
@@ -107,8 +117,8 @@ impl ApiError {
         match self {
             Self::Invalid { .. } | Self::InvalidBatch { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized(_) | Self::TokenExpired | Self::OfficerRevoked => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::TerminalRevoked => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
@@ -131,6 +141,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "The body's media type is not accepted"),
             Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
             Self::Forbidden(_) => ("forbidden", "Not allowed for this principal"),
+            Self::TokenExpired => ("token-expired", "The token has expired; sign in again"),
+            Self::OfficerRevoked => ("officer-revoked", "This officer has been revoked"),
+            Self::TerminalRevoked => ("terminal-revoked", "This terminal has been revoked"),
             Self::NotFound => ("not-found", "No such resource"),
             Self::MethodNotAllowed => ("method-not-allowed", "The resource does not support this method"),
             Self::Misdirected(_) => ("misdirected", "The request is not for this gateway"),
@@ -231,7 +244,12 @@ impl IntoResponse for ApiError {
             Self::TooLarge { limit } => {
                 problem.detail = Some(format!("the body is larger than {limit} bytes"));
             }
-            Self::NotFound | Self::MethodNotAllowed | Self::RequestTimeout => {}
+            Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::RequestTimeout
+            | Self::TokenExpired
+            | Self::OfficerRevoked
+            | Self::TerminalRevoked => {}
             Self::PolicyInvalid { line, message } => {
                 problem.detail = Some(message.clone());
                 problem.line = *line;
@@ -254,7 +272,8 @@ impl IntoResponse for ApiError {
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match &self {
-            Self::Unauthorized(_) => {
+            // RFC 6750 §3: every 401 names the scheme.
+            Self::Unauthorized(_) | Self::TokenExpired | Self::OfficerRevoked => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
@@ -355,8 +374,8 @@ impl From<crate::access::Denied> for ApiError {
         use crate::access::Denied as D;
         match e {
             D::RateLimited { retry_after_secs } => ApiError::TooManyRequests { retry_after_secs },
-            D::TerminalRevoked => ApiError::Forbidden(e.to_string()),
-            D::OfficerRevoked => ApiError::Unauthorized(e.to_string()),
+            D::TerminalRevoked => ApiError::TerminalRevoked,
+            D::OfficerRevoked => ApiError::OfficerRevoked,
         }
     }
 }

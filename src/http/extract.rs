@@ -147,21 +147,9 @@ impl FromRequestParts<Ctx> for TerminalCaller {
         };
         let token = bearer_subject(ctx, parts, &peer, TokenAudience::Officer)?;
         if let Err(denied) = ctx.access.admit_officer(&peer.principal, &token.subject) {
-            if denied == Denied::TerminalRevoked {
-                return Err(wrong_kind(
-                    ctx,
-                    parts,
-                    &peer.principal,
-                    "terminals that have not been revoked",
-                ));
-            }
-            return Err(refuse(
-                ctx,
-                route_of(parts),
-                &peer.principal,
-                Some(token.subject),
-                denied.into(),
-            ));
+            // A revoked terminal's refusal names no officer: the terminal itself is refused.
+            let subject = (denied != Denied::TerminalRevoked).then_some(token.subject);
+            return Err(refuse(ctx, route_of(parts), &peer.principal, subject, denied.into()));
         }
         Ok(Self {
             station_id: station_id.clone(),
@@ -229,13 +217,13 @@ fn bearer_subject(
         .verify_on(&peer.tokens, token, audience, &peer.cert_sha256, ctx.clock.now())
     {
         Ok(subject) => Ok(subject),
-        Err(e) => Err(refuse(
-            ctx,
-            route_of(parts),
-            &peer.principal,
-            None,
-            ApiError::Unauthorized(e.to_string()),
-        )),
+        Err(e) => {
+            let error = match e {
+                crate::auth::TokenError::Expired => ApiError::TokenExpired,
+                other => ApiError::Unauthorized(other.to_string()),
+            };
+            Err(refuse(ctx, route_of(parts), &peer.principal, None, error))
+        }
     }
 }
 

@@ -356,6 +356,22 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             "cgc_officer=<token>; Path=/v1/; HttpOnly; Secure; SameSite=Strict",
         ),
         op(
+            "GET",
+            "/v1/terminal/session",
+            "getSession",
+            Terminal,
+            "The signed-in terminal's station: its Japanese name and area (for a reloaded page)",
+        )
+        .json(200, "The session", schema_ref("Session")),
+        op(
+            "GET",
+            "/v1/terminal/reference",
+            "getReference",
+            Terminal,
+            "Registry data the terminal shows: center names and numbers, municipality names (no case data)",
+        )
+        .json(200, "The reference", serde_json::json!({ "type": "object" })),
+        op(
             "DELETE",
             "/v1/terminal/session",
             "signOut",
@@ -971,6 +987,8 @@ fn schemas() -> Value {
         "Session": object(json!({
             "officer": { "type": "string" },
             "station": { "type": "string" },
+            "station_name": { "type": ["string", "null"], "description": "The station's Japanese name" },
+            "area": { "type": ["array", "null"], "items": { "type": "string" }, "description": "Municipality codes of the station's own area" },
             "expires_at": { "type": "integer", "description": "Unix time" },
         }), &["officer", "station", "expires_at"]),
         "ProviderState": object(json!({

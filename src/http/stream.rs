@@ -21,7 +21,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use tokio::sync::{broadcast, oneshot};
 
 use super::context::Ctx;
@@ -34,7 +34,7 @@ use crate::views::{Recipient, ViewReceipt};
 pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/v1/terminal/stream", get(stream))
-        .route("/v1/terminal/session", post(sign_in).delete(sign_out))
+        .route("/v1/terminal/session", get(session).post(sign_in).delete(sign_out))
 }
 
 async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -46,7 +46,8 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
             "GET /v1/terminal/stream".into(),
             &caller.peer.principal,
             Some(caller.officer),
-            ApiError::Unauthorized("the token has expired; a stream needs one that has not".into()),
+            // The leeway forgives skew for one request, never for a stream.
+            ApiError::TokenExpired,
         ));
     }
     let cursor = headers
@@ -241,14 +242,30 @@ async fn sign_in(State(ctx): State<Ctx>, caller: TerminalCaller, headers: Header
     let max_age = (caller.token_expires_at - ctx.clock.now()).whole_seconds().max(0);
     let cookie = format!("{OFFICER_COOKIE}={token}; Path=/v1/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict");
     let cookie = HeaderValue::from_str(&cookie).map_err(|_| ApiError::Internal("cookie".into()))?;
-    let body = serde_json::json!({
-        "officer": caller.officer,
-        "station": caller.station_id,
-        "expires_at": caller.token_expires_at.unix_timestamp(),
-    });
+    let body = session_body(&ctx, &caller);
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
+}
+
+/// `GET /v1/terminal/session`: who is signed in on this terminal (by the session cookie), as
+/// `POST` answers it, so that a reloaded page shows its station and officer again.
+async fn session(State(ctx): State<Ctx>, caller: TerminalCaller) -> axum::Json<serde_json::Value> {
+    axum::Json(session_body(&ctx, &caller))
+}
+
+/// The officer, the station as the registry names it and the codes of its own area (管内),
+/// and when the token expires.
+fn session_body(ctx: &Ctx, caller: &TerminalCaller) -> serde_json::Value {
+    let world = ctx.policy();
+    let unit = world.registry.unit(&caller.station_id);
+    serde_json::json!({
+        "officer": caller.officer,
+        "station": caller.station_id,
+        "station_name": unit.map(|u| u.name.as_str()),
+        "area": unit.map(|u| u.municipalities.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        "expires_at": caller.token_expires_at.unix_timestamp(),
+    })
 }
 
 async fn sign_out() -> Response {

@@ -16,6 +16,7 @@ use crate::views::DisclosureError;
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
+        .route("/v1/terminal/reference", get(reference))
         .route("/v1/terminal/cases", get(list_cases))
         .route("/v1/terminal/cases/{case_ref}", get(get_case))
 }
@@ -50,4 +51,29 @@ async fn get_case(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `GET /v1/terminal/reference`: the registry's names and numbers a terminal's screen shows
+/// next to case data (each center's Japanese name and its office-hours and after-hours
+/// numbers, the names of municipality codes). Registry data only, no case data: nothing here
+/// is a disclosure.
+async fn reference(State(ctx): State<Ctx>, _caller: TerminalCaller) -> axum::Json<serde_json::Value> {
+    let world = ctx.policy();
+    let registry = &world.registry;
+    let centers: serde_json::Map<String, serde_json::Value> = registry
+        .centers()
+        .map(|c| {
+            let body = serde_json::json!({
+                "name": c.name,
+                "phone": c.phone,
+                "after_hours_phone": c.after_hours_phone,
+            });
+            (c.id.clone(), body)
+        })
+        .collect();
+    let municipalities: serde_json::Map<String, serde_json::Value> = registry
+        .municipalities()
+        .map(|m| (m.code.to_string(), m.name.clone().into()))
+        .collect();
+    axum::Json(serde_json::json!({ "centers": centers, "municipalities": municipalities }))
 }

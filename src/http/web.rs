@@ -18,15 +18,12 @@ use super::extract::refuse;
 use crate::auth::{AudClaim, Claims, Confirmation, issue_token};
 use crate::identity::{Principal, SharedPeer};
 
-const INDEX_HTML: &str = include_str!("../../web/terminal/index.html");
-const APP_JS: &str = include_str!("../../web/terminal/app.js");
-const APP_CSS: &str = include_str!("../../web/terminal/app.css");
+const INDEX_HTML: &str = include_str!("../web/terminal/index.html");
+const APP_JS: &str = include_str!("../web/terminal/app.js");
+const APP_CSS: &str = include_str!("../web/terminal/app.css");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/// How long a development token lives.
-const DEV_TOKEN_TTL: time::Duration = time::Duration::hours(8);
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -62,9 +59,15 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     r
 }
 
-/// What the page needs to know before sign-in: whether the demo's token button works.
+/// What the page needs to know before sign-in: whether the demo's token button works, when
+/// it locks itself, and how often the stream sends a heartbeat (its watchdog reconnects a
+/// stream silent for much longer).
 async fn config(State(ctx): State<Ctx>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "dev_sign_in": ctx.dev_token_issuer.is_some() }))
+    Json(serde_json::json!({
+        "dev_sign_in": ctx.dev_token_issuer.is_some(),
+        "idle_lock_seconds": u64::from(ctx.terminal_idle_lock_minutes) * 60,
+        "heartbeat_seconds": ctx.live.settings().heartbeat.as_secs(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -113,7 +116,7 @@ async fn dev_token(
         iss: settings.issuer.clone(),
         sub: subject.to_owned(),
         aud: AudClaim::One(settings.officer_audience.clone()),
-        exp: (now + DEV_TOKEN_TTL).unix_timestamp(),
+        exp: (now + crate::auth::DEV_TOKEN_TTL).unix_timestamp(),
         nbf: now.unix_timestamp(),
         iat: Some(now.unix_timestamp()),
         cnf: Confirmation {

@@ -61,9 +61,22 @@ pub struct Operator {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Center {
     pub id: String,
+    /// Its Japanese name, as officers read it (`神奈川県中央児童相談所`).
     pub name: String,
     /// The id of its operator.
     pub operator: String,
+    /// The number an officer calls during office hours.
+    pub phone: Option<String>,
+    /// The number an officer calls at night and on holidays (夜間・休日).
+    pub after_hours_phone: Option<String>,
+}
+
+/// The name of a municipality (or ward) code the registry uses, so that screens show
+/// `横浜市中区` rather than `141046`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Municipality {
+    pub code: MunicipalityCode,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +114,7 @@ pub struct Registry {
     centers: BTreeMap<String, Center>,
     forces: BTreeMap<String, Force>,
     units: BTreeMap<String, Unit>,
+    municipalities: BTreeMap<MunicipalityCode, Municipality>,
 }
 
 impl Registry {
@@ -169,6 +183,13 @@ impl Registry {
     pub fn units(&self) -> impl Iterator<Item = &Unit> {
         self.units.values()
     }
+    /// The named municipalities in code order.
+    pub fn municipalities(&self) -> impl Iterator<Item = &Municipality> {
+        self.municipalities.values()
+    }
+    pub fn municipality(&self, code: MunicipalityCode) -> Option<&Municipality> {
+        self.municipalities.get(&code)
+    }
 }
 
 // The file as written. Identifiers and codes keep their spans so that validation errors can
@@ -187,6 +208,15 @@ struct RawRegistry {
     forces: Vec<RawForce>,
     #[serde(default)]
     units: Vec<RawUnit>,
+    #[serde(default)]
+    municipalities: Vec<RawMunicipality>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMunicipality {
+    code: Spanned<String>,
+    name: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +242,10 @@ struct RawCenter {
     id: Spanned<String>,
     name: Spanned<String>,
     operator: Spanned<String>,
+    #[serde(default)]
+    phone: Option<Spanned<String>>,
+    #[serde(default)]
+    after_hours_phone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +293,25 @@ impl Builder<'_> {
             Err(self.err(name, format!("{what} name must not be empty")))
         } else {
             Ok(name.get_ref().clone())
+        }
+    }
+
+    /// A phone number as dialled in Japan: digits in groups separated by hyphens.
+    fn phone(&self, phone: Option<&Spanned<String>>, what: &str) -> Result<Option<String>, PolicyError> {
+        let Some(phone) = phone else { return Ok(None) };
+        let p = phone.get_ref();
+        let digits = p.chars().filter(char::is_ascii_digit).count();
+        let well_formed = p.chars().all(|c| c.is_ascii_digit() || c == '-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+            && !p.contains("--");
+        if well_formed && (3..=15).contains(&digits) {
+            Ok(Some(p.clone()))
+        } else {
+            Err(self.err(
+                phone,
+                format!("{what} `{p}` must be digits in groups separated by hyphens (045-000-0000)"),
+            ))
         }
     }
 
@@ -348,6 +401,8 @@ impl Builder<'_> {
                 id: id.clone(),
                 name: self.name(&c.name, "center")?,
                 operator: operator.clone(),
+                phone: self.phone(c.phone.as_ref(), "phone")?,
+                after_hours_phone: self.phone(c.after_hours_phone.as_ref(), "after_hours_phone")?,
             };
             if centers.insert(id.clone(), center).is_some() {
                 return Err(self.err(&c.id, format!("center `{id}` is listed twice")));
@@ -442,12 +497,22 @@ impl Builder<'_> {
             }
         }
 
+        let mut municipalities = BTreeMap::new();
+        for m in &raw.municipalities {
+            let code = self.municipality_code(&m.code)?;
+            let name = self.name(&m.name, "municipality")?;
+            if municipalities.insert(code, Municipality { code, name }).is_some() {
+                return Err(self.err(&m.code, format!("municipality `{code}` is listed twice")));
+            }
+        }
+
         Ok(Registry {
             prefectures,
             operators,
             centers,
             forces,
             units,
+            municipalities,
         })
     }
 }
@@ -509,6 +574,48 @@ mod tests {
     }
 
     #[test]
+    fn demo_registry_names_every_code_it_uses_and_every_center_has_both_numbers() {
+        let r = Registry::load(Path::new(DEMO)).unwrap();
+        let mut used: Vec<MunicipalityCode> = r.units().flat_map(|u| u.municipalities.clone()).collect();
+        used.extend(r.prefectures().map(|p| p.municipality));
+        used.extend(r.operators().filter_map(|o| MunicipalityCode::parse(&o.id).ok()));
+        for code in used {
+            assert!(r.municipality(code).is_some(), "{code} has no name");
+        }
+        assert_eq!(r.municipality(code("141046")).unwrap().name, "横浜市中区");
+        assert_eq!(r.municipality(code("144011")).unwrap().name, "愛甲郡愛川町");
+        for c in r.centers() {
+            assert!(c.phone.is_some() && c.after_hours_phone.is_some(), "{}", c.id);
+            assert_ne!(c.phone, c.after_hours_phone, "{}", c.id);
+        }
+        let central = r.center("kanagawa-central").unwrap();
+        assert_eq!(central.name, "神奈川県中央児童相談所");
+        assert_eq!(central.after_hours_phone.as_deref(), Some("046-000-1190"));
+        assert_eq!(r.unit("kagacho").unwrap().name, "加賀町警察署");
+    }
+
+    #[test]
+    fn malformed_phone_and_repeated_municipality_are_refused_with_line() {
+        let text = demo_text().replacen("phone = \"046-000-1100\"", "phone = \"046 000 1100\"", 1);
+        let line = text.lines().position(|l| l.contains("046 000 1100")).unwrap() + 1;
+        let e = Registry::from_toml(&text, "reg.toml").unwrap_err();
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.message.contains("hyphens"), "{e}");
+        let text = format!(
+            "{}\n[[municipalities]]\ncode = \"141046\"\nname = \"中区\"\n",
+            demo_text()
+        );
+        let e = Registry::from_toml(&text, "reg.toml").unwrap_err();
+        assert!(e.message.contains("`141046` is listed twice"), "{e}");
+        let text = format!(
+            "{}\n[[municipalities]]\ncode = \"141047\"\nname = \"中区\"\n",
+            demo_text()
+        );
+        let e = Registry::from_toml(&text, "reg.toml").unwrap_err();
+        assert!(e.message.contains("check digit"), "{e}");
+    }
+
+    #[test]
     fn bad_check_digit_is_refused_with_file_and_line() {
         let text = demo_text().replacen("\"141046\"", "\"141047\"", 1);
         let line = text.lines().position(|l| l.contains("\"141047\"")).unwrap() + 1;
@@ -524,12 +631,12 @@ mod tests {
 
     #[test]
     fn unknown_key_is_refused_with_file_and_line() {
-        let text = demo_text().replacen("name = \"加賀町警察署\"", "name = \"加賀町警察署\"\nphone = \"045\"", 1);
-        let line = text.lines().position(|l| l.starts_with("phone")).unwrap() + 1;
+        let text = demo_text().replacen("name = \"加賀町警察署\"", "name = \"加賀町警察署\"\nfax = \"045\"", 1);
+        let line = text.lines().position(|l| l.starts_with("fax")).unwrap() + 1;
         let e = Registry::from_toml(&text, "reg.toml").unwrap_err();
         assert_eq!(e.line, Some(line), "{e}");
         assert!(e.to_string().starts_with(&format!("reg.toml:{line}: ")), "{e}");
-        assert!(e.message.contains("phone"), "{e}");
+        assert!(e.message.contains("fax"), "{e}");
     }
 
     fn minimal(extra: &str) -> String {

@@ -29,6 +29,7 @@ mod postgres;
 mod revocation;
 mod store_contract;
 mod strict_certs;
+mod terminal_screen;
 mod tls;
 mod tokens;
 mod views;
