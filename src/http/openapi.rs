@@ -1067,7 +1067,11 @@ fn schemas() -> Value {
             }), &["audit_index", "time", "terminal", "station", "officer", "case_version", "fields", "channel", "agreement", "line"]) },
             "next_after": counter(),
         }), &["center_id", "case_id", "disclosures"]),
-        "TerminalConfig": object(json!({ "dev_sign_in": { "type": "boolean" } }), &["dev_sign_in"]),
+        "TerminalConfig": object(json!({
+            "dev_sign_in": { "type": "boolean" },
+            "heartbeat_seconds": { "type": "integer", "description": "The stream's heartbeat interval" },
+            "idle_lock_seconds": { "type": "integer", "description": "Idle time before the terminal locks" },
+        }), &["dev_sign_in"]),
         "DevTokenRequest": object(json!({
             "subject": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._-]+$" },
         }), &["subject"]),
