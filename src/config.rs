@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cases::validate::JsonLimits;
-use crate::http::RequestLimits;
 use crate::identity::PrincipalKind;
+use crate::limits::RequestLimits;
 use crate::logging::LogFormat;
 use crate::tls::TlsFiles;
 use crate::tls::serve::ConnectionLimits;

@@ -396,3 +396,19 @@ mod tests {
         assert_eq!(floods(c.refused(t, "r", T0 + Duration::minutes(1))).len(), 1);
     }
 }
+
+/// What one request may carry (`[limits]` in the configuration); a batch import's body has its
+/// own limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    pub body_bytes: usize,
+    pub header_count: usize,
+    /// Names and values together.
+    pub header_bytes: usize,
+}
+
+impl RequestLimits {
+    pub fn body_limit(&self) -> u64 {
+        u64::try_from(self.body_bytes).unwrap_or(u64::MAX)
+    }
+}

@@ -24,21 +24,7 @@ use context::Ctx;
 use error::ApiError;
 use host::Hosts;
 
-/// What one request may carry (`[limits]` in the configuration); a batch import's body has its
-/// own limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLimits {
-    pub body_bytes: usize,
-    pub header_count: usize,
-    /// Names and values together.
-    pub header_bytes: usize,
-}
-
-impl RequestLimits {
-    pub fn body_limit(&self) -> u64 {
-        u64::try_from(self.body_bytes).unwrap_or(u64::MAX)
-    }
-}
+pub use crate::limits::RequestLimits;
 
 /// Every answer the router gives, its own refusals included, is problem+json: unknown paths
 /// (404), known paths with another method (405, with `Allow`), and requests for another host
