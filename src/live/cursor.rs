@@ -57,7 +57,7 @@ impl Cursor {
         };
         Some(Self {
             instance: hex(instance)?,
-            seq: u64::try_from(decimal(seq)?).ok()?,
+            seq: decimal(seq)?,
             portable,
         })
     }
@@ -70,8 +70,9 @@ fn hex(s: &str) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
-fn decimal(s: &str) -> Option<i64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+/// A decimal without sign or spaces, within `T`'s range.
+fn decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
@@ -107,7 +108,16 @@ mod tests {
             }),
             ..plain
         };
-        for c in [plain, portable] {
+        let extremes = Cursor {
+            instance: u64::MAX,
+            seq: u64::MAX,
+            portable: Some(Portable {
+                position: i64::MAX,
+                at_ms: i64::MAX,
+                epoch: u64::MAX,
+            }),
+        };
+        for c in [plain, portable, extremes] {
             assert_eq!(Cursor::parse(&c.to_string()), Some(c));
         }
         assert_eq!(
@@ -135,6 +145,8 @@ mod tests {
             "1-1.-2.3.4",
             "1-1..3.4",
             "1-99999999999999999999.1.1.1",
+            "1-1.9223372036854775808.1.1",
+            "1-18446744073709551616",
         ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }
