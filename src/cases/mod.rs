@@ -15,3 +15,31 @@ pub struct CurrentCase {
     /// Its row in the store's change log (commit order; see `crate::live::cursor`).
     pub change: i64,
 }
+
+/// One line of a center's list of its own cases: what the CGC's page shows of each (its own
+/// data, read back from the store; not a disclosure).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OwnCase {
+    pub case_id: String,
+    pub version: u64,
+    /// As pushed (RFC 3339 with its offset); `null` if the stored body does not say.
+    pub updated_at: Option<String>,
+    pub status: Option<String>,
+    pub child_name: Option<String>,
+}
+
+impl OwnCase {
+    /// From a stored version's body (a validated case record, so a missing field means an
+    /// older record and is answered as `null` rather than refused).
+    pub fn from_body(case_id: String, version: u64, body: &str) -> Self {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let text = |pointer: &str| v.pointer(pointer).and_then(|x| x.as_str()).map(str::to_owned);
+        Self {
+            case_id,
+            version,
+            updated_at: text("/updated_at"),
+            status: text("/status"),
+            child_name: text("/child/name"),
+        }
+    }
+}

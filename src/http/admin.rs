@@ -8,16 +8,20 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use serde::Serialize;
 
 use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{AdminCaller, refuse};
 use crate::agreements::{AgreementDocument, AgreementError, ProviderState, Submitted};
 use crate::policy::ConsentAction;
-use crate::revocations::{RevocationError, Revoked, Target};
+use crate::revocations::{Revocation, RevocationError, Revoked, Target};
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
+        .route("/v1/admin/session", get(session))
+        .route("/v1/admin/agreements", get(list_agreements))
+        .route("/v1/admin/revocations", get(list_revocations))
         .route(
             "/v1/admin/agreements/{agreement_id}",
             get(get_agreement).put(put_agreement),
@@ -31,6 +35,67 @@ pub fn routes() -> Router<Ctx> {
             post(revoke_terminal),
         )
         .route("/v1/admin/officers/{officer_id}/revoke", post(revoke_officer))
+}
+
+/// Who is signed in, as the console shows it and chooses its buttons by.
+#[derive(Debug, Serialize)]
+pub struct AdminSession {
+    pub administrator: String,
+    /// A prefecture code (`"14"`) or a city's municipality code (`"141003"`).
+    pub jurisdiction: String,
+    /// `prefecture`, `designated_city`, `cgc_city`, or `unknown` for a jurisdiction the
+    /// registry does not name.
+    pub kind: &'static str,
+    pub name: Option<String>,
+    /// Whether this administrator may revoke terminals and officers (and list revocations).
+    pub may_revoke: bool,
+}
+
+async fn session(State(ctx): State<Ctx>, caller: AdminCaller) -> Json<AdminSession> {
+    let world = ctx.policy();
+    let operator = world.registry.operator(&caller.jurisdiction);
+    Json(AdminSession {
+        may_revoke: crate::revocations::may_revoke(&world, &caller.administrator()),
+        administrator: caller.subject,
+        jurisdiction: caller.jurisdiction,
+        kind: operator.map_or("unknown", |o| o.kind.as_str()),
+        name: operator.map(|o| o.name.clone()),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgreementList {
+    pub agreements: Vec<AgreementDocument>,
+}
+
+/// `GET /v1/admin/agreements`: every agreement the administrator may read.
+async fn list_agreements(State(ctx): State<Ctx>, caller: AdminCaller) -> Result<Json<AgreementList>, ApiError> {
+    let agreements = ctx.agreements.list(&caller.administrator()).await?;
+    Ok(Json(AgreementList { agreements }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct RevocationList {
+    pub revocations: Vec<Revocation>,
+}
+
+/// `GET /v1/admin/revocations`: the revocations in the store, for an administrator who may
+/// revoke; anyone else is refused (recorded), as a revocation would be.
+async fn list_revocations(
+    State(ctx): State<Ctx>,
+    caller: AdminCaller,
+    route: MatchedPath,
+) -> Result<Json<RevocationList>, ApiError> {
+    match ctx
+        .access
+        .revocations
+        .list(&ctx.policy(), &caller.administrator())
+        .await
+    {
+        Ok(revocations) => Ok(Json(RevocationList { revocations })),
+        Err(RevocationError::Forbidden(reason)) => Err(forbidden(&ctx, &caller, &route, "GET", reason)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `POST /v1/admin/terminals/{station_id}/{terminal_no}/revoke`: the terminal's open

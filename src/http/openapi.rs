@@ -49,7 +49,7 @@ pub enum Audience {
     Anyone,
     /// Any certificate, nothing else (the web terminal's files).
     Browser,
-    /// A terminal's certificate, no token yet (the demo's token endpoint).
+    /// A terminal's or an administrator's certificate, no token yet (the demo's token endpoint).
     TerminalCertificate,
 }
 
@@ -290,6 +290,34 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .body("application/json", schema_ref("CaseRecord"))
         .json(200, "Stored, or an identical re-push", schema_ref("PutCaseResponse"))
         .problems(&[409]),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/cases",
+            "listOwnCases",
+            Center,
+            "The calling center's own stored cases, the most recently stored first (another center's: 403)",
+        )
+        .query(
+            "after",
+            false,
+            counter(),
+            "Continue after this cursor (`next_after` of the previous page)",
+        )
+        .query(
+            "limit",
+            false,
+            json!({ "type": "integer", "minimum": 1 }),
+            "Page size: 50 by default, at most 500",
+        )
+        .json(200, "One page of the center's cases", schema_ref("OwnCases")),
+        op(
+            "GET",
+            "/v1/center/session",
+            "getCenterSession",
+            Center,
+            "The calling center as the registry names it, and the registry's police stations",
+        )
+        .json(200, "The center", schema_ref("CenterSession")),
         // --- police terminals
         op(
             "GET",
@@ -381,6 +409,30 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .answer(204, "Signed out", None)
         .header("Set-Cookie", "cgc_officer=; Max-Age=0"),
         // --- administrators
+        op(
+            "GET",
+            "/v1/admin/session",
+            "getAdminSession",
+            Admin,
+            "The signed-in administrator: jurisdiction, its name and kind, whether it may revoke",
+        )
+        .json(200, "The administrator", schema_ref("AdminSession")),
+        op(
+            "GET",
+            "/v1/admin/agreements",
+            "listAgreements",
+            Admin,
+            "Every agreement the administrator may read, each as getAgreement answers it",
+        )
+        .json(200, "The agreements", schema_ref("AgreementList")),
+        op(
+            "GET",
+            "/v1/admin/revocations",
+            "listRevocations",
+            Admin,
+            "The revoked terminals (of the administrator's police force) and officers, from the store",
+        )
+        .json(200, "The revocations, oldest first", schema_ref("RevocationList")),
         op(
             "GET",
             "/v1/admin/agreements/{agreement_id}",
@@ -560,6 +612,49 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             "Whether the demo's sign-in button works",
             schema_ref("TerminalConfig"),
         ),
+        // --- the administrator's console and the CGC's page
+        op("GET", "/admin", "adminNoSlash", Browser, "Redirects to the administrator's console")
+            .answer(303, "To /admin/", None)
+            .header("Location", "/admin/"),
+        op("GET", "/admin/", "adminPage", Browser, "The administrator's console").answer(
+            200,
+            "HTML",
+            text("text/html"),
+        ),
+        op("GET", "/admin/app.js", "adminScript", Browser, "The console's script").answer(
+            200,
+            "JavaScript",
+            text("text/javascript"),
+        ),
+        op("GET", "/center", "centerNoSlash", Browser, "Redirects to the CGC's page")
+            .answer(303, "To /center/", None)
+            .header("Location", "/center/"),
+        op("GET", "/center/", "centerPage", Browser, "The CGC's page: its cases and who saw them").answer(
+            200,
+            "HTML",
+            text("text/html"),
+        ),
+        op("GET", "/center/app.js", "centerScript", Browser, "The CGC page's script").answer(
+            200,
+            "JavaScript",
+            text("text/javascript"),
+        ),
+        op(
+            "GET",
+            "/console/common.js",
+            "consoleScript",
+            Browser,
+            "What the console and the CGC's page share",
+        )
+        .answer(200, "JavaScript", text("text/javascript")),
+        op(
+            "GET",
+            "/console/console.css",
+            "consoleStyle",
+            Browser,
+            "The console's and the CGC page's style sheet",
+        )
+        .answer(200, "CSS", text("text/css")),
     ];
     if dev_token {
         ops.push(
@@ -568,7 +663,7 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
                 "/v1/dev/token",
                 "devToken",
                 TerminalCertificate,
-                "Demo only: a development officer token bound to the calling terminal's certificate",
+                "Demo only: a development token bound to the calling certificate (an officer's for a terminal, an administrator's for an administrator)",
             )
             .body("application/json", schema_ref("DevTokenRequest"))
             .json(200, "The token", schema_ref("DevToken"))
@@ -1048,6 +1143,42 @@ fn schemas() -> Value {
             "connections_cut": counter(),
             "audit_index": { "type": ["integer", "null"] },
         }), &["kind", "target", "newly_revoked", "connections_cut", "audit_index"]),
+        "AdminSession": object(json!({
+            "administrator": { "type": "string", "description": "The token's subject" },
+            "jurisdiction": { "type": "string", "description": "A prefecture code or a city's municipality code" },
+            "kind": { "type": "string", "enum": ["prefecture", "designated_city", "cgc_city", "unknown"] },
+            "name": { "type": ["string", "null"], "description": "The jurisdiction's Japanese name" },
+            "may_revoke": { "type": "boolean" },
+        }), &["administrator", "jurisdiction", "kind", "name", "may_revoke"]),
+        "AgreementList": object(json!({
+            "agreements": { "type": "array", "items": schema_ref("AgreementDocument") },
+        }), &["agreements"]),
+        "RevocationList": object(json!({
+            "revocations": { "type": "array", "items": object(json!({
+                "kind": { "type": "string", "enum": ["terminal", "officer"] },
+                "station_id": { "type": "string" },
+                "terminal_no": { "type": "integer", "minimum": 1 },
+                "officer_id": { "type": "string" },
+                "revoked_at": { "type": "string", "format": "date-time" },
+                "revoked_by": { "type": "string", "description": "The administrator's principal URN" },
+            }), &["kind", "revoked_at", "revoked_by"]) },
+        }), &["revocations"]),
+        "OwnCases": object(json!({
+            "center_id": { "type": "string" },
+            "cases": { "type": "array", "items": object(json!({
+                "case_id": { "type": "string" },
+                "version": { "type": "integer" },
+                "updated_at": { "type": ["string", "null"], "format": "date-time" },
+                "status": { "type": ["string", "null"] },
+                "child_name": { "type": ["string", "null"] },
+            }), &["case_id", "version", "updated_at", "status", "child_name"]) },
+            "next_after": counter(),
+        }), &["center_id", "cases"]),
+        "CenterSession": object(json!({
+            "center_id": { "type": "string" },
+            "name": { "type": ["string", "null"], "description": "The center's Japanese name" },
+            "stations": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Police station ids and their Japanese names" },
+        }), &["center_id", "name", "stations"]),
         "EntriesPage": object(json!({
             "start": counter(),
             "entries": { "type": "array", "items": { "type": "string" } },

@@ -351,6 +351,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current version of one case.
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError>;
+    /// The current version of one center's cases, the most recently stored first: those whose
+    /// `seq` is below `before` (all when `None`), at most `limit`.
+    async fn center_cases(
+        &self,
+        center_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCase>, StoreError>;
     /// The change log after `after`, in commit order, at most `limit` rows. Every write that
     /// changes what terminals may see (a stored case version, an agreement version, a consent
     /// step, a revocation) adds its row in its own transaction, so a reader never sees a change

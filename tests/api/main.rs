@@ -11,6 +11,7 @@ mod batch_import;
 mod cli;
 mod connections;
 mod consent_widening;
+mod consoles;
 mod crash;
 mod demo;
 mod disk_full;
