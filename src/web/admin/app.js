@@ -186,8 +186,8 @@ async function consentStep(a, p, action, button) {
     button.closest('td').append(problemNode(r));
     return;
   }
-  $('status').textContent = p.name + ': ' + ACTIONS[action][0].replace(/する$/, '') + 'しました（状態: ' + (CONSENT_STATES[r.data.state] || r.data.state) + '）。';
   await loadAgreements();
+  $('status').textContent = p.name + ': ' + ACTIONS[action][0].replace(/する$/, '') + 'しました（状態: ' + (CONSENT_STATES[r.data.state] || r.data.state) + '）。';
 }
 
 // ---- differences between versions -----------------------------------------------------------
@@ -255,9 +255,9 @@ function proposalTool(a, latest) {
     if (!r.ok) { out.append(problemNode(r)); return; }
     const s = r.data;
     const reasked = (s.reasked || []).map((x) => x.operator).join('、');
+    await loadAgreements();
     $('status').textContent = 'v' + s.version + ' を提出しました（監査記録 #' + s.audit_index + '）。' +
       (s.in_force ? '現行版になりました。' : '効力発生日から適用されます。') + (reasked ? '再打診: ' + reasked : '');
-    await loadAgreements();
   });
   return el('details', { class: 'proposal-tool' },
     el('summary', {}, '新しい版を提出（提出前に差分を確認）'),
@@ -321,11 +321,11 @@ async function revoke() {
   const r = await call('POST', path);
   if (!r.ok) { fill($('revoke-result'), problemNode(r)); return; }
   const d = r.data;
+  for (const f of ['revoke-terminal', 'revoke-officer']) $(f).reset();
+  await loadRevocations();
   fill($('revoke-result'), el('p', { class: 'ok', role: 'status' }, d.newly_revoked
     ? '失効させました（監査記録 #' + d.audit_index + '、切断した接続 ' + d.connections_cut + '件）。'
     : 'すでに失効しています。'));
-  for (const f of ['revoke-terminal', 'revoke-officer']) $(f).reset();
-  await loadRevocations();
 }
 
 init();

@@ -29,7 +29,7 @@ async function loadCases(after) {
   if (!r.ok) { $('error').textContent = problemText(r.status, r.problem); return; }
   let tbody = document.querySelector('#cases tbody');
   if (after == null || !tbody) {
-    fill($('cases'), table(null, ['事案番号', '版', '最終更新', '状況', '児童氏名', ''], [], { class: 'own-cases' }));
+    fill($('cases'), table(null, ['事案番号', '版', '最終更新', '状況', '児童氏名', '記録'], [], { class: 'own-cases' }));
     tbody = document.querySelector('#cases tbody');
   }
   for (const c of r.data.cases) {
