@@ -641,6 +641,14 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         ),
         op(
             "GET",
+            "/shared/dom.js",
+            "sharedScript",
+            Browser,
+            "What every screen shares: building nodes with text only",
+        )
+        .answer(200, "JavaScript", text("text/javascript")),
+        op(
+            "GET",
             "/console/common.js",
             "consoleScript",
             Browser,

@@ -1,10 +1,9 @@
 //! The screens: the web terminal at `/terminal/`, the administrator's console at `/admin/` and
-//! the CGC's page at `/center/` (the last two share `/console/`). Plain HTML, CSS and
-//! JavaScript compiled into the binary, no CDN, no build step. A strict
+//! the CGC's page at `/center/` (the last two share `/console/`, all three `/shared/`). Plain
+//! HTML, CSS and JavaScript compiled into the binary, no CDN, no build step. A strict
 //! Content-Security-Policy allows only these files. Each page calls the API with the browser's
 //! client certificate; who may do what is the API's business, not the page's. Also the demo's
 //! `POST /v1/dev/token`, which exists only when `demo` set the issuer key.
-
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -22,6 +21,7 @@ use crate::identity::SharedPeer;
 const INDEX_HTML: &str = include_str!("../web/terminal/index.html");
 const APP_JS: &str = include_str!("../web/terminal/app.js");
 const APP_CSS: &str = include_str!("../web/terminal/app.css");
+const DOM_JS: &str = include_str!("../web/shared/dom.js");
 const CONSOLE_JS: &str = include_str!("../web/console/common.js");
 const CONSOLE_CSS: &str = include_str!("../web/console/console.css");
 const ADMIN_HTML: &str = include_str!("../web/admin/index.html");
@@ -50,6 +50,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/center", get(|| async { Redirect::to("/center/") }))
         .route("/center/", get(|| async { asset(CENTER_HTML, HTML) }))
         .route("/center/app.js", get(|| async { asset(CENTER_JS, JS) }))
+        .route("/shared/dom.js", get(|| async { asset(DOM_JS, JS) }))
         .route("/console/common.js", get(|| async { asset(CONSOLE_JS, JS) }))
         .route("/console/console.css", get(|| async { asset(CONSOLE_CSS, CSS) }))
 }

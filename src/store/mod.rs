@@ -2,6 +2,19 @@
 //! with its own migrations, chosen from the URL scheme. Every implementation gives the same
 //! answers: `tests/api/store_contract.rs` runs one suite against both.
 
+/// The current version of cases, with the latest change of each; `$rest` filters and orders
+/// (in the backend's placeholders). Read with `stored_case`.
+macro_rules! select_current {
+    ($rest:literal) => {
+        concat!(
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
+             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
+             FROM cases c JOIN case_versions v ON v.seq = c.seq",
+            $rest
+        )
+    };
+}
+
 pub mod postgres;
 pub mod sqlite;
 
@@ -268,6 +281,25 @@ pub struct ConsentStepRow {
     pub confirmed_version: Option<u32>,
     pub actor: String,
     pub at: OffsetDateTime,
+}
+
+/// A row of `select_current!`, on either backend.
+fn stored_case<'r, R>(r: &'r R) -> Result<StoredCase, StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let version: i64 = r.try_get("version")?;
+    Ok(StoredCase {
+        center_id: r.try_get("center_id")?,
+        case_id: r.try_get("case_id")?,
+        version: u64::try_from(version).map_err(|_| StoreError::Corrupt("negative integer"))?,
+        body: r.try_get("body")?,
+        seq: r.try_get("seq")?,
+        change: r.try_get("change")?,
+    })
 }
 
 #[async_trait]

@@ -134,29 +134,6 @@ impl Drop for WriteTx {
     }
 }
 
-/// The current version of cases, with the latest change of each; `$rest` filters and orders.
-macro_rules! select_current {
-    ($rest:literal) => {
-        concat!(
-            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
-             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
-             FROM cases c JOIN case_versions v ON v.seq = c.seq",
-            $rest
-        )
-    };
-}
-
-fn stored_case(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCase, StoreError> {
-    Ok(StoredCase {
-        center_id: r.try_get("center_id")?,
-        case_id: r.try_get("case_id")?,
-        version: to_u64(r.try_get("version")?)?,
-        body: r.try_get("body")?,
-        seq: r.try_get("seq")?,
-        change: r.try_get("change")?,
-    })
-}
-
 fn to_u64(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt("negative integer"))
 }
@@ -251,7 +228,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(select_current!(" ORDER BY c.seq"))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(stored_case).collect()
+        rows.iter().map(super::stored_case).collect()
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
@@ -566,7 +543,7 @@ impl Store for SqliteStore {
             .bind(case_id)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(stored_case).transpose()
+        row.as_ref().map(super::stored_case).transpose()
     }
 
     async fn center_cases(
@@ -583,7 +560,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(stored_case).collect()
+        rows.iter().map(super::stored_case).collect()
     }
 
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {

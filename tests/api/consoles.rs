@@ -220,6 +220,7 @@ async fn the_console_and_the_center_page_are_served_with_a_strict_content_securi
         assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
         for (asset, kind) in [
             (script, "text/javascript"),
+            ("/shared/dom.js", "text/javascript"),
             ("/console/common.js", "text/javascript"),
             ("/console/console.css", "text/css"),
         ] {
@@ -231,7 +232,7 @@ async fn the_console_and_the_center_page_are_served_with_a_strict_content_securi
             );
         }
         // Case data is only ever inserted as text.
-        for asset in [script, "/console/common.js"] {
+        for asset in [script, "/shared/dom.js", "/console/common.js"] {
             let text = client.get(asset, None).await.unwrap().text();
             assert!(
                 !text.contains("innerHTML") && !text.contains("insertAdjacentHTML"),

@@ -1,24 +1,7 @@
-// What the administrator's console (/admin/) and the CGC's page (/center/) share: building
-// nodes with text only (data is never inserted as HTML), calling the API, and saying every
-// refusal (problem+json) in Japanese. Loaded before each page's own script.
+// What the administrator's console (/admin/) and the CGC's page (/center/) share: tables built
+// with text only (data is never inserted as HTML), calling the API, and saying every refusal
+// (problem+json) in Japanese. Loaded after /shared/dom.js, before each page's own script.
 'use strict';
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k === 'class') e.className = v; else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c != null && c !== false) e.append(c);
-  return e;
-}
-
-/** Replaces a node's children, skipping absent ones. */
-function fill(node, ...children) {
-  node.replaceChildren(...children.filter((c) => c != null && c !== false));
-}
 
 /** A table: `head` the column titles, `rows` arrays of cells (strings or nodes). */
 function table(caption, head, rows, attrs) {
