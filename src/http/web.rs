@@ -4,6 +4,7 @@
 //! Content-Security-Policy allows only these files. Each page calls the API with the browser's
 //! client certificate; who may do what is the API's business, not the page's. Also the demo's
 //! `POST /v1/dev/token`, which exists only when `demo` set the issuer key.
+
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
