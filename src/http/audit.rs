@@ -43,7 +43,7 @@ pub fn routes() -> Router<Ctx> {
 
 /// Parses the query string into the named non-negative integers; anything else is a 400 that
 /// names the parameter.
-fn params<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[Option<u64>; N], ApiError> {
+pub(super) fn params<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[Option<u64>; N], ApiError> {
     let mut out = [None; N];
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));

@@ -25,6 +25,7 @@ mod live;
 mod metrics;
 mod openapi;
 mod pg;
+mod policy_diff;
 mod postgres;
 mod revocation;
 mod store_contract;
