@@ -3,6 +3,8 @@
 //! recorded durably in the audit log, then stored, then installed as the new `PolicyWorld`
 //! (which is what tells live streams). A service: it owns its errors and knows nothing of HTTP.
 
+mod review;
+
 use std::path::Path;
 
 use serde::Serialize;
@@ -21,6 +23,7 @@ use crate::policy::{
 };
 use crate::registry::Registry;
 use crate::store::{AgreementVersionRow, ConsentStepRow, SharedStore, StoreError};
+pub use review::{ChangeView, DiffAnswer, SimulateRequest, Simulated};
 
 /// An authenticated administrator: the jurisdiction of the certificate (a prefecture code such
 /// as `"14"`, or a city's municipality code such as `"141003"`) and who acted.

@@ -454,6 +454,38 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .json(201, "Recorded and installed", schema_ref("Submitted"))
         .problems(&[409]),
         op(
+            "GET",
+            "/v1/admin/agreements/{agreement_id}/diff",
+            "diffAgreementVersions",
+            Admin,
+            "Compare two stored versions over every combination of provider, case class, audience and consent state",
+        )
+        .query("from", true, json!({ "type": "integer", "minimum": 1 }), "The earlier version")
+        .query("to", true, json!({ "type": "integer", "minimum": 1 }), "The later version")
+        .json(200, "The gains, losses and verdict", schema_ref("AgreementDiff"))
+        .problems(&[404]),
+        op(
+            "POST",
+            "/v1/admin/agreements/{agreement_id}/diff",
+            "diffAgreementProposal",
+            Admin,
+            "Compare a proposed version (the TOML a PUT would submit) with the latest stored one; nothing is stored",
+        )
+        .body("application/toml", json!({ "type": "string" }))
+        .example(EXAMPLE_AGREEMENT.into())
+        .json(200, "The gains, losses and verdict", schema_ref("AgreementDiff"))
+        .problems(&[404]),
+        op(
+            "POST",
+            "/v1/admin/simulate",
+            "simulateView",
+            Admin,
+            "What a terminal would see of a case now (or under a draft version), by field names only",
+        )
+        .body("application/json", schema_ref("SimulateRequest"))
+        .json(200, "Visible or not, with the clause and the field names", schema_ref("Simulated"))
+        .problems(&[404]),
+        op(
             "POST",
             "/v1/admin/agreements/{agreement_id}/providers/{operator}/{action}",
             "providerAction",
@@ -1132,6 +1164,37 @@ fn schemas() -> Value {
                 "at": { "type": "string" },
             }), &["seq", "operator", "action", "from", "to", "actor", "at"]) },
         }), &["agreement_id", "prefecture", "as_of", "current_version", "latest_version", "providers", "versions", "consent_history"]),
+        "AgreementDiff": object(json!({
+            "agreement_id": { "type": "string" },
+            "from": { "type": "integer", "minimum": 1 },
+            "to": { "type": ["integer", "null"], "minimum": 1, "description": "null for a proposal" },
+            "verdict": { "enum": ["no_new_access", "new_access"] },
+            "gains": { "type": "array", "items": schema_ref("PolicyChange") },
+            "losses": { "type": "array", "items": schema_ref("PolicyChange") },
+        }), &["agreement_id", "from", "to", "verdict", "gains", "losses"]),
+        "PolicyChange": object(json!({
+            "provider": { "type": "string", "description": "The provider's operator id" },
+            "provider_name": { "type": "string" },
+            "criterion": { "enum": ["all", "injury_neglect_sexual", "safety_unconfirmed_48h", "return_home", "missing"] },
+            "audience": { "enum": ["covering_station", "prefecture_stations", "hq"] },
+            "dv": { "type": "boolean" },
+            "consent": { "type": "string", "description": "`active` for a city provider, `not_required` for the prefecture's own cases" },
+            "fields": { "type": "array", "items": { "type": "string" } },
+            "clause": { "type": "string", "description": "The clause responsible, e.g. views.hq" },
+        }), &["provider", "provider_name", "criterion", "audience", "dv", "consent", "fields", "clause"]),
+        "SimulateRequest": object(json!({
+            "station_id": schema_ref("Identifier"),
+            "terminal_no": { "type": "integer", "minimum": 1 },
+            "center_id": schema_ref("Identifier"),
+            "case_id": schema_ref("Identifier"),
+            "document": { "type": ["string", "null"], "description": "A draft version (TOML) to simulate as in force" },
+        }), &["station_id", "terminal_no", "center_id", "case_id"]),
+        "Simulated": object(json!({
+            "visible": { "type": "boolean" },
+            "clause": { "type": ["string", "null"] },
+            "fields": { "type": "array", "items": { "type": "string" } },
+            "summary_fields": { "type": "array", "items": { "type": "string" } },
+        }), &["visible", "clause", "fields", "summary_fields"]),
         "Submitted": object(json!({
             "agreement_id": { "type": "string" },
             "version": { "type": "integer" },

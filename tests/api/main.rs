@@ -26,6 +26,7 @@ mod live;
 mod metrics;
 mod openapi;
 mod pg;
+mod policy_diff;
 mod postgres;
 mod revocation;
 mod store_contract;
