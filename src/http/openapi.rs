@@ -1023,7 +1023,7 @@ fn schemas() -> Value {
         "description": "RFC 3339 with an offset; not before 1900-01-01, at most a day ahead of the gateway's clock"
     });
     let optional = nullable;
-    json!({
+    let mut all = json!({
         "Identifier": {
             "type": "string", "minLength": 1, "maxLength": 64,
             "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$",
@@ -1214,42 +1214,6 @@ fn schemas() -> Value {
             "connections_cut": counter(),
             "audit_index": { "type": ["integer", "null"] },
         }), &["kind", "target", "newly_revoked", "connections_cut", "audit_index"]),
-        "AdminSession": object(json!({
-            "administrator": { "type": "string", "description": "The token's subject" },
-            "jurisdiction": { "type": "string", "description": "A prefecture code or a city's municipality code" },
-            "kind": { "type": "string", "enum": ["prefecture", "designated_city", "cgc_city", "unknown"] },
-            "name": { "type": ["string", "null"], "description": "The jurisdiction's Japanese name" },
-            "may_revoke": { "type": "boolean" },
-        }), &["administrator", "jurisdiction", "kind", "name", "may_revoke"]),
-        "AgreementList": object(json!({
-            "agreements": { "type": "array", "items": schema_ref("AgreementDocument") },
-        }), &["agreements"]),
-        "RevocationList": object(json!({
-            "revocations": { "type": "array", "items": object(json!({
-                "kind": { "type": "string", "enum": ["terminal", "officer"] },
-                "station_id": { "type": "string" },
-                "terminal_no": { "type": "integer", "minimum": 1 },
-                "officer_id": { "type": "string" },
-                "revoked_at": { "type": "string", "format": "date-time" },
-                "revoked_by": { "type": "string", "description": "The administrator's principal URN" },
-            }), &["kind", "revoked_at", "revoked_by"]) },
-        }), &["revocations"]),
-        "OwnCases": object(json!({
-            "center_id": { "type": "string" },
-            "cases": { "type": "array", "items": object(json!({
-                "case_id": { "type": "string" },
-                "version": { "type": "integer" },
-                "updated_at": { "type": ["string", "null"], "format": "date-time" },
-                "status": { "type": ["string", "null"] },
-                "child_name": { "type": ["string", "null"] },
-            }), &["case_id", "version", "updated_at", "status", "child_name"]) },
-            "next_after": counter(),
-        }), &["center_id", "cases"]),
-        "CenterSession": object(json!({
-            "center_id": { "type": "string" },
-            "name": { "type": ["string", "null"], "description": "The center's Japanese name" },
-            "stations": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Police station ids and their Japanese names" },
-        }), &["center_id", "name", "stations"]),
         "EntriesPage": object(json!({
             "start": counter(),
             "entries": { "type": "array", "items": { "type": "string" } },
@@ -1297,6 +1261,53 @@ fn schemas() -> Value {
             "current_state": { "type": "string" },
             "latest_version": counter(),
         }), &["type", "title", "status"]),
+    });
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, console_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+/// The schemas of what the administrator's console and the CGC's page read (one `json!` of
+/// every schema would exceed the macro's recursion limit).
+fn console_schemas() -> Value {
+    json!({
+        "AdminSession": object(json!({
+            "administrator": { "type": "string", "description": "The token's subject" },
+            "jurisdiction": { "type": "string", "description": "A prefecture code or a city's municipality code" },
+            "kind": { "type": "string", "enum": ["prefecture", "designated_city", "cgc_city", "unknown"] },
+            "name": { "type": ["string", "null"], "description": "The jurisdiction's Japanese name" },
+            "may_revoke": { "type": "boolean" },
+        }), &["administrator", "jurisdiction", "kind", "name", "may_revoke"]),
+        "AgreementList": object(json!({
+            "agreements": { "type": "array", "items": schema_ref("AgreementDocument") },
+        }), &["agreements"]),
+        "RevocationList": object(json!({
+            "revocations": { "type": "array", "items": object(json!({
+                "kind": { "type": "string", "enum": ["terminal", "officer"] },
+                "station_id": { "type": "string" },
+                "terminal_no": { "type": "integer", "minimum": 1 },
+                "officer_id": { "type": "string" },
+                "revoked_at": { "type": "string", "format": "date-time" },
+                "revoked_by": { "type": "string", "description": "The administrator's principal URN" },
+            }), &["kind", "revoked_at", "revoked_by"]) },
+        }), &["revocations"]),
+        "OwnCases": object(json!({
+            "center_id": { "type": "string" },
+            "cases": { "type": "array", "items": object(json!({
+                "case_id": { "type": "string" },
+                "version": { "type": "integer" },
+                "updated_at": { "type": ["string", "null"], "format": "date-time" },
+                "status": { "type": ["string", "null"] },
+                "child_name": { "type": ["string", "null"] },
+            }), &["case_id", "version", "updated_at", "status", "child_name"]) },
+            "next_after": counter(),
+        }), &["center_id", "cases"]),
+        "CenterSession": object(json!({
+            "center_id": { "type": "string" },
+            "name": { "type": ["string", "null"], "description": "The center's Japanese name" },
+            "stations": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Police station ids and their Japanese names" },
+        }), &["center_id", "name", "stations"]),
     })
 }
 

@@ -8,6 +8,8 @@ const CONSENT_STATES = {
   not_asked: '未打診', asked: '打診中（市の同意待ち）', consented: '同意済（県の確認待ち）',
   active: '共有中（確認済）', declined: '辞退', withdrawn: '撤回',
 };
+// What a difference's `consent` says of the combination.
+const DIFF_CONSENT = { active: '市が同意・確認済', not_required: '同意不要（県の事案）' };
 const STATE_CLASS = { active: 'b-active', consented: 'b-waiting', asked: 'b-waiting', declined: 'b-off', withdrawn: 'b-off' };
 const KINDS = { prefecture: '県', designated_city: '指定都市', cgc_city: '児童相談所設置市' };
 const CRITERIA = {
@@ -211,6 +213,22 @@ function diffTool(a) {
   return el('div', { class: 'diff-tool' }, el('h3', {}, '版の比較'), el('div', { class: 'row' }, from, '→', to, go), out);
 }
 
+/** The part of an agreement a change comes from, in Japanese, with the clause as written. */
+function clauseNode(clause) {
+  const c = String(clause || '');
+  const audience = (a) => AUDIENCES[a] || a;
+  const provider = /^providers\[operator=([^\]]+)\]/.exec(c);
+  let label = '';
+  if (provider && c === provider[0]) label = '提供者 ' + provider[1] + ' の追加・削除';
+  else if (provider && c.endsWith('.scope')) label = '提供者 ' + provider[1] + ' の共有範囲';
+  else if (provider && c.includes('.predicates')) label = '提供者 ' + provider[1] + ' の共有条件';
+  else if (c.startsWith('views.')) label = '閲覧項目（' + audience(c.slice(6)) + '）';
+  else if (c.startsWith('summary.')) label = '一覧の項目（' + audience(c.slice(8)) + '）';
+  else if (c === 'dv.address_audiences') label = 'DV事案の住所';
+  else if (c === 'force') label = '警察本部';
+  return el('span', {}, label ? label + ' ' : '', el('span', { class: 'mono' }, c));
+}
+
 /** A difference, readable: the verdict, then each combination that gains or loses access. */
 function diffView(d) {
   const what = 'v' + d.from + ' → ' + (d.to == null ? '提出前の案' : 'v' + d.to);
@@ -222,7 +240,7 @@ function diffView(d) {
   const rows = (changes) => changes.map((c) => [
     (c.provider_name || '') + '（' + c.provider + '）', CRITERIA[c.criterion] || c.criterion, AUDIENCES[c.audience] || c.audience,
     c.dv === true ? 'DV事案' : c.dv === false ? 'DV以外' : String(c.dv ?? ''),
-    CONSENT_STATES[c.consent] || String(c.consent ?? ''), fieldList(c.fields), el('span', { class: 'mono' }, c.clause || ''),
+    DIFF_CONSENT[c.consent] || String(c.consent ?? ''), fieldList(c.fields), clauseNode(c.clause),
   ]);
   const head = ['提供者', '基準', '閲覧者', 'DV', '同意状態', '項目', '根拠条項'];
   return el('div', { class: 'diff' },
