@@ -130,9 +130,11 @@ function agreementCard(a) {
 }
 
 function versionsTable(a) {
-  return table('版', ['版', '表題', '効力発生', '効力終了', '状態', '提出者', '提出日時'],
+  return table('版', ['版', '表題', '効力発生', '効力終了', '状態', '提出者', '提出日時', '文面'],
     a.versions.map((v) => ['v' + v.version, v.title, fmtTime(v.effective_from), v.effective_until ? fmtTime(v.effective_until) : '—',
-      v.in_force ? el('span', { class: 'badge b-active' }, '現行') : '', v.submitted_by, fmtTime(v.submitted_at)]));
+      v.in_force ? el('span', { class: 'badge b-active' }, '現行') : '', v.submitted_by, fmtTime(v.submitted_at),
+      el('details', {}, el('summary', {}, '表示'), el('pre', { class: 'document' }, v.document),
+        el('p', { class: 'note mono' }, 'SHA-256 ' + v.sha256))]));
 }
 
 function historyDetails(a) {
@@ -301,7 +303,7 @@ async function simulate() {
   if (!r.ok) { fill(out, problemNode(r)); return; }
   const s = r.data;
   fill(out, el('dl', { class: 'sim' },
-    el('dt', {}, '結果'), el('dd', { class: s.visible ? 'error' : 'ok' }, s.visible ? '表示される' : '表示されない'),
+    el('dt', {}, '結果'), el('dd', {}, el('span', { class: 'badge ' + (s.visible ? 'b-waiting' : '') }, s.visible ? '表示される' : '表示されない')),
     s.clause ? el('dt', {}, '根拠条項') : null, s.clause ? el('dd', { class: 'mono' }, s.clause) : null,
     s.visible ? el('dt', {}, '詳細表示の項目') : null, s.visible ? el('dd', {}, fieldList(s.fields)) : null,
     s.visible ? el('dt', {}, '一覧の項目') : null, s.visible ? el('dd', {}, fieldList(s.summary_fields)) : null));
