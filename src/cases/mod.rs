@@ -43,3 +43,30 @@ impl OwnCase {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::OwnCase;
+
+    #[test]
+    fn an_own_case_line_reads_what_the_body_says_and_null_for_what_it_lacks() {
+        let full = OwnCase::from_body(
+            "C-1".into(),
+            3,
+            r#"{"updated_at":"2026-11-20T09:00:00+09:00","status":"closed","child":{"name":"山田　花子"}}"#,
+        );
+        assert_eq!(full.updated_at.as_deref(), Some("2026-11-20T09:00:00+09:00"));
+        assert_eq!(full.status.as_deref(), Some("closed"));
+        assert_eq!(full.child_name.as_deref(), Some("山田　花子"));
+        assert_eq!((full.case_id.as_str(), full.version), ("C-1", 3));
+        for body in [r#"{"child":{}}"#, "not json", r#"{"status":7}"#] {
+            let line = OwnCase::from_body("C-2".into(), 1, body);
+            assert_eq!(
+                (line.updated_at, line.status, line.child_name),
+                (None, None, None),
+                "{body}"
+            );
+        }
+    }
+}

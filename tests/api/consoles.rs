@@ -60,18 +60,24 @@ async fn revocations_are_listed_from_the_store_to_the_prefecture_only() {
     assert_eq!(r.status, 200, "{}", r.text());
     let r = admin(&app, PREF, Method::POST, "/v1/admin/officers/K-9999/revoke", None).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    // One another instance stored: listed alike, since the list is read from the store.
-    app.app
-        .context()
-        .store
-        .add_revocation(&RevocationRow {
-            kind: "terminal".into(),
-            subject: "urn:cgc-gateway:terminal:kagacho:2".into(),
-            revoked_by: "urn:cgc-gateway:admin:14:other".into(),
-            revoked_at: NOW,
-        })
-        .await
-        .unwrap();
+    // One another instance stored: listed alike, since the list is read from the store. A
+    // terminal of a station outside the administrator's police force is not theirs to see.
+    for subject in [
+        "urn:cgc-gateway:terminal:kagacho:2",
+        "urn:cgc-gateway:terminal:no-such-station:1",
+    ] {
+        app.app
+            .context()
+            .store
+            .add_revocation(&RevocationRow {
+                kind: "terminal".into(),
+                subject: subject.into(),
+                revoked_by: "urn:cgc-gateway:admin:14:other".into(),
+                revoked_at: NOW,
+            })
+            .await
+            .unwrap();
+    }
     let list = admin(&app, PREF, Method::GET, "/v1/admin/revocations", None).await;
     assert_eq!(list.status, 200, "{}", list.text());
     let list: Value = list.json().unwrap();
@@ -86,6 +92,7 @@ async fn revocations_are_listed_from_the_store_to_the_prefecture_only() {
     assert_eq!(rows[1]["officer_id"], "K-9999");
     assert_eq!(rows[2]["station_id"], "kagacho");
     assert_eq!(rows[2]["terminal_no"], 2);
+    assert!(!list.to_string().contains("no-such-station"), "{list}");
     // A city's administrator revokes nothing, so lists nothing: refused and recorded.
     let city = admin(&app, YOKOHAMA, Method::GET, "/v1/admin/revocations", None).await;
     problem(&city, 403);
