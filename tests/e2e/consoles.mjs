@@ -160,7 +160,9 @@ try {
     expect(await consent.getAttribute('data-operator') === '141305', 'a consent button for another city');
     expect(await card.locator('button[data-action="confirm"]').count() === 0, 'the city sees the prefecture\'s confirm');
     expect(await city.locator('#revoke-denied').isVisible(), 'a city is offered revocations');
+    expect(await city.locator('#sim-form').isHidden(), 'a city is offered the simulation');
     await axe(city, 'admin console (city)');
+    await shot(city, 'admin-city.png');
     await consent.click();
     await city.locator('#status', { hasText: '同意しました' }).waitFor({ timeout: 5000 });
     await card.locator('table.providers', { hasText: '同意済（県の確認待ち）' }).waitFor();

@@ -71,8 +71,11 @@ async function start(token) {
   $('app').hidden = false;
   $('nav').hidden = false;
   $('signout').hidden = false;
+  // Revoking and simulating answer for a police force: the prefecture's administrators only.
   $('revoke-denied').hidden = s.may_revoke;
   $('revoke-tools').hidden = !s.may_revoke;
+  $('sim-denied').hidden = s.may_revoke;
+  $('sim-form').hidden = !s.may_revoke;
   await Promise.all([loadAgreements(), s.may_revoke ? loadRevocations() : null]);
 }
 
