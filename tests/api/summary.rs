@@ -99,10 +99,9 @@ async fn lists_and_streams_carry_the_summary_and_only_opening_discloses_the_view
 async fn an_agreements_own_summary_is_what_lists_show() {
     let app = spawn_app().await;
     app.push(&full_case("yokohama-central", "SU-1", "141046")).await;
-    let start = demo_agreement().find("[summary]").unwrap();
     let v2 = format!(
-        "{}[summary]\nhq = [\"child.name\", \"risk_level\"]\n",
-        &demo_agreement()[..start].replacen("version = 1", "version = 2", 1)
+        "{}\n[summary]\nhq = [\"child.name\", \"risk_level\"]\n",
+        demo_agreement().replacen("version = 1", "version = 2", 1)
     );
     let put = admin(&app, PREF, Method::PUT, AGREEMENT, Some(&v2)).await;
     assert_eq!(put.status, 201, "{}", put.text());

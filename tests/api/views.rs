@@ -32,7 +32,7 @@ const PREFECTURE: &[&str] = &[
     "center_contact",
 ];
 
-/// What lists, search and the stream show the covering station and HQ (the demo's `[summary]`;
+/// What lists, search and the stream show the covering station and HQ (the default summary;
 /// the municipality code alone is the `child.address` key of the projection).
 pub(crate) const SUMMARY: &[&str] = &[
     "child.name",
