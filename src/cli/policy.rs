@@ -198,7 +198,11 @@ pub fn simulate(policies: &Path, case_file: &Path, terminal: &str, at: OffsetDat
             if let Some(c) = decision.criterion {
                 out.push_str(&format!("  criterion met: {c}\n"));
             }
-            out.push_str("  fields:\n");
+            let summary: Vec<&str> = decision.summary.iter().map(crate::policy::FieldPath::as_str).collect();
+            out.push_str(&format!(
+                "  summary (lists, search, stream): {}\n  fields (an officer opening the case):\n",
+                summary.join(", ")
+            ));
             for field in decision.fields.iter() {
                 let value = if disclosed.contains(field) {
                     value_at(&json, field.as_str())

@@ -324,7 +324,7 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             "/v1/terminal/cases",
             "listCases",
             Terminal,
-            "Every case the terminal's agreements allow it to see now; each disclosure is recorded first",
+            "Every case the terminal's agreements allow it to see now, each as its summary; each disclosure is recorded first",
         )
         .json(200, "The view", schema_ref("CaseList")),
         op(
@@ -337,6 +337,19 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .json(
             200,
             "The case as the view allows it, with its receipt",
+            schema_ref("CaseView"),
+        )
+        .problems(&[404, 409]),
+        op(
+            "POST",
+            "/v1/terminal/cases/{case_ref}/print",
+            "printCase",
+            Terminal,
+            "The opened case for the print layout, recorded as a print of its own before it is answered",
+        )
+        .json(
+            200,
+            "The case as the view allows it, with the print's receipt",
             schema_ref("CaseView"),
         )
         .problems(&[404, 409]),
@@ -589,6 +602,12 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             false,
             json!({ "type": "integer", "minimum": 1 }),
             "Page size: 100 by default, at most 1000",
+        )
+        .query(
+            "kind",
+            false,
+            json!({ "enum": ["opened", "listed", "all"] }),
+            "`opened` (detail, print), `listed` (list, search, stream) or `all` (the default)",
         )
         .json(200, "The disclosures", schema_ref("Disclosures"))
         .problems(&[404]),
@@ -1101,6 +1120,12 @@ fn schemas() -> Value {
             "checkpoint": { "type": "string", "description": "The signed checkpoint that covers it" },
             "inclusion_proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
         }), &["audit_index", "clause", "entry", "checkpoint", "inclusion_proof"]),
+        "AuditReceipt": object(json!({
+            "index": counter(),
+            "entry": { "type": "string", "description": "The audit entry's line" },
+            "checkpoint": { "type": "string", "description": "The signed checkpoint that covers it" },
+            "inclusion_proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
+        }), &["index", "entry", "checkpoint", "inclusion_proof"]),
         "CaseView": object(json!({
             "ref": { "type": "string", "description": "<center_id>:<case_id>" },
             "center_id": { "type": "string" },
@@ -1111,13 +1136,23 @@ fn schemas() -> Value {
             "allowed": { "type": "array", "items": { "type": "string" }, "description": "The field paths the view allows (so that 'not shared' differs from 'not set')" },
             "receipt": schema_ref("Receipt"),
         }), &["ref", "center_id", "case_id", "version", "updated_at", "case", "receipt"]),
+        "CaseItem": object(json!({
+            "ref": { "type": "string", "description": "<center_id>:<case_id>" },
+            "center_id": { "type": "string" },
+            "case_id": { "type": "string" },
+            "version": { "type": "integer" },
+            "updated_at": { "type": "string", "format": "date-time" },
+            "summary": { "type": "object", "description": "The fields of the case record the agreement's summary for this audience allows, nothing else" },
+            "allowed": { "type": "array", "items": { "type": "string" }, "description": "The field paths the summary allows (so that 'not shared' differs from 'not set')" },
+            "receipt": schema_ref("Receipt"),
+        }), &["ref", "center_id", "case_id", "version", "updated_at", "summary", "allowed", "receipt"]),
         "CaseList": object(json!({
             "as_of": { "type": "string", "format": "date-time" },
-            "cases": { "type": "array", "items": schema_ref("CaseView") },
+            "cases": { "type": "array", "items": schema_ref("CaseItem") },
         }), &["as_of", "cases"]),
         "SearchResults": object(json!({
             "truncated": { "type": "boolean" },
-            "cases": { "type": "array", "items": schema_ref("CaseView") },
+            "cases": { "type": "array", "items": schema_ref("CaseItem") },
         }), &["truncated", "cases"]),
         "Session": object(json!({
             "officer": { "type": "string" },
@@ -1222,15 +1257,18 @@ fn schemas() -> Value {
         "Proof": object(json!({
             "proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
         }), &["proof"]),
+        "Disclosure": object(json!({
+            "audit_index": counter(),
+            "time": {}, "terminal": {}, "station": {}, "officer": {}, "case_version": {},
+            "fields": {}, "channel": {}, "agreement": {}, "set": {}, "clause": {},
+            "kind": { "enum": ["opened", "listed"] },
+            "line": { "type": "string", "description": "The signed entry itself" },
+            "receipt": { "anyOf": [schema_ref("AuditReceipt"), { "type": "null" }] },
+        }), &["audit_index", "time", "terminal", "station", "officer", "case_version", "fields", "channel", "kind", "set", "clause", "agreement", "line", "receipt"]),
         "Disclosures": object(json!({
             "center_id": { "type": "string" },
             "case_id": { "type": "string" },
-            "disclosures": { "type": "array", "items": object(json!({
-                "audit_index": counter(),
-                "time": {}, "terminal": {}, "station": {}, "officer": {}, "case_version": {},
-                "fields": {}, "channel": {}, "agreement": {},
-                "line": { "type": "string", "description": "The signed entry itself" },
-            }), &["audit_index", "time", "terminal", "station", "officer", "case_version", "fields", "channel", "agreement", "line"]) },
+            "disclosures": { "type": "array", "items": schema_ref("Disclosure") },
             "next_after": counter(),
         }), &["center_id", "case_id", "disclosures"]),
         "TerminalConfig": object(json!({

@@ -1,7 +1,7 @@
 //! `GET /v1/terminal/stream` (SPEC §7): Server-Sent Events.
 //!
 //! - `event: reset` — discard everything shown; the full current view follows.
-//! - `event: case` — a case in the terminal's view (the same JSON as the list, plus `allowed`).
+//! - `event: case` — a case in the terminal's view: its summary, the same JSON as a list item.
 //! - `event: withdraw` — `{"ref": …}`: the case left the view; only for cases this terminal's
 //!   unit was shown.
 //! - `event: synced` — the initial view (or the catch-up after `Last-Event-ID`) is complete.
@@ -137,7 +137,7 @@ fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> By
         out.push_str(&format!("id: {cursor}\n"));
     }
     out.push_str("data: ");
-    c.write_with_receipt(&mut out, &receipt.to_json());
+    c.write_summary(&mut out, &receipt.to_json());
     out.push_str("\n\n");
     Bytes::from(out)
 }

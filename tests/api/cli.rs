@@ -211,6 +211,12 @@ fn simulate_shows_fields_with_values_and_the_clause() {
     );
     assert!(out.contains("criterion met: injury_neglect_sexual"), "{out}");
     assert!(
+        out.contains(
+            "summary (lists, search, stream): child.name, child.birth_date, child.address.municipality_code, abuse,"
+        ),
+        "{out}"
+    );
+    assert!(
         !out.contains("ASSESSCANARY") && !out.contains("HOUSEHOLDCANARY"),
         "{out}"
     );

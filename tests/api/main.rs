@@ -31,6 +31,7 @@ mod postgres;
 mod revocation;
 mod store_contract;
 mod strict_certs;
+mod summary;
 mod terminal_screen;
 mod tls;
 mod tokens;

@@ -175,12 +175,10 @@ async fn simulate_names_the_fields_a_terminal_would_see_and_never_a_value() {
     assert!(summary.contains(&"risk_level") && summary.contains(&"child.address.municipality_code"));
     assert!(!summary.contains(&"child.address") && !summary.contains(&"guardians.name"));
 
-    // Under a draft that drops the risk level from the covering station's view.
-    let draft = demo_agreement().replacen("version = 1", "version = 2", 1).replacen(
-        "\"abuse\", \"risk_level\", \"status\"",
-        "\"abuse\", \"status\"",
-        1,
-    );
+    // Under a draft that drops the risk level from every view and summary that had it.
+    let draft = demo_agreement()
+        .replacen("version = 1", "version = 2", 1)
+        .replace("\"abuse\", \"risk_level\", \"status\"", "\"abuse\", \"status\"");
     let s = admin(
         &app,
         PREF,
