@@ -55,7 +55,10 @@ try {
     const listed = center.locator('table.disclosures.listed tbody tr');
     await listed.first().waitFor();
     expect((await listed.first().innerText()).includes('一覧'), 'the listing is not shown as 一覧');
-    expect(!(await center.locator('table.disclosures.listed').innerText()).includes('詳細表示'), 'an opening is among the listings');
+    const listedText = await center.locator('table.disclosures.listed').innerText();
+    expect(!listedText.includes('詳細表示'), 'an opening is among the listings');
+    // A list discloses the summary (the municipality), the opened case the full view (the address).
+    expect(text.includes('住所') && !listedText.includes('住所') && listedText.includes('市区町村'), `fields: ${listedText}`);
   });
 
   await step('the receipt: the entry is in the signed checkpoint\'s log (checked in the page)', async () => {

@@ -10,7 +10,7 @@ const STATUS = {
   returned_home: '家庭復帰', closed: '終結',
 };
 
-const state = { center: null, stations: {}, nextCases: null, caseId: null, nextListed: null, noKind: false };
+const state = { center: null, stations: {}, nextCases: null, caseId: null, nextListed: null };
 
 async function init() {
   $('more').addEventListener('click', () => loadCases(state.nextCases));
@@ -44,21 +44,11 @@ async function loadCases(after) {
   $('more').hidden = state.nextCases == null;
 }
 
-/**
- * One page of the case's disclosures of one kind (`opened` or `listed`). A gateway without the
- * `kind` filter answers 400 naming it: the page then filters by channel itself.
- */
-async function disclosures(kind, after) {
-  const q = new URLSearchParams();
-  if (!state.noKind) q.set('kind', kind);
+/** One page of the case's disclosures of one kind: `opened` or `listed`. */
+function disclosures(kind, after) {
+  const q = new URLSearchParams({ kind });
   if (after != null) q.set('after', after);
-  const r = await api('GET', `/v1/centers/${encodeURIComponent(state.center)}/cases/${encodeURIComponent(state.caseId)}/disclosures?${q}`);
-  if (!state.noKind && r.status === 400 && ((r.problem || {}).errors || []).some((e) => e.pointer === '?kind')) {
-    state.noKind = true;
-    return disclosures(kind, after);
-  }
-  if (r.ok && state.noKind) r.data.disclosures = r.data.disclosures.filter((d) => OPENED.has(d.channel) === (kind === 'opened'));
-  return r;
+  return api('GET', `/v1/centers/${encodeURIComponent(state.center)}/cases/${encodeURIComponent(state.caseId)}/disclosures?${q}`);
 }
 
 async function showSeen(c) {
@@ -108,6 +98,7 @@ function disclosureTable(caption, rows, kind) {
 
 function disclosureRow(d) {
   const agreement = d.agreement && typeof d.agreement === 'object' ? d.agreement : {};
+  const clause = typeof d.clause === 'string' ? d.clause : agreement.clause;
   const terminal = String(d.terminal || '').split(':').slice(-2).join(' ');
   const proofOut = el('div', {});
   const check = el('button', { type: 'button', class: 'secondary' }, '包含証明を確認');
@@ -117,9 +108,9 @@ function disclosureRow(d) {
     el('td', {}, state.stations[d.station] || d.station || ''),
     el('td', { class: 'mono' }, terminal),
     el('td', { class: 'mono' }, d.officer || ''),
-    el('td', {}, CHANNELS[d.channel] || d.channel || ''),
+    el('td', {}, (CHANNELS[d.channel] || d.channel || '') + (d.set === 'summary' ? '（一覧項目）' : '')),
     el('td', {}, fieldList(d.fields)),
-    el('td', { class: 'mono' }, agreement.clause || ''),
+    el('td', { class: 'mono' }, clause || ''),
     el('td', {}, el('details', {}, el('summary', {}, '#' + d.audit_index), el('pre', { class: 'entry' }, d.line), check, proofOut)));
 }
 
@@ -153,9 +144,17 @@ async function rootFrom(index, size, leaf, proof) {
   return sn === 0 ? r : null;
 }
 
+/**
+ * Checks the record's receipt: the entry's inclusion proof against the signed checkpoint the
+ * answer carried, or, in the instant before a checkpoint covered it, against the latest one.
+ */
 async function verify(d, out, button) {
   button.disabled = true;
-  const cp = await fetch('/v1/audit/checkpoint', { cache: 'no-store' }).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+  let cp = d.receipt && d.receipt.checkpoint;
+  let proof = d.receipt && d.receipt.inclusion_proof;
+  if (!cp) {
+    cp = await fetch('/v1/audit/checkpoint', { cache: 'no-store' }).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+  }
   const lines = cp ? cp.split('\n') : [];
   const size = Number(lines[1]);
   if (!cp || !Number.isSafeInteger(size) || size <= d.audit_index) {
@@ -163,10 +162,13 @@ async function verify(d, out, button) {
     button.disabled = false;
     return;
   }
-  const r = await api('GET', `/v1/audit/proof/inclusion?index=${d.audit_index}&size=${size}`);
-  if (!r.ok) { fill(out, problemNode(r)); button.disabled = false; return; }
+  if (!Array.isArray(proof)) {
+    const r = await api('GET', `/v1/audit/proof/inclusion?index=${d.audit_index}&size=${size}`);
+    if (!r.ok) { fill(out, problemNode(r)); button.disabled = false; return; }
+    proof = r.data.proof;
+  }
   const leaf = await sha256(concat(Uint8Array.of(0), new TextEncoder().encode(d.line)));
-  const root = await rootFrom(d.audit_index, size, leaf, r.data.proof.map(b64));
+  const root = await rootFrom(d.audit_index, size, leaf, proof.map(b64));
   const ok = root && btoa(String.fromCharCode(...root)) === lines[2];
   fill(out,
     el('p', { class: ok ? 'ok' : 'error', 'data-verified': ok ? 'yes' : 'no' }, ok

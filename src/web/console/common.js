@@ -93,7 +93,8 @@ const CHANNELS = { list: '一覧', search: '検索', stream: 'ライブ配信', 
 const OPENED = new Set(['detail', 'print']);
 const FIELDS = {
   'child.name': '氏名', 'child.name_kana': 'ふりがな', 'child.sex': '性別', 'child.birth_date': '生年月日',
-  'child.address': '住所', 'guardians.name': '保護者氏名', 'guardians.relationship': '続柄',
+  'child.address': '住所', 'child.address.municipality_code': '市区町村', 'child.address.text': '住所（市区町村以下）',
+  'abuse.types': '虐待種別', 'abuse.injury': '外傷の有無', 'guardians.name': '保護者氏名', 'guardians.relationship': '続柄',
   'guardians.employer': '保護者勤務先', household: '世帯状況', care_setting: '養育環境', upbringing: '生育歴',
   welfare_services: '福祉サービス', abuse: '虐待種別', risk_level: 'リスク', status: '状況', intake_at: '受理日時',
   safety_confirmed_at: '安全確認日時', 'flags.missing': '所在不明', 'flags.dv': 'DV', assessment: '所見・方針',
