@@ -238,3 +238,64 @@ async fn a_declined_transfer_leaves_the_case_where_it_is_and_bad_requests_are_na
         201
     );
 }
+
+#[tokio::test]
+async fn on_postgresql_a_transfer_accepted_on_one_instance_moves_the_case_on_the_other() {
+    let Some((a, b, url)) = crate::instances::two_on().await else {
+        return;
+    };
+    a.push(&full_case("kanagawa-central", "TR-PG", "142123")).await;
+    let (_, mut atsugi) = open(&b, "terminal-atsugi-1", None).await;
+    atsugi.until_synced().await;
+    let (status, mut center) =
+        crate::center_stream::open_center(&b, "center-kanagawa-central", "kanagawa-central", None).await;
+    assert_eq!(status, 200);
+    center.until_synced().await;
+
+    let id = request(&a, "kanagawa-central", "TR-PG", "yokosuka")
+        .await
+        .json()
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // Each instance's center streams see the other's events.
+    let e = center.next().await.unwrap();
+    assert_eq!(
+        (e.event.as_str(), e.data["state"].as_str()),
+        ("transfer", Some("pending"))
+    );
+    // Accepted on A: B's hub learns the new owner from the change log.
+    let reply = post(&a, "center-yokosuka", &format!("/v1/transfers/{id}/accept"), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let gone = atsugi.next().await.unwrap();
+    assert_eq!(
+        (gone.event.as_str(), gone.data["ref"].as_str()),
+        ("withdraw", Some("kanagawa-central:TR-PG"))
+    );
+    let moved = atsugi.next().await.unwrap();
+    assert_eq!(moved.data["ref"], "yokosuka:TR-PG");
+    assert_eq!(moved.data["transferred_from"], "kanagawa-central:TR-PG");
+    let e = center.next().await.unwrap();
+    assert_eq!(
+        (e.event.as_str(), e.data["state"].as_str()),
+        ("transfer", Some("accepted"))
+    );
+    let detail = b.detail("terminal-atsugi-1", "kanagawa-central:TR-PG").await;
+    assert_eq!(detail.json().unwrap()["ref"], "yokosuka:TR-PG");
+    // Neither instance takes the old center's push any more.
+    let mut old = full_case("kanagawa-central", "TR-PG", "142123");
+    old["version"] = json!(2);
+    for app in [&a, &b] {
+        let reply = app
+            .client("center-kanagawa-central")
+            .put_json("/v1/cases/TR-PG", &old)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 409);
+    }
+    // An instance started later still resolves the old reference and shows the origin.
+    let c = crate::helpers::spawn_app_with(|c, _| c.database_url = url).await;
+    let detail = c.detail("terminal-atsugi-1", "kanagawa-central:TR-PG").await;
+    assert_eq!(detail.status, 200, "{}", detail.text());
+    assert_eq!(detail.json().unwrap()["transferred_from"], "kanagawa-central:TR-PG");
+}
