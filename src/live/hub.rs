@@ -880,15 +880,7 @@ mod tests {
     fn resumed(start: &Start) -> Vec<String> {
         match start {
             Start::Full(_) => vec!["<full>".into()],
-            Start::Resume(events) => events
-                .iter()
-                .map(|e| match e {
-                    UnitEvent::Case(c) => format!("case {}", c.reference),
-                    UnitEvent::Withdraw { reference } => format!("withdraw {reference}"),
-                    UnitEvent::Alert(c) => format!("alert {}", c.reference),
-                    UnitEvent::AlertEnded { reference } => format!("alert ended {reference}"),
-                })
-                .collect(),
+            Start::Resume(events) => events.iter().map(names).collect(),
         }
     }
 
@@ -1033,6 +1025,74 @@ mod tests {
         assert_ne!(got, ["<full>"]);
         let shown_now = two.view("atsugi").iter().any(|u| u.reference == "kanagawa-central:D");
         assert_eq!(got.contains(&"case kanagawa-central:D".to_owned()), shown_now);
+    }
+
+    fn names(e: &UnitEvent) -> String {
+        match e {
+            UnitEvent::Case(c) => format!("case {}", c.reference),
+            UnitEvent::Withdraw { reference } => format!("withdraw {reference}"),
+            UnitEvent::Alert(c) => format!("alert {}", c.reference),
+            UnitEvent::AlertEnded { reference } => format!("alert ended {reference}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_alert_is_raised_after_the_case_and_ended_when_the_flag_clears_or_the_case_moves() {
+        let hub = Hub::start(
+            Arc::new(ManualClock::new(NOW)),
+            Arc::new(world()),
+            Vec::new(),
+            0,
+            HubSettings::default(),
+        );
+        let mut rx = hub.subscribe("atsugi", None).events;
+        let missing = |seq: i64, flag: bool| {
+            let mut c = (*current("M", seq)).clone();
+            c.record.flags.missing = flag;
+            Arc::new(c)
+        };
+        let mut next = async || names(&rx.recv().await.unwrap().event);
+        hub.apply(Change::Case(missing(1, false)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        hub.apply(Change::Case(missing(2, true)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        assert_eq!(next().await, "alert kanagawa-central:M");
+        // Still missing: a new version raises nothing new.
+        hub.apply(Change::Case(missing(3, true)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        hub.apply(Change::Case(missing(4, false)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        assert_eq!(next().await, "alert ended kanagawa-central:M");
+        // Missing again, then transferred away: withdrawn, and the alert ends with it.
+        hub.apply(Change::Case(missing(5, true)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        assert_eq!(next().await, "alert kanagawa-central:M");
+        let sub = hub.subscribe("atsugi", None);
+        assert_eq!(sub.alerts.len(), 1);
+        hub.apply(Change::Moved {
+            from: ("kanagawa-central".into(), "M".into()),
+            to: ("yokosuka".into(), "M".into()),
+            change: 6,
+        });
+        assert_eq!(next().await, "withdraw kanagawa-central:M");
+        assert_eq!(next().await, "alert ended kanagawa-central:M");
+        assert!(hub.subscribe("atsugi", None).alerts.is_empty());
+    }
+
+    #[test]
+    fn only_a_view_that_shows_the_missing_flag_raises_an_alert() {
+        let mut record = case("kanagawa-central", "142123");
+        record.flags.missing = true;
+        let decision = evaluate(&world(), &record, "atsugi", NOW).unwrap();
+        let current = Arc::new(CurrentCase {
+            record,
+            seq: 1,
+            change: 1,
+        });
+        assert!(raises_alert(&UnitCase::build(current.clone(), decision.clone(), None)));
+        let mut narrow = decision;
+        narrow.fields.remove(FieldPath::FlagsMissing);
+        assert!(!raises_alert(&UnitCase::build(current, narrow, None)));
     }
 
     #[tokio::test]
