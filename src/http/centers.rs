@@ -61,7 +61,7 @@ async fn request_transfer(
     Path(case_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TransferView>), ApiError> {
-    let body = body.map_err(|_| ApiError::invalid("", "the body could not be read"))?;
+    let body = body.map_err(|e| super::cases::body_error(&ctx, e))?;
     let doc: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| ApiError::invalid("", "the body must be a JSON object"))?;
     let Some(members) = doc.as_object() else {

@@ -85,12 +85,7 @@ async fn post_response(
         }
         Err(e) => return Err(e.into()),
     };
-    let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
-            limit: ctx.requests.body_limit(),
-        },
-        _ => ApiError::invalid("", "the body could not be read"),
-    })?;
+    let body = body.map_err(|e| super::cases::body_error(&ctx, e))?;
     let response = NewResponse::parse(&body, ctx.clock.now())?;
     let receipt = ctx.centers.record_response(&to, &case.case.record, &response).await?;
     Ok((StatusCode::CREATED, Json(receipt)))

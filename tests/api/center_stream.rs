@@ -4,30 +4,19 @@
 
 use std::time::Duration;
 
-use hyper::Method;
-
 use crate::helpers::{TestApp, full_case, spawn_app};
-use crate::live::{Sse, Stream};
+use crate::live::{Sse, Stream, open_as};
 
 /// Opens `center`'s stream as the certificate `client`.
 pub async fn open_center(app: &TestApp, client: &str, center: &str, last_event_id: Option<&str>) -> (u16, Stream) {
-    let mut conn = app.client(client).connect().await.unwrap();
-    let headers: Vec<(&str, &str)> = last_event_id.map(|id| ("last-event-id", id)).into_iter().collect();
-    let response = conn
-        .send_streaming_with(
-            Method::GET,
-            &format!("/v1/centers/{center}/stream"),
-            None,
-            None,
-            &headers,
-        )
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    if status == 200 {
-        assert_eq!(response.headers()["content-type"], "text/event-stream; charset=utf-8");
-    }
-    (status, Stream::over(response.into_body()))
+    open_as(
+        app,
+        client,
+        &format!("/v1/centers/{center}/stream"),
+        None,
+        last_event_id,
+    )
+    .await
 }
 
 /// The events of `center`'s own stream after `last`, up to `synced`.

@@ -102,10 +102,21 @@ impl Stream {
 
 pub async fn open(app: &TestApp, terminal: &str, last_event_id: Option<&str>) -> (u16, Stream) {
     let token = app.token(terminal, "officer-1");
-    let mut conn = app.client(terminal).connect().await.unwrap();
+    open_as(app, terminal, "/v1/terminal/stream", Some(&token), last_event_id).await
+}
+
+/// Opens the event stream at `path` as the certificate `client` (with `token`, if any).
+pub async fn open_as(
+    app: &TestApp,
+    client: &str,
+    path: &str,
+    token: Option<&str>,
+    last_event_id: Option<&str>,
+) -> (u16, Stream) {
+    let mut conn = app.client(client).connect().await.unwrap();
     let headers: Vec<(&str, &str)> = last_event_id.map(|id| ("last-event-id", id)).into_iter().collect();
     let response = conn
-        .send_streaming_with(Method::GET, "/v1/terminal/stream", Some(&token), None, &headers)
+        .send_streaming_with(Method::GET, path, token, None, &headers)
         .await
         .unwrap();
     let status = response.status().as_u16();
