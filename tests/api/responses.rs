@@ -176,3 +176,29 @@ async fn a_response_to_a_case_out_of_view_is_a_404_like_a_missing_case_and_bad_f
     assert_eq!(ok.status, 201, "{}", ok.text());
     assert!(ok.json().unwrap()["receipt"]["audit_index"].is_u64());
 }
+
+#[tokio::test]
+async fn on_postgresql_a_response_recorded_on_one_instance_reaches_the_center_stream_on_the_other() {
+    let Some((a, b, _)) = crate::instances::two_on().await else {
+        return;
+    };
+    a.push(&full_case("kanagawa-central", "RSP-PG", "142123")).await;
+    let (status, mut stream) = open_center(&b, "center-kanagawa-central", "kanagawa-central", None).await;
+    assert_eq!(status, 200);
+    stream.until_synced().await;
+    let reply = respond(
+        &a,
+        "terminal-atsugi-1",
+        "kanagawa-central:RSP-PG",
+        &json!({ "kind": "protected", "at": "2026-11-20T11:45:00+09:00", "note": NOTE }),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let id = reply.json().unwrap()["id"].clone();
+    let e = stream.next().await.unwrap();
+    assert_eq!((e.event.as_str(), &e.data["id"]), ("response", &id));
+    assert_eq!(e.data["response"]["kind"], "protected");
+    // And B lists it.
+    let list = responses(&b, "center-kanagawa-central", "kanagawa-central", "0").await;
+    assert_eq!(list.json().unwrap()["responses"][0]["id"], id);
+}
