@@ -121,6 +121,21 @@ impl Follower {
             return Ok(());
         }
         let Some(stored) = self.store.current_case(center_id, case_id).await? else {
+            // No longer current but still here: another instance accepted its transfer.
+            if self.hub.case(center_id, case_id).is_some()
+                && let Some((_, _, to)) = self
+                    .store
+                    .moved_cases()
+                    .await?
+                    .into_iter()
+                    .find(|(c, k, _)| c == center_id && k == case_id)
+            {
+                self.hub.apply(HubChange::Moved {
+                    from: (center_id.to_owned(), case_id.to_owned()),
+                    to: (to, case_id.to_owned()),
+                    change,
+                });
+            }
             return Ok(());
         };
         match parse_recorded_case_bytes(stored.body.as_bytes()) {

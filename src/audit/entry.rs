@@ -69,10 +69,12 @@ pub enum Channel {
     Stream,
     /// An officer printed an opened case.
     Print,
+    /// A missing-child alert on the terminal stream.
+    Alert,
 }
 
 impl Channel {
-    /// The channel's name in entries (`list`, `detail`, `search`, `stream`, `print`).
+    /// The channel's name in entries (`list`, `detail`, `search`, `stream`, `print`, `alert`).
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::List => "list",
@@ -80,23 +82,16 @@ impl Channel {
             Channel::Search => "search",
             Channel::Stream => "stream",
             Channel::Print => "print",
+            Channel::Alert => "alert",
         }
     }
 
-    /// Which field set the channel discloses: lists, search and the stream only the summary;
-    /// the full view only to an officer who opens (or prints) one case.
+    /// Which field set the channel discloses: lists, search and the stream (its alerts too)
+    /// only the summary; the full view only to an officer who opens (or prints) one case.
     pub fn set(self) -> FieldSetKind {
         match self {
-            Channel::List | Channel::Search | Channel::Stream => FieldSetKind::Summary,
+            Channel::List | Channel::Search | Channel::Stream | Channel::Alert => FieldSetKind::Summary,
             Channel::Detail | Channel::Print => FieldSetKind::View,
-        }
-    }
-
-    /// `opened` (detail, print) or `listed` (list, search, stream), as a center asks.
-    pub fn kind(self) -> &'static str {
-        match self.set() {
-            FieldSetKind::Summary => "listed",
-            FieldSetKind::View => "opened",
         }
     }
 }
@@ -173,6 +168,30 @@ pub enum Event {
         target_kind: &'static str,
         target: String,
     },
+    /// A step of a case transfer between centers: `requested` by the owning center, then
+    /// `accepted` or `declined` by the receiving one. Recorded before the step takes effect.
+    Transfer {
+        actor: Actor,
+        step: &'static str,
+        /// Absent on a request (the transfer is stored after its entry).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transfer_id: Option<i64>,
+        /// The case under the center it leaves, at the version it is transferred at.
+        case: CaseRef,
+        to_center: String,
+    },
+    /// A police terminal recorded its response to a case for the owning center. The note is not
+    /// in the log; `sha256` is the digest of the response exactly as stored and sent to the
+    /// center, so the center can check it against the log.
+    PoliceResponse {
+        actor: Actor,
+        station: String,
+        case: CaseRef,
+        response: &'static str,
+        /// When the police acted, as the officer gave it (RFC 3339).
+        at: String,
+        sha256: String,
+    },
 }
 
 impl Event {
@@ -184,13 +203,17 @@ impl Event {
             Event::AgreementVersion { .. } => "agreement_version",
             Event::Consent { .. } => "consent",
             Event::Revocation { .. } => "revocation",
+            Event::PoliceResponse { .. } => "police_response",
+            Event::Transfer { .. } => "transfer",
         }
     }
 
     /// The case an entry is about, for the owning center's "who saw my case".
     pub fn case(&self) -> Option<(&str, &str)> {
         match self {
-            Event::Disclosure { case, .. } => Some((&case.center_id, &case.case_id)),
+            Event::Disclosure { case, .. } | Event::PoliceResponse { case, .. } | Event::Transfer { case, .. } => {
+                Some((&case.center_id, &case.case_id))
+            }
             _ => None,
         }
     }

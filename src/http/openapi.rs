@@ -318,7 +318,86 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             "The calling center as the registry names it, and the registry's police stations",
         )
         .json(200, "The center", schema_ref("CenterSession")),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/stream",
+            "streamCenter",
+            Center,
+            "The center's own events, live, as Server-Sent Events: police responses and terminals opening its cases (docs/live.md)",
+        )
+        .request_header(
+            "Last-Event-ID",
+            json!({ "type": "string", "pattern": "^[0-9]+$" }),
+            "The id of the last event seen: every event stored after it is sent first (without it the stream starts at the newest event)",
+        )
+        .answer(
+            200,
+            "`response`, `opened` and `synced` events, each with its `id:`",
+            text("text/event-stream"),
+        ),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/responses",
+            "listResponses",
+            Center,
+            "The police responses to the center's cases, in the order recorded, 100 per page",
+        )
+        .query(
+            "after",
+            false,
+            counter(),
+            "Continue after this response id (`next_after` of the previous page); 0 by default",
+        )
+        .json(200, "The responses", schema_ref("ResponsePage")),
+        op(
+            "POST",
+            "/v1/cases/{case_id}/transfer",
+            "requestTransfer",
+            Center,
+            "Ask another center to take over one of this center's cases (転出); recorded in the audit log first",
+        )
+        .body("application/json", schema_ref("TransferRequest"))
+        .example(json!({ "to_center": "kanagawa-central" }))
+        .json(201, "Requested: pending until the receiving center decides", schema_ref("Transfer"))
+        .problems(&[404, 409]),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/transfers",
+            "listTransfers",
+            Center,
+            "The center's pending transfers, outgoing and incoming",
+        )
+        .json(200, "The pending transfers", schema_ref("TransferList")),
+        op(
+            "POST",
+            "/v1/transfers/{transfer_id}/accept",
+            "acceptTransfer",
+            Center,
+            "The receiving center takes the case over (転入): it continues under this center from now on",
+        )
+        .json(200, "Accepted", schema_ref("Transfer"))
+        .problems(&[404, 409]),
+        op(
+            "POST",
+            "/v1/transfers/{transfer_id}/decline",
+            "declineTransfer",
+            Center,
+            "The receiving center declines the transfer; the case stays where it is",
+        )
+        .json(200, "Declined", schema_ref("Transfer"))
+        .problems(&[404, 409]),
         // --- police terminals
+        op(
+            "POST",
+            "/v1/terminal/cases/{case_ref}/responses",
+            "postResponse",
+            Terminal,
+            "Record the police's response to a case of the view for its center; signed into the audit log first",
+        )
+        .body("application/json", schema_ref("NewResponse"))
+        .example(json!({ "kind": "safety_confirmed", "at": "2026-12-01T10:30:00+09:00", "note": "児童の安全を確認" }))
+        .json(201, "Recorded and stored", schema_ref("ResponseReceipt"))
+        .problems(&[404, 409]),
         op(
             "GET",
             "/v1/terminal/cases",
@@ -381,7 +460,7 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         )
         .answer(
             200,
-            "`reset`, `case`, `withdraw`, `synced` and `end` events; `Last-Event-ID` resumes",
+            "`reset`, `case`, `withdraw`, `alert`, `synced` and `end` events; `Last-Event-ID` resumes",
             text("text/event-stream"),
         ),
         op(
@@ -746,6 +825,7 @@ fn path_example(name: &str) -> Option<Value> {
         "center_id" => json!("yokosuka"),
         "case_ref" => json!("yokosuka:YKS-2026-0001"),
         "agreement_id" => json!("kanagawa-2026"),
+        "transfer_id" => json!(1),
         "operator" => json!("141003"),
         "action" => json!("consent"),
         _ => return None,
@@ -763,6 +843,10 @@ fn path_parameter(name: &str) -> (Value, &'static str) {
         "center_id" => (schema_ref("Identifier"), "The center"),
         "agreement_id" => (schema_ref("Identifier"), "The agreement"),
         "station_id" => (schema_ref("Identifier"), "The police station"),
+        "transfer_id" => (
+            json!({ "type": "integer", "minimum": 1 }),
+            "The transfer, as its request answered it",
+        ),
         "case_ref" => (
             json!({ "type": "string", "minLength": 1 }),
             "`<center_id>:<case_id>`, or a bare case id when it names one case of the view",
@@ -1120,12 +1204,6 @@ fn schemas() -> Value {
             "checkpoint": { "type": "string", "description": "The signed checkpoint that covers it" },
             "inclusion_proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
         }), &["audit_index", "clause", "entry", "checkpoint", "inclusion_proof"]),
-        "AuditReceipt": object(json!({
-            "index": counter(),
-            "entry": { "type": "string", "description": "The audit entry's line" },
-            "checkpoint": { "type": "string", "description": "The signed checkpoint that covers it" },
-            "inclusion_proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
-        }), &["index", "entry", "checkpoint", "inclusion_proof"]),
         "CaseView": object(json!({
             "ref": { "type": "string", "description": "<center_id>:<case_id>" },
             "center_id": { "type": "string" },
@@ -1136,16 +1214,6 @@ fn schemas() -> Value {
             "allowed": { "type": "array", "items": { "type": "string" }, "description": "The field paths the view allows (so that 'not shared' differs from 'not set')" },
             "receipt": schema_ref("Receipt"),
         }), &["ref", "center_id", "case_id", "version", "updated_at", "case", "receipt"]),
-        "CaseItem": object(json!({
-            "ref": { "type": "string", "description": "<center_id>:<case_id>" },
-            "center_id": { "type": "string" },
-            "case_id": { "type": "string" },
-            "version": { "type": "integer" },
-            "updated_at": { "type": "string", "format": "date-time" },
-            "summary": { "type": "object", "description": "The fields of the case record the agreement's summary for this audience allows, nothing else" },
-            "allowed": { "type": "array", "items": { "type": "string" }, "description": "The field paths the summary allows (so that 'not shared' differs from 'not set')" },
-            "receipt": schema_ref("Receipt"),
-        }), &["ref", "center_id", "case_id", "version", "updated_at", "summary", "allowed", "receipt"]),
         "CaseList": object(json!({
             "as_of": { "type": "string", "format": "date-time" },
             "cases": { "type": "array", "items": schema_ref("CaseItem") },
@@ -1199,37 +1267,6 @@ fn schemas() -> Value {
                 "at": { "type": "string" },
             }), &["seq", "operator", "action", "from", "to", "actor", "at"]) },
         }), &["agreement_id", "prefecture", "as_of", "current_version", "latest_version", "providers", "versions", "consent_history"]),
-        "AgreementDiff": object(json!({
-            "agreement_id": { "type": "string" },
-            "from": { "type": "integer", "minimum": 1 },
-            "to": { "type": ["integer", "null"], "minimum": 1, "description": "null for a proposal" },
-            "verdict": { "enum": ["no_new_access", "new_access"] },
-            "gains": { "type": "array", "items": schema_ref("PolicyChange") },
-            "losses": { "type": "array", "items": schema_ref("PolicyChange") },
-        }), &["agreement_id", "from", "to", "verdict", "gains", "losses"]),
-        "PolicyChange": object(json!({
-            "provider": { "type": "string", "description": "The provider's operator id" },
-            "provider_name": { "type": "string" },
-            "criterion": { "enum": ["all", "injury_neglect_sexual", "safety_unconfirmed_48h", "return_home", "missing"] },
-            "audience": { "enum": ["covering_station", "prefecture_stations", "hq"] },
-            "dv": { "type": "boolean" },
-            "consent": { "type": "string", "description": "`active` for a city provider, `not_required` for the prefecture's own cases" },
-            "fields": { "type": "array", "items": { "type": "string" } },
-            "clause": { "type": "string", "description": "The clause responsible, e.g. views.hq" },
-        }), &["provider", "provider_name", "criterion", "audience", "dv", "consent", "fields", "clause"]),
-        "SimulateRequest": object(json!({
-            "station_id": schema_ref("Identifier"),
-            "terminal_no": { "type": "integer", "minimum": 1 },
-            "center_id": schema_ref("Identifier"),
-            "case_id": schema_ref("Identifier"),
-            "document": { "type": ["string", "null"], "description": "A draft version (TOML) to simulate as in force" },
-        }), &["station_id", "terminal_no", "center_id", "case_id"]),
-        "Simulated": object(json!({
-            "visible": { "type": "boolean" },
-            "clause": { "type": ["string", "null"] },
-            "fields": { "type": "array", "items": { "type": "string" } },
-            "summary_fields": { "type": "array", "items": { "type": "string" } },
-        }), &["visible", "clause", "fields", "summary_fields"]),
         "Submitted": object(json!({
             "agreement_id": { "type": "string" },
             "version": { "type": "integer" },
@@ -1242,6 +1279,51 @@ fn schemas() -> Value {
                 "widened": { "type": "array", "items": { "type": "string" } },
             }), &["operator", "widened"]) },
         }), &["agreement_id", "version", "sha256", "effective_from", "in_force", "audit_index", "reasked"]),
+        "TransferRequest": object(json!({
+            "to_center": { "type": "string", "description": "The receiving center's id (registry)" },
+        }), &["to_center"]),
+        "Transfer": object(json!({
+            "id": counter(),
+            "ref": { "type": "string", "description": "The case's reference under the center it leaves" },
+            "case_id": { "type": "string" },
+            "from_center": { "type": "string" },
+            "to_center": { "type": "string" },
+            "state": { "type": "string", "enum": ["pending", "accepted", "declined"] },
+            "direction": { "type": "string", "enum": ["outgoing", "incoming"] },
+            "requested_at": { "type": "string" },
+            "decided_at": { "type": "string" },
+            "audit_index": counter(),
+        }), &["id", "ref", "case_id", "from_center", "to_center", "state", "requested_at"]),
+        "TransferList": object(json!({
+            "transfers": { "type": "array", "items": schema_ref("Transfer") },
+        }), &["transfers"]),
+        "NewResponse": object(json!({
+            "kind": { "type": "string", "enum": ["visited", "safety_confirmed", "protected", "found", "other"] },
+            "at": { "type": "string", "format": "date-time", "description": "When the police acted (RFC 3339), not in the future" },
+            "note": { "type": "string", "maxLength": crate::centers::MAX_NOTE_CHARS, "description": "Free text: tabs and line breaks, no other controls or bidirectional formatting" },
+        }), &["kind", "at"]),
+        "ResponseReceipt": object(json!({
+            "id": counter(),
+            "receipt": object(json!({
+                "audit_index": counter(),
+                "entry": { "type": "string" },
+                "checkpoint": { "type": "string" },
+                "inclusion_proof": { "type": "array", "items": { "type": "string" } },
+            }), &["audit_index", "entry", "checkpoint", "inclusion_proof"]),
+        }), &["id", "receipt"]),
+        "ResponsePage": object(json!({
+            "responses": { "type": "array", "items": object(json!({
+                "id": counter(),
+                "audit_index": counter(),
+                "recorded_at": { "type": "string" },
+                "response": object(json!({
+                    "ref": { "type": "string" }, "case_id": { "type": "string" }, "case_version": counter(),
+                    "kind": { "type": "string" }, "at": { "type": "string" }, "note": { "type": "string" },
+                    "station_id": { "type": "string" }, "terminal_no": {}, "officer": {},
+                }), &["ref", "case_id", "case_version", "kind", "at", "note", "station_id"]),
+            }), &["id", "audit_index", "recorded_at", "response"]) },
+            "next_after": counter(),
+        }), &["responses", "next_after"]),
         "Revoked": object(json!({
             "kind": { "type": "string" },
             "target": { "type": "string" },
@@ -1257,14 +1339,6 @@ fn schemas() -> Value {
         "Proof": object(json!({
             "proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
         }), &["proof"]),
-        "Disclosure": object(json!({
-            "audit_index": counter(),
-            "time": {}, "terminal": {}, "station": {}, "officer": {}, "case_version": {},
-            "fields": {}, "channel": {}, "agreement": {}, "set": {}, "clause": {},
-            "kind": { "enum": ["opened", "listed"] },
-            "line": { "type": "string", "description": "The signed entry itself" },
-            "receipt": { "anyOf": [schema_ref("AuditReceipt"), { "type": "null" }] },
-        }), &["audit_index", "time", "terminal", "station", "officer", "case_version", "fields", "channel", "kind", "set", "clause", "agreement", "line", "receipt"]),
         "Disclosures": object(json!({
             "center_id": { "type": "string" },
             "case_id": { "type": "string" },
@@ -1300,14 +1374,16 @@ fn schemas() -> Value {
             "latest_version": counter(),
         }), &["type", "title", "status"]),
     });
-    if let (Value::Object(all), Value::Object(more)) = (&mut all, console_schemas()) {
-        all.extend(more);
+    // Further tables: one `json!` of every schema would pass the macro's recursion limit.
+    for more in [more_schemas(), console_schemas()] {
+        if let (Value::Object(all), Value::Object(more)) = (&mut all, more) {
+            all.extend(more);
+        }
     }
     all
 }
 
-/// The schemas of what the administrator's console and the CGC's page read (one `json!` of
-/// every schema would exceed the macro's recursion limit).
+/// The schemas of what the administrator's console and the CGC's page read.
 fn console_schemas() -> Value {
     json!({
         "AdminSession": object(json!({
@@ -1346,6 +1422,67 @@ fn console_schemas() -> Value {
             "name": { "type": ["string", "null"], "description": "The center's Japanese name" },
             "stations": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Police station ids and their Japanese names" },
         }), &["center_id", "name", "stations"]),
+    })
+}
+
+/// The schemas of list items and summaries, the centers' disclosures, and the policy review.
+fn more_schemas() -> Value {
+    json!({
+        "AgreementDiff": object(json!({
+            "agreement_id": { "type": "string" },
+            "from": { "type": "integer", "minimum": 1 },
+            "to": { "type": ["integer", "null"], "minimum": 1, "description": "null for a proposal" },
+            "verdict": { "enum": ["no_new_access", "new_access"] },
+            "gains": { "type": "array", "items": schema_ref("PolicyChange") },
+            "losses": { "type": "array", "items": schema_ref("PolicyChange") },
+        }), &["agreement_id", "from", "to", "verdict", "gains", "losses"]),
+        "PolicyChange": object(json!({
+            "provider": { "type": "string", "description": "The provider's operator id" },
+            "provider_name": { "type": "string" },
+            "criterion": { "enum": ["all", "injury_neglect_sexual", "safety_unconfirmed_48h", "return_home", "missing"] },
+            "audience": { "enum": ["covering_station", "prefecture_stations", "hq"] },
+            "dv": { "type": "boolean" },
+            "consent": { "type": "string", "description": "`active` for a city provider, `not_required` for the prefecture's own cases" },
+            "fields": { "type": "array", "items": { "type": "string" } },
+            "clause": { "type": "string", "description": "The clause responsible, e.g. views.hq" },
+        }), &["provider", "provider_name", "criterion", "audience", "dv", "consent", "fields", "clause"]),
+        "SimulateRequest": object(json!({
+            "station_id": schema_ref("Identifier"),
+            "terminal_no": { "type": "integer", "minimum": 1 },
+            "center_id": schema_ref("Identifier"),
+            "case_id": schema_ref("Identifier"),
+            "document": { "type": ["string", "null"], "description": "A draft version (TOML) to simulate as in force" },
+        }), &["station_id", "terminal_no", "center_id", "case_id"]),
+        "Simulated": object(json!({
+            "visible": { "type": "boolean" },
+            "clause": { "type": ["string", "null"] },
+            "fields": { "type": "array", "items": { "type": "string" } },
+            "summary_fields": { "type": "array", "items": { "type": "string" } },
+        }), &["visible", "clause", "fields", "summary_fields"]),
+        "AuditReceipt": object(json!({
+            "index": counter(),
+            "entry": { "type": "string", "description": "The audit entry's line" },
+            "checkpoint": { "type": "string", "description": "The signed checkpoint that covers it" },
+            "inclusion_proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
+        }), &["index", "entry", "checkpoint", "inclusion_proof"]),
+        "CaseItem": object(json!({
+            "ref": { "type": "string", "description": "<center_id>:<case_id>" },
+            "center_id": { "type": "string" },
+            "case_id": { "type": "string" },
+            "version": { "type": "integer" },
+            "updated_at": { "type": "string", "format": "date-time" },
+            "summary": { "type": "object", "description": "The fields of the case record the agreement's summary for this audience allows, nothing else" },
+            "allowed": { "type": "array", "items": { "type": "string" }, "description": "The field paths the summary allows (so that 'not shared' differs from 'not set')" },
+            "receipt": schema_ref("Receipt"),
+        }), &["ref", "center_id", "case_id", "version", "updated_at", "summary", "allowed", "receipt"]),
+        "Disclosure": object(json!({
+            "audit_index": counter(),
+            "time": {}, "terminal": {}, "station": {}, "officer": {}, "case_version": {},
+            "fields": {}, "channel": {}, "agreement": {}, "set": {}, "clause": {},
+            "kind": { "enum": ["opened", "listed"] },
+            "line": { "type": "string", "description": "The signed entry itself" },
+            "receipt": { "anyOf": [schema_ref("AuditReceipt"), { "type": "null" }] },
+        }), &["audit_index", "time", "terminal", "station", "officer", "case_version", "fields", "channel", "kind", "set", "clause", "agreement", "line", "receipt"]),
     })
 }
 

@@ -3,11 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod admin;
+mod alerts;
 mod audit;
 mod audit_api;
 mod audit_tiles;
 mod audit_verify;
 mod batch_import;
+mod center_stream;
 mod cli;
 mod connections;
 mod consent_widening;
@@ -28,6 +30,7 @@ mod openapi;
 mod pg;
 mod policy_diff;
 mod postgres;
+mod responses;
 mod revocation;
 mod store_contract;
 mod strict_certs;
@@ -35,6 +38,7 @@ mod summary;
 mod terminal_screen;
 mod tls;
 mod tokens;
+mod transfers;
 mod views;
 mod witness;
 mod witnessed;

@@ -298,6 +298,8 @@ async fn ingest_row(
             result.outcome = Outcome::Conflict;
             result.stored_version = Some(stored_version);
         }
+        // Its new center pushes it now.
+        Err(IngestError::Transferred) => result.outcome = Outcome::Conflict,
         Err(IngestError::Store(e)) => return Err(e.into()),
     }
     Ok(())

@@ -748,6 +748,8 @@ function onReset() {
 function onCase(d) {
   if (!d || !d.ref) return;
   state.live.set(d.ref, d);
+  // A resumed stream re-sends changed cases, not the alerts that ended meanwhile.
+  if (state.alerts.has(d.ref) && obj(obj(d.case).flags).missing === false) endAlert(d.ref);
   if (!state.synced) {
     state.shown.set(d.ref, d);
   } else {
@@ -812,7 +814,7 @@ function onAlert(d) {
   if (d.state === 'ended') { endAlert(d.ref); return; }
   if (d.state !== 'raised') return;
   state.alerts.set(d.ref, d);
-  const c = obj(d.case);
+  const c = caseOf(d);
   const child = obj(c.child);
   const center = centerOf(d);
   const stop = el('button', { type: 'button', class: 'alert-ack' }, '確認（音を止める）');
