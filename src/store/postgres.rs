@@ -268,8 +268,8 @@ impl Store for PgStore {
             .await?;
             tx.commit().await?;
             let (stored, body, moved) = row.ok_or(StoreError::Corrupt("a case row vanished"))?;
-            Ok(if moved.is_some() {
-                PutOutcome::Transferred
+            Ok(if let Some(to_center) = moved {
+                PutOutcome::Transferred { to_center }
             } else if body.as_deref() == Some(case.body) {
                 PutOutcome::Identical
             } else {
