@@ -25,9 +25,10 @@ pub struct Config {
     /// `sqlite://<path>` or `postgres://user@host:port/db`; may hold credentials, so never
     /// printed.
     pub database_url: String,
-    /// On PostgreSQL: whether each change also sends a NOTIFY wake-up to the other instances
-    /// (default on). Off, they find changes by polling (within half a second) and by the check
-    /// before each request; PostgreSQL then takes no notification lock at commit.
+    /// On PostgreSQL: whether each change and center event also sends a NOTIFY wake-up to the
+    /// other instances (default on). Off, they find them by polling (`change_poll_ms`) and
+    /// changes also by the check before each request; PostgreSQL then takes no notification
+    /// lock at commit.
     #[serde(default = "default_true")]
     pub notify_changes: bool,
     /// On PostgreSQL: how long, in milliseconds, an instance waits for a wake-up before it
