@@ -105,7 +105,9 @@ impl Application {
             live.clone(),
             world,
         ));
-        let centers = crate::centers::Centers::new(store.clone(), audit.clone(), clock.clone());
+        // Never zero: a zero interval would spin.
+        let change_poll = std::time::Duration::from_millis(config.change_poll_ms.max(10));
+        let centers = crate::centers::Centers::new(store.clone(), audit.clone(), clock.clone(), change_poll * 2);
         let transfers = crate::centers::transfers::Transfers::new(
             store.clone(),
             audit.clone(),
@@ -149,6 +151,8 @@ impl Application {
             live.clone(),
             agreements.clone(),
             access.clone(),
+            centers.clone(),
+            change_poll,
             change_head,
         ));
         let dev_token_issuer = match &config.dev_token_issuer_key {

@@ -169,7 +169,9 @@ pub enum Event {
         target: String,
     },
     /// A step of a case transfer between centers: `requested` by the owning center, then
-    /// `accepted` or `declined` by the receiving one. Recorded before the step takes effect.
+    /// `accepted` or `declined` by the receiving one. Recorded before the step takes effect;
+    /// when the store then refuses the step (a race lost: decided meanwhile, the case changed),
+    /// a `refused` entry follows, naming the entry of the step that did not take effect.
     Transfer {
         actor: Actor,
         step: &'static str,
@@ -179,6 +181,13 @@ pub enum Event {
         /// The case under the center it leaves, at the version it is transferred at.
         case: CaseRef,
         to_center: String,
+        /// On `refused`: the index of the entry whose step did not take effect.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refused_entry: Option<u64>,
+        /// On `refused`: why (`already_pending`, `no_such_case`, `not_pending`, `case_changed`,
+        /// `id_taken`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     /// A police terminal recorded its response to a case for the owning center. The note is not
     /// in the log; `sha256` is the digest of the response exactly as stored and sent to the

@@ -256,9 +256,13 @@ pub struct Centers {
     store: SharedStore,
     audit: AuditLog,
     clock: SharedClock,
-    /// The last event this instance appended: wakes its center streams at once (events of
-    /// other instances are found by polling the store).
+    /// The newest event known here: changes when this instance appends one (at once) and when
+    /// the follower finds that other instances did (on their NOTIFY wake-up, or polling);
+    /// every change wakes this instance's center streams, which then read the store.
     appended: watch::Sender<i64>,
+    /// How often a center stream looks for events by itself on a shared store (a fallback for
+    /// a lost wake-up).
+    poll: std::time::Duration,
 }
 
 impl std::fmt::Debug for Centers {
@@ -268,16 +272,36 @@ impl std::fmt::Debug for Centers {
 }
 
 impl Centers {
-    pub fn new(store: SharedStore, audit: AuditLog, clock: SharedClock) -> Arc<Self> {
+    pub fn new(store: SharedStore, audit: AuditLog, clock: SharedClock, poll: std::time::Duration) -> Arc<Self> {
         Arc::new(Self {
             store,
             audit,
             clock,
             appended: watch::channel(0).0,
+            poll,
         })
     }
 
-    /// Changes whenever this instance appends an event of any center.
+    /// How often a center stream on a shared store looks for events by itself.
+    pub fn poll(&self) -> std::time::Duration {
+        self.poll
+    }
+
+    /// Reads the newest center event in the store and wakes this instance's center streams if
+    /// it is newer than any known here (events other instances stored).
+    pub async fn look(&self) -> Result<(), StoreError> {
+        let head = self.store.latest_center_event().await?;
+        self.appended.send_if_modified(|known| {
+            let newer = head > *known;
+            if newer {
+                *known = head;
+            }
+            newer
+        });
+        Ok(())
+    }
+
+    /// Changes whenever an event of any center is appended here or found from another instance.
     pub fn watch(&self) -> watch::Receiver<i64> {
         self.appended.subscribe()
     }
@@ -299,7 +323,7 @@ impl Centers {
                 body,
             })
             .await?;
-        self.appended.send_replace(seq);
+        self.appended.send_modify(|known| *known = seq.max(*known));
         Ok(seq)
     }
 

@@ -5,7 +5,7 @@
 //! learns both (here directly, on other instances through the change log), so terminals see the
 //! new owner under the agreement and consent state of the receiving center's operator. Every
 //! step is an audit entry, durable before the step takes effect, and a `transfer` event on both
-//! centers' streams.
+//! centers' streams; a step the store then refuses (a race lost) gets a `refused` entry after it.
 
 use std::sync::Arc;
 
@@ -149,16 +149,16 @@ impl Transfers {
         {
             return Err(pending_already());
         }
-        let receipt = self
-            .audit
-            .record_one(Event::Transfer {
-                actor,
-                step: "requested",
-                transfer_id: None,
-                case: case_ref(&case),
-                to_center: to_center.to_owned(),
-            })
-            .await?;
+        let step = Event::Transfer {
+            actor,
+            step: "requested",
+            transfer_id: None,
+            case: case_ref(&case),
+            to_center: to_center.to_owned(),
+            refused_entry: None,
+            reason: None,
+        };
+        let receipt = self.audit.record_one(step.clone()).await?;
         let now = self.clock.now();
         let mut row = TransferRow {
             id: 0,
@@ -171,8 +171,16 @@ impl Transfers {
         };
         row.id = match self.store.request_transfer(&row).await? {
             TransferRequested::Requested(id) => id,
-            TransferRequested::AlreadyPending(_) => return Err(pending_already()),
-            TransferRequested::NoSuchCase => return Err(TransferError::NoSuchCase),
+            TransferRequested::AlreadyPending(_) => {
+                return Err(self
+                    .refused(step, receipt.audit_index, "already_pending", pending_already())
+                    .await);
+            }
+            TransferRequested::NoSuchCase => {
+                return Err(self
+                    .refused(step, receipt.audit_index, "no_such_case", TransferError::NoSuchCase)
+                    .await);
+            }
         };
         let view = TransferView::of(&row, None, Some(receipt.audit_index));
         self.tell(&view).await;
@@ -216,16 +224,16 @@ impl Transfers {
                 detail: "the case is no longer current at its center",
                 state: None,
             })?;
-        let receipt = self
-            .audit
-            .record_one(Event::Transfer {
-                actor,
-                step: if accept { "accepted" } else { "declined" },
-                transfer_id: Some(id),
-                case: case_ref(&case),
-                to_center: row.to_center.clone(),
-            })
-            .await?;
+        let step = Event::Transfer {
+            actor,
+            step: if accept { "accepted" } else { "declined" },
+            transfer_id: Some(id),
+            case: case_ref(&case),
+            to_center: row.to_center.clone(),
+            refused_entry: None,
+            reason: None,
+        };
+        let receipt = self.audit.record_one(step.clone()).await?;
         let now = self.clock.now();
         let copy = if accept {
             let mut record = case.record.clone();
@@ -266,18 +274,24 @@ impl Transfers {
                     })));
                 }
             }
-            TransferDecided::NotPending => return Err(not_pending("decided")),
+            TransferDecided::NotPending => {
+                return Err(self
+                    .refused(step, receipt.audit_index, "not_pending", not_pending("decided"))
+                    .await);
+            }
             TransferDecided::CaseChanged => {
-                return Err(TransferError::Conflict {
+                let conflict = TransferError::Conflict {
                     detail: "the case changed meanwhile; accept again",
                     state: Some("pending".into()),
-                });
+                };
+                return Err(self.refused(step, receipt.audit_index, "case_changed", conflict).await);
             }
             TransferDecided::IdTaken => {
-                return Err(TransferError::Conflict {
+                let conflict = TransferError::Conflict {
                     detail: "the receiving center has a case with this id",
                     state: Some("pending".into()),
-                });
+                };
+                return Err(self.refused(step, receipt.audit_index, "id_taken", conflict).await);
             }
         }
         row.state = if accept { "accepted" } else { "declined" }.into();
@@ -285,6 +299,35 @@ impl Transfers {
         let view = TransferView::of(&row, None, Some(receipt.audit_index));
         self.tell(&view).await;
         Ok(view)
+    }
+
+    /// The store refused a step whose entry (`entry`, of event `step`) is durable already: a
+    /// `refused` entry says so, so that the log does not claim a step that never took effect.
+    /// The refusal is the answer either way; if its entry cannot be written, that is logged.
+    async fn refused(&self, step: Event, entry: u64, reason: &'static str, refusal: TransferError) -> TransferError {
+        let Event::Transfer {
+            actor,
+            transfer_id,
+            case,
+            to_center,
+            ..
+        } = step
+        else {
+            return refusal;
+        };
+        let event = Event::Transfer {
+            actor,
+            step: "refused",
+            transfer_id,
+            case,
+            to_center,
+            refused_entry: Some(entry),
+            reason: Some(reason),
+        };
+        if let Err(e) = self.audit.record_one(event).await {
+            tracing::error!(error = %e, entry, "a refused transfer step's entry stands without its refusal");
+        }
+        refusal
     }
 
     /// A `transfer` event on both centers' streams.

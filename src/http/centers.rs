@@ -17,7 +17,6 @@
 //! Every event, `synced` included, carries `id:`, the cursor to resume from.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -147,10 +146,6 @@ async fn decide(
     }
 }
 
-/// How often a center stream looks for events other instances stored (its own instance's
-/// events wake it at once).
-const POLL: Duration = Duration::from_secs(1);
-
 /// A center reads only its own events: another center's id is a refusal, recorded.
 fn own(ctx: &Ctx, caller: &CenterCaller, center_id: &str, route: &MatchedPath) -> Result<(), ApiError> {
     if caller.center_id == center_id {
@@ -226,8 +221,11 @@ async fn stream(
     let mut heartbeat = tokio::time::interval(ctx.live.settings().heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.reset();
-    let mut poll = tokio::time::interval(POLL);
+    // Events of other instances wake it when the follower finds them; this is the fallback.
+    let mut poll = tokio::time::interval(ctx.centers.poll());
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The stream reads when it opens: its first look of its own is one interval later.
+    poll.reset();
     let state = CenterStream {
         ctx: ctx.clone(),
         center_id,

@@ -364,7 +364,7 @@ impl From<crate::ingest::IngestError> for ApiError {
             E::Invalid { detail, errors } => ApiError::Invalid { detail, errors },
             E::OtherCenter => ApiError::Forbidden(e.to_string()),
             E::Conflict { stored_version } => ApiError::VersionConflict { stored_version },
-            E::Transferred => ApiError::StateConflict {
+            E::Transferred { .. } => ApiError::StateConflict {
                 detail: "the case was transferred to another center, which pushes it now".into(),
                 current_state: Some("transferred".into()),
                 latest_version: None,

@@ -1084,16 +1084,17 @@ fn schemas() -> Value {
         }), &["center_id", "case_id", "version", "outcome"]),
         "BatchReport": object(json!({
             "rows": counter(), "stored": counter(), "unchanged": counter(), "conflict": counter(),
-            "invalid": counter(), "forbidden": counter(),
+            "transferred": counter(), "invalid": counter(), "forbidden": counter(),
             "results": { "type": "array", "items": object(json!({
                 "row": counter(),
                 "case_id": { "type": "string" },
-                "outcome": { "type": "string", "enum": ["stored", "unchanged", "conflict", "invalid", "forbidden"] },
+                "outcome": { "type": "string", "enum": ["stored", "unchanged", "conflict", "transferred", "invalid", "forbidden"] },
                 "errors": { "type": "array", "items": object(json!({ "column": { "type": "string" }, "detail": { "type": "string" } }), &["detail"]) },
                 "version": counter(),
                 "stored_version": counter(),
+                "to_center": { "type": "string" },
             }), &["row", "outcome"]) },
-        }), &["rows", "stored", "unchanged", "conflict", "invalid", "forbidden", "results"]),
+        }), &["rows", "stored", "unchanged", "conflict", "transferred", "invalid", "forbidden", "results"]),
         "Receipt": object(json!({
             "audit_index": counter(),
             "clause": { "type": "string", "description": "The agreement clause that allowed the disclosure" },

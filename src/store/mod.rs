@@ -153,8 +153,8 @@ pub enum PutOutcome {
     Identical,
     /// A different body at a version at or below the stored one.
     Conflict { stored_version: u64 },
-    /// The case was transferred to another center: its old center can no longer push it.
-    Transferred,
+    /// The case was transferred to `to_center`: its old center can no longer push it.
+    Transferred { to_center: String },
 }
 
 #[derive(Debug, Clone)]

@@ -88,8 +88,8 @@ async fn within_deadline<T>(write: impl Future<Output = Result<T, StoreError>>) 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// Whether a change also sends `NOTIFY cgc_changes` (a wake-up for the other instances;
-    /// without it they find changes by polling).
+    /// Whether a change or a center event also sends `NOTIFY cgc_changes` (a wake-up for the
+    /// other instances; without it they find both by polling).
     notify: bool,
     /// This instance's `LISTEN cgc_changes` connection, opened on first wait.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
@@ -106,8 +106,8 @@ const CHANGES_LOCK: i64 = 0x6367_635f_6368_616e; // "cgc_chan"
 const CENTER_EVENTS_LOCK: i64 = 0x6367_635f_6365_6e74; // "cgc_cent"
 
 impl PgStore {
-    /// Whether changes send a NOTIFY wake-up (default on). Off, other instances find changes
-    /// within their polling interval; on, PostgreSQL takes a global lock at each notifying
+    /// Whether changes and center events send a NOTIFY wake-up (default on). Off, other
+    /// instances find them within their polling interval; on, PostgreSQL takes a global lock at each notifying
     /// commit (see docs/deployment.md).
     pub fn with_notify(mut self, notify: bool) -> Self {
         self.notify = notify;
@@ -268,8 +268,8 @@ impl Store for PgStore {
             .await?;
             tx.commit().await?;
             let (stored, body, moved) = row.ok_or(StoreError::Corrupt("a case row vanished"))?;
-            Ok(if moved.is_some() {
-                PutOutcome::Transferred
+            Ok(if let Some(to_center) = moved {
+                PutOutcome::Transferred { to_center }
             } else if body.as_deref() == Some(case.body) {
                 PutOutcome::Identical
             } else {
@@ -699,6 +699,12 @@ impl Store for PgStore {
             .bind(&row.body)
             .fetch_one(tx.conn())
             .await?;
+            // The other instances' center streams wake at once. A center event is never written
+            // in a transaction that notes a change, so no NOTIFY already there could carry this
+            // wake-up: this is the transaction's only one.
+            if self.notify {
+                notify(&mut tx).await?;
+            }
             tx.commit().await?;
             Ok(seq)
         })
@@ -1017,12 +1023,19 @@ async fn note_change(tx: &mut WriteTx, change: &Change, notify: bool) -> Result<
             .fetch_one(tx.conn())
             .await?;
     if notify {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANGES_CHANNEL)
-            .execute(tx.conn())
-            .await?;
+        self::notify(tx).await?;
     }
     Ok(seq)
+}
+
+/// A wake-up for the other instances, delivered when `tx` commits: it carries no data, only
+/// "look at the store".
+async fn notify(tx: &mut WriteTx) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANGES_CHANNEL)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -> Result<bool, StoreError> {

@@ -183,9 +183,9 @@ impl Store for SqliteStore {
                 .bind(case.case_id)
                 .fetch_optional(tx.conn())
                 .await?;
-        if row.as_ref().is_some_and(|(_, moved)| moved.is_some()) {
+        if let Some((_, Some(to_center))) = row {
             tx.commit().await?;
-            return Ok(PutOutcome::Transferred);
+            return Ok(PutOutcome::Transferred { to_center });
         }
         if let Some((stored, _)) = row
             && version <= stored

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, full_case, spawn_app};
+use crate::helpers::{TestApp, full_case, spawn_app, spawn_app_with};
 use crate::live::{Sse, Stream, open_as};
 
 /// Opens `center`'s stream as the certificate `client`.
@@ -152,4 +152,47 @@ async fn a_cursor_resumes_from_the_stored_events_after_a_restart() {
     assert_eq!(app.detail("terminal-hq-1", "kanagawa-central:RES-1").await.status, 200);
     let e = s.next_within(Duration::from_secs(5)).await.unwrap();
     assert_eq!(e.data["station_id"], "hq");
+}
+
+/// On two instances sharing one PostgreSQL database, `writer` and `reader` configured as given:
+/// a terminal opening a case on the writer reaches the center stream on the reader.
+async fn opened_on_one_instance_reaches_the_other(notify_changes: bool, reader_poll_ms: u64) {
+    let Some(url) = crate::pg::database().await else {
+        return;
+    };
+    let writer = spawn_app_with(|c, _| {
+        c.database_url = url.clone();
+        c.notify_changes = notify_changes;
+    })
+    .await;
+    let reader = spawn_app_with(|c, _| {
+        c.database_url = url.clone();
+        c.change_poll_ms = reader_poll_ms;
+    })
+    .await;
+    writer.push(&full_case("kanagawa-central", "WAKE-1", "142123")).await;
+    let (status, mut stream) = open_center(&reader, "center-kanagawa-central", "kanagawa-central", None).await;
+    assert_eq!(status, 200);
+    stream.until_synced().await;
+    let detail = writer.detail("terminal-atsugi-1", "kanagawa-central:WAKE-1").await;
+    assert_eq!(detail.status, 200, "{}", detail.text());
+    let e = stream
+        .next()
+        .await
+        .expect("the other instance's event never reached the stream");
+    assert_eq!(
+        (e.event.as_str(), e.data["ref"].as_str()),
+        ("opened", Some("kanagawa-central:WAKE-1"))
+    );
+}
+
+#[tokio::test]
+async fn on_postgresql_another_instances_event_wakes_the_stream_without_any_polling() {
+    // The reader looks by itself only once an hour: only the NOTIFY wake-up can bring it.
+    opened_on_one_instance_reaches_the_other(true, 3_600_000).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_without_wake_ups_another_instances_event_is_found_by_polling() {
+    opened_on_one_instance_reaches_the_other(false, 500).await;
 }

@@ -207,7 +207,7 @@ async fn racing_writers_of_one_version_store_it_exactly_once(b: &Backend) {
                     assert_ne!(*body, winner);
                     assert_eq!(*stored_version, version);
                 }
-                PutOutcome::Transferred => panic!("never transferred"),
+                PutOutcome::Transferred { .. } => panic!("never transferred"),
             }
         }
         let now = current(&b.store).await;
@@ -241,7 +241,7 @@ async fn racing_versions_keep_the_newest_and_seq_follows_the_version(b: &Backend
                 PutOutcome::Stored { seq, .. } => stored.push((v, seq)),
                 PutOutcome::Conflict { stored_version } => assert!(stored_version > v),
                 PutOutcome::Identical => panic!("version {v} was never pushed before"),
-                PutOutcome::Transferred => panic!("never transferred"),
+                PutOutcome::Transferred { .. } => panic!("never transferred"),
             }
         }
         stored.sort();
@@ -755,11 +755,15 @@ async fn an_accepted_transfer_moves_the_case_and_a_declined_one_does_not(b: &Bac
     // The old center can no longer push it, at any version.
     assert_eq!(
         s.put_case(case("TR-1", 3, "{}")).await.unwrap(),
-        PutOutcome::Transferred
+        PutOutcome::Transferred {
+            to_center: "sagamihara".into()
+        }
     );
     assert_eq!(
         s.put_case(case("TR-1", 2, "{\"v\":2}")).await.unwrap(),
-        PutOutcome::Transferred
+        PutOutcome::Transferred {
+            to_center: "sagamihara".into()
+        }
     );
     assert_eq!(s.transfer(second).await.unwrap().unwrap().state, "accepted");
     let changes = s.changes_after(before, 10).await.unwrap();

@@ -29,6 +29,13 @@ async fn request(app: &TestApp, center: &str, case_id: &str, to: &str) -> Reply 
     .await
 }
 
+/// Requests a transfer that the gateway takes: its id.
+async fn requested(app: &TestApp, center: &str, case_id: &str, to: &str) -> i64 {
+    let reply = request(app, center, case_id, to).await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    reply.json().unwrap()["id"].as_i64().unwrap()
+}
+
 async fn pending(app: &TestApp, center: &str) -> Value {
     let reply = app
         .client(&format!("center-{center}"))
@@ -161,12 +168,7 @@ async fn a_transfer_to_a_center_whose_operator_has_not_opted_in_discloses_nothin
         listed(&app.list("terminal-atsugi-1").await),
         ["kanagawa-central:TR-2".to_owned()].into()
     );
-    let id = request(&app, "kanagawa-central", "TR-2", "kawasaki-central")
-        .await
-        .json()
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = requested(&app, "kanagawa-central", "TR-2", "kawasaki-central").await;
     let reply = post(
         &app,
         "center-kawasaki-central",
@@ -195,6 +197,55 @@ async fn a_transfer_to_a_center_whose_operator_has_not_opted_in_discloses_nothin
     );
 }
 
+/// The audit lines of kind `transfer`, parsed, in log order.
+async fn transfer_entries(app: &TestApp) -> Vec<Value> {
+    app.audit_lines()
+        .await
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "transfer")
+        .collect()
+}
+
+#[tokio::test]
+async fn an_acceptance_that_loses_a_race_is_recorded_as_refused_and_takes_no_effect() {
+    let app = spawn_app().await;
+    app.push(&full_case("kanagawa-central", "TR-R", "142123")).await;
+    let id = requested(&app, "kanagawa-central", "TR-R", "yokosuka").await;
+    // Meanwhile the receiving center stores a case of its own under the same id: the store
+    // refuses the acceptance after its entry was written.
+    app.push(&full_case("yokosuka", "TR-R", "142018")).await;
+    let reply = post(&app, "center-yokosuka", &format!("/v1/transfers/{id}/accept"), None).await;
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert_eq!(reply.json().unwrap()["current_state"], "pending");
+
+    // The log says so: the acceptance's entry is followed by a refusal naming it.
+    let entries = transfer_entries(&app).await;
+    let steps: Vec<&str> = entries.iter().map(|e| e["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["requested", "accepted", "refused"]);
+    let (accepted, refused) = (&entries[1], &entries[2]);
+    assert_eq!(refused["refused_entry"], accepted["index"]);
+    assert_eq!(refused["reason"], "id_taken");
+    assert_eq!(refused["transfer_id"], id);
+    assert_eq!(refused["case"], accepted["case"]);
+    assert_eq!(refused["to_center"], "yokosuka");
+    assert!(accepted.get("refused_entry").is_none() && accepted.get("reason").is_none());
+    // Nothing moved: the transfer is still pending and each center keeps its own case.
+    assert_eq!(pending(&app, "yokosuka").await[0]["state"], "pending");
+    let live = &app.app.context().live;
+    assert!(live.case("kanagawa-central", "TR-R").is_some() && live.case("yokosuka", "TR-R").is_some());
+
+    // A step that takes effect has no refusal after it.
+    let reply = post(&app, "center-yokosuka", &format!("/v1/transfers/{id}/decline"), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let steps: Vec<String> = transfer_entries(&app)
+        .await
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["requested", "accepted", "refused", "declined"]);
+}
+
 #[tokio::test]
 async fn a_declined_transfer_leaves_the_case_where_it_is_and_bad_requests_are_named() {
     let app = spawn_app().await;
@@ -215,12 +266,7 @@ async fn a_declined_transfer_leaves_the_case_where_it_is_and_bad_requests_are_na
     // Only the owning center: another center's case (or none) is 404.
     assert_eq!(request(&app, "yokosuka", "TR-3", "sagamihara").await.status, 404);
 
-    let id = request(&app, "kanagawa-central", "TR-3", "yokosuka")
-        .await
-        .json()
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = requested(&app, "kanagawa-central", "TR-3", "yokosuka").await;
     let reply = post(&app, "center-yokosuka", &format!("/v1/transfers/{id}/decline"), None).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json().unwrap()["state"], "declined");
@@ -252,12 +298,7 @@ async fn on_postgresql_a_transfer_accepted_on_one_instance_moves_the_case_on_the
     assert_eq!(status, 200);
     center.until_synced().await;
 
-    let id = request(&a, "kanagawa-central", "TR-PG", "yokosuka")
-        .await
-        .json()
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = requested(&a, "kanagawa-central", "TR-PG", "yokosuka").await;
     // Each instance's center streams see the other's events.
     let e = center.next().await.unwrap();
     assert_eq!(
