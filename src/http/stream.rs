@@ -131,13 +131,14 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
 }
 
 fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> Bytes {
-    let mut out = String::with_capacity(c.head.len() + 200);
+    let receipt = receipt.to_json();
+    let mut out = String::with_capacity(c.head.len() + receipt.len() + 96);
     out.push_str("event: case\n");
     if let Some(cursor) = cursor {
         out.push_str(&format!("id: {cursor}\n"));
     }
     out.push_str("data: ");
-    c.write_with_receipt(&mut out, &receipt.to_json());
+    c.write_with_receipt(&mut out, &receipt);
     out.push_str("\n\n");
     Bytes::from(out)
 }
