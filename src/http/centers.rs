@@ -173,7 +173,14 @@ async fn responses(
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     own(&ctx, &caller, &center_id, &route)?;
-    let after = match params.ok().and_then(|Query(p)| p.after) {
+    // A query that does not deserialize (`after` given twice) is refused like a bad value.
+    let Ok(Query(params)) = params else {
+        return Err(ApiError::invalid(
+            "/after",
+            "must be given once, a response id (a non-negative integer)",
+        ));
+    };
+    let after = match params.after {
         None => 0,
         Some(s) => s
             .parse::<i64>()
@@ -209,14 +216,17 @@ async fn stream(
     // Subscribed before anything is read: an event appended meanwhile wakes the stream, which
     // reads by cursor from the store and so misses nothing.
     let appended = ctx.centers.watch();
-    let cursor = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|n| *n >= 0);
-    let cursor = match cursor {
-        Some(c) => c,
+    let cursor = match headers.get("last-event-id") {
         None => ctx.centers.head().await?,
+        // A malformed cursor is refused rather than taken for "from now": the center would
+        // otherwise miss what was stored since its last event.
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID", "must be the id of an event (a non-negative integer)"))?,
     };
     let mut heartbeat = tokio::time::interval(ctx.live.settings().heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

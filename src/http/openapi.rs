@@ -328,12 +328,22 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .request_header(
             "Last-Event-ID",
             json!({ "type": "string", "pattern": "^[0-9]+$" }),
-            "The id of the last event seen: every event stored after it is sent first (without it the stream starts at the newest event)",
+            "The id of the last event seen: every event stored after it is sent first (without it the stream starts at the newest event; anything but a non-negative integer is 400)",
         )
         .answer(
             200,
-            "`response`, `opened` and `synced` events, each with its `id:`",
-            text("text/event-stream"),
+            "`response`, `opened`, `transfer` and `synced` events, each with its `id:`; `: hb` comments as heartbeats",
+            Some((
+                "text/event-stream",
+                object(
+                    json!({
+                        "event": { "type": "string", "enum": ["response", "opened", "transfer", "synced"] },
+                        "id": { "type": "string", "pattern": "^[0-9]+$", "description": "The cursor to resume from with Last-Event-ID" },
+                        "data": { "type": "string", "description": "The event's JSON object (docs/live.md); `{}` for synced" },
+                    }),
+                    &["event", "id", "data"],
+                ),
+            )),
         ),
         op(
             "GET",
@@ -1301,7 +1311,7 @@ fn schemas() -> Value {
         "NewResponse": object(json!({
             "kind": { "type": "string", "enum": ["visited", "safety_confirmed", "protected", "found", "other"] },
             "at": { "type": "string", "format": "date-time", "description": "When the police acted (RFC 3339), not in the future" },
-            "note": { "type": "string", "maxLength": crate::centers::MAX_NOTE_CHARS, "description": "Free text: tabs and line breaks, no other controls or bidirectional formatting" },
+            "note": { "type": ["string", "null"], "maxLength": crate::centers::MAX_NOTE_CHARS, "description": "Free text: tabs and line breaks, no other controls or bidirectional formatting; absent or null: no note" },
         }), &["kind", "at"]),
         "ResponseReceipt": object(json!({
             "id": counter(),

@@ -196,3 +196,31 @@ async fn on_postgresql_another_instances_event_wakes_the_stream_without_any_poll
 async fn on_postgresql_without_wake_ups_another_instances_event_is_found_by_polling() {
     opened_on_one_instance_reaches_the_other(false, 500).await;
 }
+
+#[tokio::test]
+async fn a_malformed_cursor_is_refused_naming_the_header_rather_than_starting_from_now() {
+    use http_body_util::BodyExt;
+
+    let app = spawn_app().await;
+    for bad in ["{}", "-1", "12abc", "+3"] {
+        let mut conn = app.client("center-yokosuka").connect().await.unwrap();
+        let response = conn
+            .send_streaming_with(
+                hyper::Method::GET,
+                "/v1/centers/yokosuka/stream",
+                None,
+                None,
+                &[("last-event-id", bad)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["errors"][0]["pointer"], "Last-Event-ID", "{bad}");
+        assert!(!String::from_utf8_lossy(&body).contains(bad), "{bad}");
+    }
+    // A well-formed cursor still opens the stream.
+    let (status, _) = open_center(&app, "center-yokosuka", "yokosuka", Some("0")).await;
+    assert_eq!(status, 200);
+}

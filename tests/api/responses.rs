@@ -202,3 +202,30 @@ async fn on_postgresql_a_response_recorded_on_one_instance_reaches_the_center_st
     let list = responses(&b, "center-kanagawa-central", "kanagawa-central", "0").await;
     assert_eq!(list.json().unwrap()["responses"][0]["id"], id);
 }
+
+#[tokio::test]
+async fn a_repeated_after_is_refused_naming_it_and_a_null_note_is_no_note() {
+    let app = spawn_app().await;
+    let twice = app
+        .client("center-kanagawa-central")
+        .get("/v1/centers/kanagawa-central/responses?after=null&after=null", None)
+        .await
+        .unwrap();
+    assert_eq!(twice.status, 400, "{}", twice.text());
+    assert_eq!(twice.json().unwrap()["errors"][0]["pointer"], "/after");
+    let bad = responses(&app, "center-kanagawa-central", "kanagawa-central", "null").await;
+    assert_eq!(bad.status, 400);
+
+    // `"note": null` is documented as no note: recorded with an empty one.
+    app.push(&full_case("kanagawa-central", "RSP-NULL", "142123")).await;
+    let ok = respond(
+        &app,
+        "terminal-atsugi-1",
+        "RSP-NULL",
+        &json!({ "kind": "visited", "at": "2026-11-20T11:00:00+09:00", "note": null }),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    let list = responses(&app, "center-kanagawa-central", "kanagawa-central", "0").await;
+    assert_eq!(list.json().unwrap()["responses"][0]["response"]["note"], "");
+}
