@@ -5,13 +5,13 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{MatchedPath, Path, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{AdminCaller, refuse};
+use super::extract::{AdminCaller, UrlParams, refuse};
 use crate::agreements::{AgreementDocument, AgreementError, ProviderState, Submitted};
 use crate::policy::ConsentAction;
 use crate::revocations::{RevocationError, Revoked, Target};
@@ -38,7 +38,7 @@ pub fn routes() -> Router<Ctx> {
 async fn revoke_terminal(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path((station_id, terminal_no)): Path<(String, String)>,
+    UrlParams((station_id, terminal_no)): UrlParams<(String, String)>,
     route: MatchedPath,
 ) -> Result<Json<Revoked>, ApiError> {
     let terminal_no = terminal_no
@@ -63,7 +63,7 @@ async fn revoke_terminal(
 async fn revoke_officer(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(subject): Path<String>,
+    UrlParams(subject): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Json<Revoked>, ApiError> {
     // The same rule as a token's `sub`: an officer no token could name is not revoked.
@@ -115,7 +115,7 @@ fn map_refused(ctx: &Ctx, caller: &AdminCaller, route: &MatchedPath, method: &st
 async fn get_agreement(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(agreement_id): Path<String>,
+    UrlParams(agreement_id): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Json<AgreementDocument>, ApiError> {
     ctx.agreements
@@ -128,7 +128,7 @@ async fn get_agreement(
 async fn put_agreement(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(agreement_id): Path<String>,
+    UrlParams(agreement_id): UrlParams<String>,
     route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
@@ -152,7 +152,7 @@ async fn put_agreement(
 async fn provider_action(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path((agreement_id, operator, action)): Path<(String, String, String)>,
+    UrlParams((agreement_id, operator, action)): UrlParams<(String, String, String)>,
     route: MatchedPath,
 ) -> Result<Json<ProviderState>, ApiError> {
     let Some(action) = ConsentAction::parse(&action) else {

@@ -5,14 +5,14 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{MatchedPath, Path, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::StatusCode;
 use axum::routing::put;
 use serde::Serialize;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{CenterCaller, refuse};
+use super::extract::{CenterCaller, UrlParams, refuse};
 use crate::ingest::IngestError;
 
 pub fn routes() -> Router<Ctx> {
@@ -31,7 +31,7 @@ pub struct PutCaseResponse {
 async fn put_case(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(case_id): Path<String>,
+    UrlParams(case_id): UrlParams<String>,
     route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<PutCaseResponse>), ApiError> {

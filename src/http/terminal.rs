@@ -4,14 +4,14 @@
 //! The rules live in `crate::views::Disclosures`.
 
 use axum::Router;
-use axum::extract::{MatchedPath, Path, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{TerminalCaller, refuse};
+use super::extract::{TerminalCaller, UrlParams, refuse};
 use crate::views::DisclosureError;
 
 pub fn routes() -> Router<Ctx> {
@@ -37,7 +37,7 @@ async fn list_cases(State(ctx): State<Ctx>, caller: TerminalCaller) -> Result<Re
 async fn get_case(
     State(ctx): State<Ctx>,
     caller: TerminalCaller,
-    Path(case_ref): Path<String>,
+    UrlParams(case_ref): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Response, ApiError> {
     match ctx.disclosures.detail(&caller.recipient(), &case_ref).await {
