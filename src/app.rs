@@ -90,6 +90,14 @@ impl Application {
         .map_err(AppError::Other)?;
         let world = Arc::new(world);
         let live = Hub::start(clock.clone(), world.clone(), cases, change_head, HubSettings::default());
+        // Transferred cases: their old references name them under their new centers.
+        for (center_id, case_id, to) in store.moved_cases().await? {
+            live.apply(crate::live::Change::Moved {
+                from: (center_id, case_id.clone()),
+                to: (to, case_id),
+                change: 0,
+            });
+        }
         let agreements = Arc::new(crate::agreements::Agreements::new(
             store.clone(),
             audit.clone(),
@@ -97,6 +105,16 @@ impl Application {
             live.clone(),
             world,
         ));
+        // Never zero: a zero interval would spin.
+        let change_poll = std::time::Duration::from_millis(config.change_poll_ms.max(10));
+        let centers = crate::centers::Centers::new(store.clone(), audit.clone(), clock.clone(), change_poll * 2);
+        let transfers = crate::centers::transfers::Transfers::new(
+            store.clone(),
+            audit.clone(),
+            live.clone(),
+            clock.clone(),
+            centers.clone(),
+        );
         let disclosures = crate::views::Disclosures::new(
             audit.clone(),
             live.clone(),
@@ -105,6 +123,7 @@ impl Application {
                 config.limits.bulk_views,
             ),
             clock.clone(),
+            centers.clone(),
         );
         let connections = Arc::new(Connections::new(config.connection_limits()));
         let revocations =
@@ -132,6 +151,8 @@ impl Application {
             live.clone(),
             agreements.clone(),
             access.clone(),
+            centers.clone(),
+            change_poll,
             change_head,
         ));
         let dev_token_issuer = match &config.dev_token_issuer_key {
@@ -154,6 +175,8 @@ impl Application {
             batch_body_bytes: config.limits.batch_body_bytes,
             requests: config.limits.requests(),
             disclosures,
+            centers,
+            transfers,
             live,
             dev_token_issuer,
             terminal_idle_lock_minutes: config.terminal.idle_lock_minutes,

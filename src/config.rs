@@ -25,11 +25,17 @@ pub struct Config {
     /// `sqlite://<path>` or `postgres://user@host:port/db`; may hold credentials, so never
     /// printed.
     pub database_url: String,
-    /// On PostgreSQL: whether each change also sends a NOTIFY wake-up to the other instances
-    /// (default on). Off, they find changes by polling (within half a second) and by the check
-    /// before each request; PostgreSQL then takes no notification lock at commit.
+    /// On PostgreSQL: whether each change and center event also sends a NOTIFY wake-up to the
+    /// other instances (default on). Off, they find them by polling (`change_poll_ms`) and
+    /// changes also by the check before each request; PostgreSQL then takes no notification
+    /// lock at commit.
     #[serde(default = "default_true")]
     pub notify_changes: bool,
+    /// On PostgreSQL: how long, in milliseconds, an instance waits for a wake-up before it
+    /// looks for the other instances' changes and center events anyway (default 500); a
+    /// center stream also looks by itself at twice this interval.
+    #[serde(default = "default_change_poll_ms")]
+    pub change_poll_ms: u64,
     /// Development only, set by `demo` and never read from a file: the token issuer's private
     /// key, which routes `POST /v1/dev/token` (the demo's sign-in button). `serve` never has it.
     #[serde(skip)]
@@ -520,6 +526,7 @@ impl Config {
             hosts: vec!["localhost".into()],
             database_url: format!("sqlite://{}", data.join("gateway.db").display()),
             notify_changes: true,
+            change_poll_ms: default_change_poll_ms(),
             dev_token_issuer_key: None,
             policies: policies.to_owned(),
             tls: TlsConfig {
@@ -556,6 +563,10 @@ impl Config {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_change_poll_ms() -> u64 {
+    500
 }
 
 pub const DEV_TOKEN_ISSUER: &str = "https://idp.dev.cgc-gateway.invalid";

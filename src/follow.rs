@@ -2,6 +2,9 @@
 //! each other's writes from the store's change log, read in commit order: a stored case version
 //! goes to the live hub, a policy change reloads the agreements and consents, a revocation the
 //! revocations (cutting what it names). NOTIFY wakes the follower at once; without it, it polls.
+//! Each time it wakes or polls it also looks for center events other instances stored, and
+//! wakes this instance's center streams when there are new ones (a NOTIFY carries no data: it
+//! only says "look").
 //! Before any request is served, `ensure_current` applies whatever the log holds beyond what
 //! this instance has applied, so a change made on one instance governs the next request on
 //! every instance, whatever a wake-up's delay.
@@ -15,11 +18,10 @@ use crate::access::Access;
 use crate::agreements::{AgreementError, Agreements};
 use crate::cases::CurrentCase;
 use crate::cases::validate::parse_recorded_case_bytes;
+use crate::centers::Centers;
 use crate::live::{Change as HubChange, Hub};
 use crate::store::{Change, SharedStore, StoreError};
 
-/// How long the follower waits for a wake-up before it looks anyway.
-const POLL: Duration = Duration::from_millis(500);
 /// Change rows read at once.
 const PAGE: u32 = 1000;
 
@@ -36,6 +38,9 @@ pub struct Follower {
     hub: Arc<Hub>,
     agreements: Arc<Agreements>,
     access: Arc<Access>,
+    centers: Arc<Centers>,
+    /// How long it waits for a wake-up before it looks anyway.
+    poll: Duration,
     /// The last change applied here.
     applied: Mutex<i64>,
     /// Whether other instances write to the store. Alone, this instance has applied its own
@@ -52,13 +57,25 @@ impl std::fmt::Debug for Follower {
 impl Follower {
     /// A follower that has applied everything up to `from` (read before the instance loaded
     /// its cases, policy and revocations, so nothing between is missed; re-applying is harmless).
-    pub fn new(store: SharedStore, hub: Arc<Hub>, agreements: Arc<Agreements>, access: Arc<Access>, from: i64) -> Self {
+    /// It wakes `centers`' streams when other instances stored center events, and waits `poll`
+    /// for a wake-up before it looks anyway.
+    pub fn new(
+        store: SharedStore,
+        hub: Arc<Hub>,
+        agreements: Arc<Agreements>,
+        access: Arc<Access>,
+        centers: Arc<Centers>,
+        poll: Duration,
+        from: i64,
+    ) -> Self {
         Self {
             shared: store.is_shared(),
             store,
             hub,
             agreements,
             access,
+            centers,
+            poll,
             applied: Mutex::new(from),
         }
     }
@@ -104,13 +121,18 @@ impl Follower {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             tokio::select! {
-                () = self.store.wait_for_change(POLL) => {}
+                () = self.store.wait_for_change(self.poll) => {}
                 changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() {
                     return;
                 },
             }
             if let Err(e) = self.catch_up().await {
                 tracing::warn!(error = %e, "cannot follow the other instances' changes now; retrying");
+            }
+            if self.shared
+                && let Err(e) = self.centers.look().await
+            {
+                tracing::warn!(error = %e, "cannot look for the other instances' center events now; retrying");
             }
         }
     }
@@ -121,6 +143,21 @@ impl Follower {
             return Ok(());
         }
         let Some(stored) = self.store.current_case(center_id, case_id).await? else {
+            // No longer current but still here: another instance accepted its transfer.
+            if self.hub.case(center_id, case_id).is_some()
+                && let Some((_, _, to)) = self
+                    .store
+                    .moved_cases()
+                    .await?
+                    .into_iter()
+                    .find(|(c, k, _)| c == center_id && k == case_id)
+            {
+                self.hub.apply(HubChange::Moved {
+                    from: (center_id.to_owned(), case_id.to_owned()),
+                    to: (to, case_id.to_owned()),
+                    change,
+                });
+            }
             return Ok(());
         };
         match parse_recorded_case_bytes(stored.body.as_bytes()) {

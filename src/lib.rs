@@ -13,6 +13,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod centers;
 pub mod cli;
 pub mod client;
 pub mod clock;

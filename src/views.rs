@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::audit::{Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, Receipt};
 use crate::cases::CurrentCase;
 use crate::cases::record::CaseRecord;
+use crate::centers::{Centers, Opened};
 use crate::clock::SharedClock;
 use crate::limits::BulkWatch;
 use crate::live::{Hub, Start, Subscription, UnitCase, UnitEvent};
@@ -187,6 +188,8 @@ pub struct Disclosures {
     hub: Arc<Hub>,
     bulk: BulkWatch,
     clock: SharedClock,
+    /// Told of every case opened for a terminal, for the owning center's stream.
+    centers: Arc<Centers>,
 }
 
 impl std::fmt::Debug for Disclosures {
@@ -253,13 +256,40 @@ impl Disclosures {
         Ok(None)
     }
 
-    pub fn new(audit: AuditLog, hub: Arc<Hub>, bulk: BulkWatch, clock: SharedClock) -> Self {
+    pub fn new(audit: AuditLog, hub: Arc<Hub>, bulk: BulkWatch, clock: SharedClock, centers: Arc<Centers>) -> Self {
         Self {
             audit,
             hub,
             bulk,
             clock,
+            centers,
         }
+    }
+
+    /// The one case of the station's view that `reference` names now (`<center>:<case>`, or a
+    /// bare case id naming one case of the view). Nothing is disclosed.
+    pub fn resolve(&self, to: &Recipient, reference: &str) -> Result<Arc<UnitCase>, DisclosureError> {
+        let mut found = self.hub.find(&to.station_id, reference);
+        if found.len() > 1 {
+            // Only cases this terminal may see are named, so the answer leaks nothing.
+            return Err(DisclosureError::Ambiguous(
+                found.iter().map(|c| c.reference.clone()).collect(),
+            ));
+        }
+        found.pop().ok_or(DisclosureError::NotFound)
+    }
+
+    /// Tells the owning center that a terminal opened `case` (by `channel`: detail, print), once
+    /// the disclosure's entry (`receipt`) is durable: its stream's `opened` event.
+    pub async fn opened(&self, to: &Recipient, case: &UnitCase, channel: Channel, receipt: &ViewReceipt) {
+        self.centers
+            .opened(Opened {
+                case: &case.case.record,
+                to,
+                channel,
+                audit_index: receipt.audit_index,
+            })
+            .await;
     }
 
     /// The one way anything is disclosed, by every channel: one entry per item, written in one
@@ -341,16 +371,10 @@ impl Disclosures {
     /// `GET /v1/terminal/cases/{ref}`: one case of the station's view, by `<center>:<case>` or
     /// by a bare case id when that names one case of the view.
     pub async fn detail(&self, to: &Recipient, reference: &str) -> Result<String, DisclosureError> {
-        let mut found = self.hub.find(&to.station_id, reference);
-        if found.len() > 1 {
-            // Only cases this terminal may see are named, so the answer leaks nothing.
-            return Err(DisclosureError::Ambiguous(
-                found.iter().map(|c| c.reference.clone()).collect(),
-            ));
-        }
-        let case = found.pop().ok_or(DisclosureError::NotFound)?;
+        let case = self.resolve(to, reference)?;
         let receipts = self.record(to, std::slice::from_ref(&case), Channel::Detail).await?;
         let receipt = receipts.first().ok_or(AuditError::Unavailable)?;
+        self.opened(to, &case, Channel::Detail, receipt).await;
         let mut out = String::with_capacity(case.head.len() + 160);
         case.write_with_receipt(&mut out, &receipt.to_json());
         Ok(out)

@@ -67,6 +67,8 @@ pub enum Channel {
     Detail,
     Search,
     Stream,
+    /// A missing-child alert on the terminal stream.
+    Alert,
 }
 
 impl Channel {
@@ -77,6 +79,7 @@ impl Channel {
             Channel::Detail => "detail",
             Channel::Search => "search",
             Channel::Stream => "stream",
+            Channel::Alert => "alert",
         }
     }
 }
@@ -142,6 +145,39 @@ pub enum Event {
         target_kind: &'static str,
         target: String,
     },
+    /// A step of a case transfer between centers: `requested` by the owning center, then
+    /// `accepted` or `declined` by the receiving one. Recorded before the step takes effect;
+    /// when the store then refuses the step (a race lost: decided meanwhile, the case changed),
+    /// a `refused` entry follows, naming the entry of the step that did not take effect.
+    Transfer {
+        actor: Actor,
+        step: &'static str,
+        /// Absent on a request (the transfer is stored after its entry).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transfer_id: Option<i64>,
+        /// The case under the center it leaves, at the version it is transferred at.
+        case: CaseRef,
+        to_center: String,
+        /// On `refused`: the index of the entry whose step did not take effect.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refused_entry: Option<u64>,
+        /// On `refused`: why (`already_pending`, `no_such_case`, `not_pending`, `case_changed`,
+        /// `id_taken`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+    },
+    /// A police terminal recorded its response to a case for the owning center. The note is not
+    /// in the log; `sha256` is the digest of the response exactly as stored and sent to the
+    /// center, so the center can check it against the log.
+    PoliceResponse {
+        actor: Actor,
+        station: String,
+        case: CaseRef,
+        response: &'static str,
+        /// When the police acted, as the officer gave it (RFC 3339).
+        at: String,
+        sha256: String,
+    },
 }
 
 impl Event {
@@ -153,13 +189,17 @@ impl Event {
             Event::AgreementVersion { .. } => "agreement_version",
             Event::Consent { .. } => "consent",
             Event::Revocation { .. } => "revocation",
+            Event::PoliceResponse { .. } => "police_response",
+            Event::Transfer { .. } => "transfer",
         }
     }
 
     /// The case an entry is about, for the owning center's "who saw my case".
     pub fn case(&self) -> Option<(&str, &str)> {
         match self {
-            Event::Disclosure { case, .. } => Some((&case.center_id, &case.case_id)),
+            Event::Disclosure { case, .. } | Event::PoliceResponse { case, .. } | Event::Transfer { case, .. } => {
+                Some((&case.center_id, &case.case_id))
+            }
             _ => None,
         }
     }

@@ -55,7 +55,7 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
     )
     .await?;
     print!("{}", summary(&report));
-    let refused = ["conflict", "invalid", "forbidden"]
+    let refused = ["conflict", "transferred", "invalid", "forbidden"]
         .iter()
         .map(|k| report.get(*k).and_then(Value::as_u64).unwrap_or(0))
         .sum::<u64>();
@@ -180,11 +180,12 @@ fn problem(body: &Value) -> String {
 pub fn summary(report: &Value) -> String {
     let n = |k: &str| report.get(k).and_then(Value::as_u64).unwrap_or(0);
     let mut out = format!(
-        "rows {}: stored {}, unchanged {}, conflict {}, invalid {}, forbidden {}\n",
+        "rows {}: stored {}, unchanged {}, conflict {}, transferred {}, invalid {}, forbidden {}\n",
         n("rows"),
         n("stored"),
         n("unchanged"),
         n("conflict"),
+        n("transferred"),
         n("invalid"),
         n("forbidden")
     );
@@ -202,6 +203,9 @@ pub fn summary(report: &Value) -> String {
         out.push_str(&format!("row {row}{case}: {outcome}"));
         if let Some(v) = r.get("stored_version").and_then(Value::as_u64) {
             out.push_str(&format!(" (version {v} is stored)"));
+        }
+        if let Some(to) = r.get("to_center").and_then(Value::as_str) {
+            out.push_str(&format!(" (to center {to}, which pushes it now)"));
         }
         out.push('\n');
         for e in r.get("errors").and_then(Value::as_array).into_iter().flatten() {

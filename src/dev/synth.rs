@@ -633,6 +633,14 @@ impl Synth {
             .and_then(Value::as_str)
             .unwrap_or(STATUS_INTAKE)
             .to_owned();
+        // Now and then a child seen safe goes missing (行方不明): the terminals' alert. The next
+        // updates may find the child again, which ends it.
+        if confirmed && !missing && status != STATUS_CLOSED && self.percent(3) {
+            missing = true;
+            confirmed = false;
+            obj.insert("safety_confirmed_at".into(), Value::Null);
+            notes.push("本児の所在が不明となり、警察に行方不明者届を提出。");
+        }
         let risk = obj
             .get("risk_level")
             .and_then(Value::as_str)
@@ -1073,6 +1081,24 @@ mod tests {
                 case = next;
             }
         }
+    }
+
+    #[test]
+    fn bump_now_and_then_reports_a_child_missing_which_raises_the_demo_alerts() {
+        let mut s = Synth::new(11);
+        let mut went_missing = 0;
+        for case in generate(11, 100) {
+            let mut case = case;
+            for h in 1..=25 {
+                let next = s.bump(&case, NOW + Duration::hours(h));
+                if case["flags"]["missing"] == false && next["flags"]["missing"] == true {
+                    went_missing += 1;
+                    assert!(next["safety_confirmed_at"].is_null());
+                }
+                case = next;
+            }
+        }
+        assert!(went_missing > 0);
     }
 
     #[test]

@@ -38,6 +38,16 @@ async fn put_case(
     push(&ctx, &caller, &case_id, route.as_str(), body).await
 }
 
+/// A JSON body that could not be read: over the limit (413), or unreadable (400).
+pub(super) fn body_error(ctx: &Ctx, e: BytesRejection) -> ApiError {
+    match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
+            limit: ctx.requests.body_limit(),
+        },
+        _ => ApiError::invalid("", "the body could not be read"),
+    }
+}
+
 /// The push of `case_id` by `caller`, answered once durable; `route` names the request in a
 /// recorded refusal.
 pub(super) async fn push(
@@ -47,12 +57,7 @@ pub(super) async fn push(
     route: &str,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<PutCaseResponse>), ApiError> {
-    let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
-            limit: ctx.requests.body_limit(),
-        },
-        _ => ApiError::invalid("", "the body could not be read"),
-    })?;
+    let body = body.map_err(|e| body_error(ctx, e))?;
     match ctx
         .ingest
         .push(&ctx.policy().registry, &caller.center_id, case_id, &body)

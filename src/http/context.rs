@@ -34,6 +34,10 @@ pub struct AppContext {
     pub requests: super::RequestLimits,
     /// Every disclosure to a terminal, by every channel, goes through this service.
     pub disclosures: crate::views::Disclosures,
+    /// Police responses and the centers' streams.
+    pub centers: Arc<crate::centers::Centers>,
+    /// Case transfers between centers.
+    pub transfers: crate::centers::transfers::Transfers,
     /// The live fan-out hub behind the terminal streams.
     pub live: Arc<Hub>,
     /// The development token issuer's private key, set only by `demo`: enables

@@ -364,6 +364,11 @@ impl From<crate::ingest::IngestError> for ApiError {
             E::Invalid { detail, errors } => ApiError::Invalid { detail, errors },
             E::OtherCenter => ApiError::Forbidden(e.to_string()),
             E::Conflict { stored_version } => ApiError::VersionConflict { stored_version },
+            E::Transferred { .. } => ApiError::StateConflict {
+                detail: "the case was transferred to another center, which pushes it now".into(),
+                current_state: Some("transferred".into()),
+                latest_version: None,
+            },
             E::Store(e) => e.into(),
         }
     }
@@ -401,6 +406,38 @@ impl From<crate::ingest::batch::BatchError> for ApiError {
                 detail: "the header row names unknown, repeated or missing columns; no row was imported".into(),
                 errors,
             },
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::centers::CenterError> for ApiError {
+    fn from(e: crate::centers::CenterError) -> Self {
+        use crate::centers::CenterError as E;
+        match e {
+            E::Invalid(errors) => ApiError::Invalid {
+                detail: "the response has invalid fields".into(),
+                errors,
+            },
+            E::Audit(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::centers::transfers::TransferError> for ApiError {
+    fn from(e: crate::centers::transfers::TransferError) -> Self {
+        use crate::centers::transfers::TransferError as E;
+        match e {
+            E::NoSuchCase | E::NotFound => ApiError::NotFound,
+            E::BadCenter(why) => ApiError::invalid("/to_center", why),
+            E::NotReceiver => ApiError::Forbidden(e.to_string()),
+            E::Conflict { detail, state } => ApiError::StateConflict {
+                detail: detail.into(),
+                current_state: state,
+                latest_version: None,
+            },
+            E::Audit(e) => e.into(),
             E::Store(e) => e.into(),
         }
     }

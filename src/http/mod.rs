@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod batch;
 pub mod cases;
+pub mod centers;
 pub mod context;
 pub mod error;
 pub mod extract;
@@ -39,6 +40,7 @@ pub fn router(ctx: Ctx, hosts: Hosts) -> Router {
     Router::new()
         .merge(dev)
         .merge(cases::routes())
+        .merge(centers::routes())
         .merge(terminal::routes())
         .merge(admin::routes())
         .merge(audit::routes())

@@ -290,7 +290,86 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .body("application/json", schema_ref("CaseRecord"))
         .json(200, "Stored, or an identical re-push", schema_ref("PutCaseResponse"))
         .problems(&[409]),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/stream",
+            "streamCenter",
+            Center,
+            "The center's own events, live, as Server-Sent Events: police responses and terminals opening its cases (docs/live.md)",
+        )
+        .request_header(
+            "Last-Event-ID",
+            json!({ "type": "string", "pattern": "^[0-9]+$" }),
+            "The id of the last event seen: every event stored after it is sent first (without it the stream starts at the newest event)",
+        )
+        .answer(
+            200,
+            "`response`, `opened` and `synced` events, each with its `id:`",
+            text("text/event-stream"),
+        ),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/responses",
+            "listResponses",
+            Center,
+            "The police responses to the center's cases, in the order recorded, 100 per page",
+        )
+        .query(
+            "after",
+            false,
+            counter(),
+            "Continue after this response id (`next_after` of the previous page); 0 by default",
+        )
+        .json(200, "The responses", schema_ref("ResponsePage")),
+        op(
+            "POST",
+            "/v1/cases/{case_id}/transfer",
+            "requestTransfer",
+            Center,
+            "Ask another center to take over one of this center's cases (転出); recorded in the audit log first",
+        )
+        .body("application/json", schema_ref("TransferRequest"))
+        .example(json!({ "to_center": "kanagawa-central" }))
+        .json(201, "Requested: pending until the receiving center decides", schema_ref("Transfer"))
+        .problems(&[404, 409]),
+        op(
+            "GET",
+            "/v1/centers/{center_id}/transfers",
+            "listTransfers",
+            Center,
+            "The center's pending transfers, outgoing and incoming",
+        )
+        .json(200, "The pending transfers", schema_ref("TransferList")),
+        op(
+            "POST",
+            "/v1/transfers/{transfer_id}/accept",
+            "acceptTransfer",
+            Center,
+            "The receiving center takes the case over (転入): it continues under this center from now on",
+        )
+        .json(200, "Accepted", schema_ref("Transfer"))
+        .problems(&[404, 409]),
+        op(
+            "POST",
+            "/v1/transfers/{transfer_id}/decline",
+            "declineTransfer",
+            Center,
+            "The receiving center declines the transfer; the case stays where it is",
+        )
+        .json(200, "Declined", schema_ref("Transfer"))
+        .problems(&[404, 409]),
         // --- police terminals
+        op(
+            "POST",
+            "/v1/terminal/cases/{case_ref}/responses",
+            "postResponse",
+            Terminal,
+            "Record the police's response to a case of the view for its center; signed into the audit log first",
+        )
+        .body("application/json", schema_ref("NewResponse"))
+        .example(json!({ "kind": "safety_confirmed", "at": "2026-12-01T10:30:00+09:00", "note": "児童の安全を確認" }))
+        .json(201, "Recorded and stored", schema_ref("ResponseReceipt"))
+        .problems(&[404, 409]),
         op(
             "GET",
             "/v1/terminal/cases",
@@ -340,7 +419,7 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         )
         .answer(
             200,
-            "`reset`, `case`, `withdraw`, `synced` and `end` events; `Last-Event-ID` resumes",
+            "`reset`, `case`, `withdraw`, `alert`, `synced` and `end` events; `Last-Event-ID` resumes",
             text("text/event-stream"),
         ),
         op(
@@ -592,6 +671,7 @@ fn path_example(name: &str) -> Option<Value> {
         "center_id" => json!("yokosuka"),
         "case_ref" => json!("yokosuka:YKS-2026-0001"),
         "agreement_id" => json!("kanagawa-2026"),
+        "transfer_id" => json!(1),
         "operator" => json!("141003"),
         "action" => json!("consent"),
         _ => return None,
@@ -609,6 +689,10 @@ fn path_parameter(name: &str) -> (Value, &'static str) {
         "center_id" => (schema_ref("Identifier"), "The center"),
         "agreement_id" => (schema_ref("Identifier"), "The agreement"),
         "station_id" => (schema_ref("Identifier"), "The police station"),
+        "transfer_id" => (
+            json!({ "type": "integer", "minimum": 1 }),
+            "The transfer, as its request answered it",
+        ),
         "case_ref" => (
             json!({ "type": "string", "minLength": 1 }),
             "`<center_id>:<case_id>`, or a bare case id when it names one case of the view",
@@ -949,16 +1033,17 @@ fn schemas() -> Value {
         }), &["center_id", "case_id", "version", "outcome"]),
         "BatchReport": object(json!({
             "rows": counter(), "stored": counter(), "unchanged": counter(), "conflict": counter(),
-            "invalid": counter(), "forbidden": counter(),
+            "transferred": counter(), "invalid": counter(), "forbidden": counter(),
             "results": { "type": "array", "items": object(json!({
                 "row": counter(),
                 "case_id": { "type": "string" },
-                "outcome": { "type": "string", "enum": ["stored", "unchanged", "conflict", "invalid", "forbidden"] },
+                "outcome": { "type": "string", "enum": ["stored", "unchanged", "conflict", "transferred", "invalid", "forbidden"] },
                 "errors": { "type": "array", "items": object(json!({ "column": { "type": "string" }, "detail": { "type": "string" } }), &["detail"]) },
                 "version": counter(),
                 "stored_version": counter(),
+                "to_center": { "type": "string" },
             }), &["row", "outcome"]) },
-        }), &["rows", "stored", "unchanged", "conflict", "invalid", "forbidden", "results"]),
+        }), &["rows", "stored", "unchanged", "conflict", "transferred", "invalid", "forbidden", "results"]),
         "Receipt": object(json!({
             "audit_index": counter(),
             "clause": { "type": "string", "description": "The agreement clause that allowed the disclosure" },
@@ -1041,6 +1126,51 @@ fn schemas() -> Value {
                 "widened": { "type": "array", "items": { "type": "string" } },
             }), &["operator", "widened"]) },
         }), &["agreement_id", "version", "sha256", "effective_from", "in_force", "audit_index", "reasked"]),
+        "TransferRequest": object(json!({
+            "to_center": { "type": "string", "description": "The receiving center's id (registry)" },
+        }), &["to_center"]),
+        "Transfer": object(json!({
+            "id": counter(),
+            "ref": { "type": "string", "description": "The case's reference under the center it leaves" },
+            "case_id": { "type": "string" },
+            "from_center": { "type": "string" },
+            "to_center": { "type": "string" },
+            "state": { "type": "string", "enum": ["pending", "accepted", "declined"] },
+            "direction": { "type": "string", "enum": ["outgoing", "incoming"] },
+            "requested_at": { "type": "string" },
+            "decided_at": { "type": "string" },
+            "audit_index": counter(),
+        }), &["id", "ref", "case_id", "from_center", "to_center", "state", "requested_at"]),
+        "TransferList": object(json!({
+            "transfers": { "type": "array", "items": schema_ref("Transfer") },
+        }), &["transfers"]),
+        "NewResponse": object(json!({
+            "kind": { "type": "string", "enum": ["visited", "safety_confirmed", "protected", "found", "other"] },
+            "at": { "type": "string", "format": "date-time", "description": "When the police acted (RFC 3339), not in the future" },
+            "note": { "type": "string", "maxLength": crate::centers::MAX_NOTE_CHARS, "description": "Free text: tabs and line breaks, no other controls or bidirectional formatting" },
+        }), &["kind", "at"]),
+        "ResponseReceipt": object(json!({
+            "id": counter(),
+            "receipt": object(json!({
+                "audit_index": counter(),
+                "entry": { "type": "string" },
+                "checkpoint": { "type": "string" },
+                "inclusion_proof": { "type": "array", "items": { "type": "string" } },
+            }), &["audit_index", "entry", "checkpoint", "inclusion_proof"]),
+        }), &["id", "receipt"]),
+        "ResponsePage": object(json!({
+            "responses": { "type": "array", "items": object(json!({
+                "id": counter(),
+                "audit_index": counter(),
+                "recorded_at": { "type": "string" },
+                "response": object(json!({
+                    "ref": { "type": "string" }, "case_id": { "type": "string" }, "case_version": counter(),
+                    "kind": { "type": "string" }, "at": { "type": "string" }, "note": { "type": "string" },
+                    "station_id": { "type": "string" }, "terminal_no": {}, "officer": {},
+                }), &["ref", "case_id", "case_version", "kind", "at", "note", "station_id"]),
+            }), &["id", "audit_index", "recorded_at", "response"]) },
+            "next_after": counter(),
+        }), &["responses", "next_after"]),
         "Revoked": object(json!({
             "kind": { "type": "string" },
             "target": { "type": "string" },

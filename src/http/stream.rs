@@ -4,6 +4,9 @@
 //! - `event: case` — a case in the terminal's view (the same JSON as the list, plus `allowed`).
 //! - `event: withdraw` — `{"ref": …}`: the case left the view; only for cases this terminal's
 //!   unit was shown.
+//! - `event: alert` — a missing-child alert: `{"kind":"missing","state":"raised",…the case…}` when
+//!   a case of the view has `flags.missing` and the view shows that flag (a disclosure, channel
+//!   `alert`), `{"kind":"missing","state":"ended","ref":…}` when it no longer does.
 //! - `event: synced` — the initial view (or the catch-up after `Last-Event-ID`) is complete.
 //! - `event: end` — `{"reason": "token_expired"}` before the server closes the stream.
 //! - `: hb` comment lines as heartbeats.
@@ -66,7 +69,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
             .iter()
             .filter_map(|e| match e {
                 UnitEvent::Case(c) => Some(c.clone()),
-                UnitEvent::Withdraw { .. } => None,
+                UnitEvent::Withdraw { .. } | UnitEvent::Alert(_) | UnitEvent::AlertEnded { .. } => None,
             })
             .collect(),
     };
@@ -77,6 +80,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
         .record(&recipient, &cases, Channel::Stream)
         .await?
         .into_iter();
+    let alert_receipts = ctx.disclosures.record(&recipient, &sub.alerts, Channel::Alert).await?;
     let items: Vec<UnitEvent> = match sub.start {
         Start::Full(cases) => cases.into_iter().map(UnitEvent::Case).collect(),
         Start::Resume(events) => events,
@@ -90,7 +94,12 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
                 out.push_back(case_event(&c, &receipt, None));
             }
             UnitEvent::Withdraw { reference } => out.push_back(withdraw_event(&reference, None)),
+            // Live only: the hub puts alerts in force in `sub.alerts`.
+            UnitEvent::Alert(_) | UnitEvent::AlertEnded { .. } => {}
         }
+    }
+    for (c, receipt) in sub.alerts.iter().zip(&alert_receipts) {
+        out.push_back(alert_event(c, receipt, None));
     }
     out.push_back(Bytes::from(format!(
         "event: synced\nid: {}\ndata: {{}}\n\n",
@@ -118,6 +127,13 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
     let body = futures_util::stream::unfold(state, |mut s| async move {
         s.next_chunk().await.map(|b| (Ok::<_, std::convert::Infallible>(b), s))
     });
+    Ok(event_stream(body))
+}
+
+/// A `text/event-stream` answer over `body`'s chunks.
+pub(super) fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+) -> Response {
     let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
     h.insert(
@@ -127,7 +143,7 @@ async fn stream(State(ctx): State<Ctx>, caller: TerminalCaller, headers: HeaderM
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Tells reverse proxies (nginx) not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> Bytes {
@@ -140,6 +156,24 @@ fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> By
     c.write_with_receipt(&mut out, &receipt.to_json());
     out.push_str("\n\n");
     Bytes::from(out)
+}
+
+/// `event: alert`, raised: the unit's view of the case (as a `case` event carries it) with
+/// `kind` and `state` first.
+fn alert_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> Bytes {
+    let mut view = String::with_capacity(c.head.len() + 200);
+    c.write_with_receipt(&mut view, &receipt.to_json());
+    let id = cursor.map(|c| format!("id: {c}\n")).unwrap_or_default();
+    let view = view.strip_prefix('{').unwrap_or(&view);
+    Bytes::from(format!(
+        "event: alert\n{id}data: {{\"kind\":\"missing\",\"state\":\"raised\",{view}\n\n"
+    ))
+}
+
+fn alert_ended_event(reference: &str, cursor: Option<Cursor>) -> Bytes {
+    let id = cursor.map(|c| format!("id: {c}\n")).unwrap_or_default();
+    let data = serde_json::json!({ "kind": "missing", "state": "ended", "ref": reference });
+    Bytes::from(format!("event: alert\n{id}data: {data}\n\n"))
 }
 
 fn withdraw_event(reference: &str, cursor: Option<Cursor>) -> Bytes {
@@ -225,6 +259,22 @@ impl StreamState {
                 }
             }
             UnitEvent::Withdraw { reference } => self.out.push_back(withdraw_event(reference, cursor)),
+            UnitEvent::Alert(c) => {
+                // A disclosure like a case event: recorded durably before it leaves.
+                let recorded = self
+                    .ctx
+                    .disclosures
+                    .record(&self.recipient, std::slice::from_ref(c), Channel::Alert)
+                    .await;
+                match recorded.map(|r| r.into_iter().next()) {
+                    Ok(Some(receipt)) => self.out.push_back(alert_event(c, &receipt, cursor)),
+                    Ok(None) | Err(_) => {
+                        tracing::error!("stream closed: the audit log refused an alert");
+                        self.done = true;
+                    }
+                }
+            }
+            UnitEvent::AlertEnded { reference } => self.out.push_back(alert_ended_event(reference, cursor)),
         }
     }
 }

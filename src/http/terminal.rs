@@ -7,11 +7,17 @@ use axum::Router;
 use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
 
 use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::{TerminalCaller, UrlParams, refuse};
+use crate::centers::{NewResponse, ResponseReceipt};
 use crate::views::DisclosureError;
 
 pub fn routes() -> Router<Ctx> {
@@ -19,6 +25,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/v1/terminal/reference", get(reference))
         .route("/v1/terminal/cases", get(list_cases))
         .route("/v1/terminal/cases/{case_ref}", get(get_case))
+        .route("/v1/terminal/cases/{case_ref}/responses", post(post_response))
 }
 
 /// A JSON body the disclosure service wrote.
@@ -51,6 +58,37 @@ async fn get_case(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /v1/terminal/cases/{ref}/responses`: the police's response to a case this terminal may
+/// see now, for the owning center, signed into the audit log before it is stored. A case the
+/// terminal may not see is a 404 exactly like a case that does not exist (checked before the
+/// body, so a bad body reveals nothing either).
+async fn post_response(
+    State(ctx): State<Ctx>,
+    caller: TerminalCaller,
+    UrlParams(case_ref): UrlParams<String>,
+    route: MatchedPath,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ResponseReceipt>), ApiError> {
+    let to = caller.recipient();
+    let case = match ctx.disclosures.resolve(&to, &case_ref) {
+        Ok(case) => case,
+        Err(DisclosureError::NotFound) => {
+            return Err(refuse(
+                &ctx,
+                format!("POST {}", route.as_str()),
+                &caller.peer.principal,
+                Some(caller.officer.clone()),
+                ApiError::NotFound,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let body = body.map_err(|e| super::cases::body_error(&ctx, e))?;
+    let response = NewResponse::parse(&body, ctx.clock.now())?;
+    let receipt = ctx.centers.record_response(&to, &case.case.record, &response).await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
 }
 
 /// `GET /v1/terminal/reference`: the registry's names and numbers a terminal's screen shows

@@ -26,6 +26,9 @@ pub enum IngestError {
     /// A different body at this or a higher version is stored.
     #[error("version {stored_version} is stored")]
     Conflict { stored_version: u64 },
+    /// The case was transferred to `to_center`, which pushes it now.
+    #[error("the case was transferred to another center")]
+    Transferred { to_center: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -149,6 +152,7 @@ impl Ingest {
             }
             PutOutcome::Identical => Ok((record, Ingested::Unchanged)),
             PutOutcome::Conflict { stored_version } => Err(IngestError::Conflict { stored_version }),
+            PutOutcome::Transferred { to_center } => Err(IngestError::Transferred { to_center }),
         }
     }
 }

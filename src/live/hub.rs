@@ -33,6 +33,10 @@ pub enum Change {
     /// Every row of the store's change log up to here has been applied (the follower says so
     /// after each page it reads). Cursors name it so that another instance can resume them.
     Position(i64),
+    /// A case was transferred: `from` is no longer a case (its units are withdrawn it; its
+    /// reference now names `to`), and `to` carries `transferred_from`. `change` is the old
+    /// case's row in the change log. Applied before the case under `to` arrives.
+    Moved { from: CaseKey, to: CaseKey, change: i64 },
 }
 
 /// Where changes come from besides this process's own ingest: e.g. a PostgreSQL
@@ -89,6 +93,14 @@ pub enum UnitEvent {
     Withdraw {
         reference: String,
     },
+    /// A missing-child alert is raised: the case's `flags.missing` became true (or the case,
+    /// missing, entered the unit's view) and the unit's view shows that flag. Carries the
+    /// unit's view of the case, like `Case`.
+    Alert(Arc<UnitCase>),
+    /// The alert ended: the flag cleared, or the case left the unit's view.
+    AlertEnded {
+        reference: String,
+    },
 }
 
 #[derive(Debug)]
@@ -118,6 +130,9 @@ pub struct Subscription {
     /// an earlier version. The caller withdraws each one the unit was ever disclosed (the audit
     /// log knows), so a withdrawal never names a case the unit has not seen.
     pub uncertain: Vec<CaseKey>,
+    /// The alerts in force among the cases `start` sends (for a full view, every alert of the
+    /// unit): a terminal that was away learns of them after their cases.
+    pub alerts: Vec<Arc<UnitCase>>,
 }
 
 struct UnitState {
@@ -125,6 +140,8 @@ struct UnitState {
     visible: BTreeMap<CaseKey, Arc<UnitCase>>,
     /// Cases this hub withdrew from the unit and has not shown it again.
     withdrawn: HashSet<CaseKey>,
+    /// Cases of the view whose missing-child alert is raised for this unit.
+    alerting: HashSet<CaseKey>,
     journal: VecDeque<(u64, CaseKey)>,
     /// Events up to this seq may have left the journal.
     floor: u64,
@@ -147,6 +164,10 @@ struct State {
     due: BTreeSet<(OffsetDateTime, CaseKey)>,
     due_of: HashMap<CaseKey, OffsetDateTime>,
     units: BTreeMap<String, UnitState>,
+    /// Transferred cases: old key → the key the case continues under.
+    moved: HashMap<CaseKey, CaseKey>,
+    /// The reverse: a transferred case's key → its old reference (`transferred_from`).
+    origin: HashMap<CaseKey, String>,
 }
 
 type Expiries = BTreeMap<(OffsetDateTime, u64), oneshot::Sender<()>>;
@@ -196,10 +217,13 @@ struct Head<'a> {
     /// The fields the view allows, so a terminal can tell "not shared" from "not set" (the
     /// 48-hour badge needs to know whether a missing safety confirmation is just hidden).
     allowed: Vec<&'static str>,
+    /// The case's reference under the center it was transferred from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transferred_from: Option<&'a str>,
 }
 
 impl UnitCase {
-    fn build(case: Arc<CurrentCase>, decision: Decision) -> Self {
+    fn build(case: Arc<CurrentCase>, decision: Decision, transferred_from: Option<&str>) -> Self {
         let (view, disclosed) = project(&case.record, decision.fields);
         let reference = case.record.reference();
         let r = &case.record;
@@ -211,6 +235,7 @@ impl UnitCase {
             updated_at: r.updated_at,
             case: view,
             allowed: decision.fields.iter().map(FieldPath::as_str).collect(),
+            transferred_from,
         };
         let mut head = serde_json::to_string(&head).unwrap_or_else(|_| "{".to_owned());
         head.pop();
@@ -259,12 +284,17 @@ impl Hub {
             return Vec::new();
         };
         match reference.split_once(':') {
-            Some((center, case)) => u
-                .visible
-                .get(&(center.to_owned(), case.to_owned()))
-                .cloned()
-                .into_iter()
-                .collect(),
+            Some((center, case)) => {
+                // A transferred case's old reference names it under its new center.
+                let mut key = (center.to_owned(), case.to_owned());
+                for _ in 0..MAX_MOVES {
+                    match state.moved.get(&key) {
+                        Some(to) => key = to.clone(),
+                        None => break,
+                    }
+                }
+                u.visible.get(&key).cloned().into_iter().collect()
+            }
             None => u
                 .visible
                 .iter()
@@ -311,6 +341,8 @@ impl Hub {
                 due: BTreeSet::new(),
                 due_of: HashMap::new(),
                 units: BTreeMap::new(),
+                moved: HashMap::new(),
+                origin: HashMap::new(),
             }),
             expiries: Mutex::new(BTreeMap::new()),
             next_expiry_id: std::sync::atomic::AtomicU64::new(0),
@@ -355,6 +387,7 @@ impl Hub {
             Change::Policy(world) => state.apply_policy(world, now, &self.settings),
             Change::Tick => state.apply_due(now),
             Change::Position(position) => state.position = state.position.max(position),
+            Change::Moved { from, to, change } => state.apply_moved(from, to, change, now),
         }
     }
 
@@ -386,8 +419,10 @@ impl Hub {
         let events = u.tx.subscribe();
         let own = cursor.filter(|c| c.instance == self.instance && c.seq <= seq && c.seq >= u.floor);
         if let Some(c) = own {
+            let resume = journal_since(u, c.seq);
             return Subscription {
-                start: Start::Resume(journal_since(u, c.seq)),
+                alerts: alerts_among(u, &resume),
+                start: Start::Resume(resume),
                 cursor: self.stamp(seq, mark),
                 events,
                 uncertain: Vec::new(),
@@ -395,12 +430,22 @@ impl Hub {
         }
         match cursor.and_then(|c| c.portable).and_then(|p| state.since(u, p, now)) {
             Some((resume, uncertain)) => Subscription {
+                alerts: alerts_among(u, &resume),
                 start: Start::Resume(resume),
                 cursor: self.stamp(seq, mark),
                 events,
                 uncertain,
             },
-            None => self.full(u.visible.values().cloned().collect(), events, seq, mark),
+            None => {
+                let mut sub = self.full(u.visible.values().cloned().collect(), events, seq, mark);
+                sub.alerts = u
+                    .visible
+                    .iter()
+                    .filter(|(k, _)| u.alerting.contains(*k))
+                    .map(|(_, c)| c.clone())
+                    .collect();
+                sub
+            }
         }
     }
 
@@ -416,6 +461,7 @@ impl Hub {
             cursor: self.stamp(seq, mark),
             events,
             uncertain: Vec::new(),
+            alerts: Vec::new(),
         }
     }
 
@@ -491,6 +537,7 @@ impl State {
             tx: broadcast::channel(settings.ring.max(1)).0,
             visible: BTreeMap::new(),
             withdrawn: HashSet::new(),
+            alerting: HashSet::new(),
             journal: VecDeque::new(),
             floor: 0,
         })
@@ -515,6 +562,28 @@ impl State {
         self.cases.insert(key.clone(), case);
         self.schedule(&key, now);
         self.reevaluate(&key, now, true);
+    }
+
+    fn apply_moved(&mut self, from: CaseKey, to: CaseKey, change: i64, now: OffsetDateTime) {
+        self.origin.insert(to.clone(), format!("{}:{}", from.0, from.1));
+        self.moved.insert(from.clone(), to.clone());
+        if let Some(old) = self.cases.remove(&from) {
+            // Kept in the change order at the move, so a portable cursor from before it learns
+            // that the old reference is gone.
+            self.by_change.remove(&(old.change, from.clone()));
+            self.by_change.insert((change.max(old.change), from.clone()));
+            if let Some(t) = case_deadline(&old.record) {
+                self.deadlines.remove(&(t, from.clone()));
+            }
+            if let Some(t) = self.due_of.remove(&from) {
+                self.due.remove(&(t, from.clone()));
+            }
+            self.reevaluate_gone(&from);
+        }
+        // A case already here under its new key (a restart) now carries its origin.
+        if self.cases.contains_key(&to) {
+            self.reevaluate(&to, now, true);
+        }
     }
 
     fn apply_policy(&mut self, world: Arc<PolicyWorld>, now: OffsetDateTime, settings: &HubSettings) {
@@ -629,13 +698,14 @@ impl State {
         };
         let world = self.world.clone();
         let mark = self.mark();
+        let origin = self.origin.get(key).cloned();
         let mut seq = self.seq;
         for (unit_id, unit) in &mut self.units {
             let decision = evaluate(&world, &case.record, unit_id, now);
             let event = match (decision, unit.visible.get(key)) {
                 (Some(d), Some(prev)) if !new_version && prev.decision == d => None,
                 (Some(d), _) => {
-                    let uc = Arc::new(UnitCase::build(case.clone(), d));
+                    let uc = Arc::new(UnitCase::build(case.clone(), d, origin.as_deref()));
                     unit.visible.insert(key.clone(), uc.clone());
                     unit.withdrawn.remove(key);
                     Some(UnitEvent::Case(uc))
@@ -648,20 +718,91 @@ impl State {
                 }
                 (None, None) => None,
             };
-            if let Some(event) = event {
-                seq += 1;
-                unit.journal.push_back((seq, key.clone()));
-                while unit.journal.len() > JOURNAL_CAP {
-                    if let Some((s, _)) = unit.journal.pop_front() {
-                        unit.floor = s;
-                    }
-                }
-                // No receivers is not an error: nobody of this unit is watching right now.
-                let _ = unit.tx.send(Arc::new(Stamped { seq, mark, event }));
-            }
+            emit(unit, key, event, &mut seq, mark);
         }
         self.seq = seq;
     }
+
+    /// `key` is no longer a case here (it was transferred): every unit shown it is withdrawn it.
+    fn reevaluate_gone(&mut self, key: &CaseKey) {
+        let mark = self.mark();
+        let mut seq = self.seq;
+        for unit in self.units.values_mut() {
+            let event = unit.visible.remove(key).map(|prev| {
+                unit.withdrawn.insert(key.clone());
+                UnitEvent::Withdraw {
+                    reference: prev.reference.clone(),
+                }
+            });
+            emit(unit, key, event, &mut seq, mark);
+        }
+        self.seq = seq;
+    }
+}
+
+/// Journals and broadcasts `event` (if any) on `unit`'s ring, then the alert event its view of
+/// `key` now calls for, if any.
+fn emit(unit: &mut UnitState, key: &CaseKey, event: Option<UnitEvent>, seq: &mut u64, mark: Portable) {
+    if let Some(event) = event {
+        *seq += 1;
+        unit.journal.push_back((*seq, key.clone()));
+        while unit.journal.len() > JOURNAL_CAP {
+            if let Some((s, _)) = unit.journal.pop_front() {
+                unit.floor = s;
+            }
+        }
+        // No receivers is not an error: nobody of this unit is watching right now.
+        let _ = unit.tx.send(Arc::new(Stamped { seq: *seq, mark, event }));
+    }
+    // After the case event, so a terminal has the case when the alert names it. Not journaled:
+    // a resume re-derives alerts from the unit's state (`alerts_among`).
+    if let Some(alert) = alert_transition(unit, key) {
+        *seq += 1;
+        let _ = unit.tx.send(Arc::new(Stamped {
+            seq: *seq,
+            mark,
+            event: alert,
+        }));
+    }
+}
+
+/// The most transfers one old reference is followed through.
+const MAX_MOVES: usize = 8;
+
+/// Whether `case` raises a missing-child alert for its unit: the child is missing and the unit's
+/// view shows that flag (an alert to a unit that may not see it would disclose it).
+fn raises_alert(case: &UnitCase) -> bool {
+    case.case.record.flags.missing && case.decision.fields.contains(FieldPath::FlagsMissing)
+}
+
+/// The alert event `unit` gets now for `key`, if its alert state changed: raised when the case
+/// is in the view and raises an alert that was not raised, ended when it no longer does.
+fn alert_transition(unit: &mut UnitState, key: &CaseKey) -> Option<UnitEvent> {
+    let now = unit.visible.get(key).filter(|c| raises_alert(c)).cloned();
+    match (now, unit.alerting.contains(key)) {
+        (Some(case), false) => {
+            unit.alerting.insert(key.clone());
+            Some(UnitEvent::Alert(case))
+        }
+        (None, true) => {
+            unit.alerting.remove(key);
+            Some(UnitEvent::AlertEnded {
+                reference: format!("{}:{}", key.0, key.1),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The alerts in force among the cases a resume sends.
+fn alerts_among(u: &UnitState, resume: &[UnitEvent]) -> Vec<Arc<UnitCase>> {
+    resume
+        .iter()
+        .filter_map(|e| match e {
+            UnitEvent::Case(c) if u.alerting.contains(&key_of(&c.case)) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Events per unit remembered for resumption; older cursors get a full reset. An entry is a
@@ -739,13 +880,7 @@ mod tests {
     fn resumed(start: &Start) -> Vec<String> {
         match start {
             Start::Full(_) => vec!["<full>".into()],
-            Start::Resume(events) => events
-                .iter()
-                .map(|e| match e {
-                    UnitEvent::Case(c) => format!("case {}", c.reference),
-                    UnitEvent::Withdraw { reference } => format!("withdraw {reference}"),
-                })
-                .collect(),
+            Start::Resume(events) => events.iter().map(names).collect(),
         }
     }
 
@@ -890,6 +1025,74 @@ mod tests {
         assert_ne!(got, ["<full>"]);
         let shown_now = two.view("atsugi").iter().any(|u| u.reference == "kanagawa-central:D");
         assert_eq!(got.contains(&"case kanagawa-central:D".to_owned()), shown_now);
+    }
+
+    fn names(e: &UnitEvent) -> String {
+        match e {
+            UnitEvent::Case(c) => format!("case {}", c.reference),
+            UnitEvent::Withdraw { reference } => format!("withdraw {reference}"),
+            UnitEvent::Alert(c) => format!("alert {}", c.reference),
+            UnitEvent::AlertEnded { reference } => format!("alert ended {reference}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_alert_is_raised_after_the_case_and_ended_when_the_flag_clears_or_the_case_moves() {
+        let hub = Hub::start(
+            Arc::new(ManualClock::new(NOW)),
+            Arc::new(world()),
+            Vec::new(),
+            0,
+            HubSettings::default(),
+        );
+        let mut rx = hub.subscribe("atsugi", None).events;
+        let missing = |seq: i64, flag: bool| {
+            let mut c = (*current("M", seq)).clone();
+            c.record.flags.missing = flag;
+            Arc::new(c)
+        };
+        let mut next = async || names(&rx.recv().await.unwrap().event);
+        hub.apply(Change::Case(missing(1, false)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        hub.apply(Change::Case(missing(2, true)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        assert_eq!(next().await, "alert kanagawa-central:M");
+        // Still missing: a new version raises nothing new.
+        hub.apply(Change::Case(missing(3, true)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        hub.apply(Change::Case(missing(4, false)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        assert_eq!(next().await, "alert ended kanagawa-central:M");
+        // Missing again, then transferred away: withdrawn, and the alert ends with it.
+        hub.apply(Change::Case(missing(5, true)));
+        assert_eq!(next().await, "case kanagawa-central:M");
+        assert_eq!(next().await, "alert kanagawa-central:M");
+        let sub = hub.subscribe("atsugi", None);
+        assert_eq!(sub.alerts.len(), 1);
+        hub.apply(Change::Moved {
+            from: ("kanagawa-central".into(), "M".into()),
+            to: ("yokosuka".into(), "M".into()),
+            change: 6,
+        });
+        assert_eq!(next().await, "withdraw kanagawa-central:M");
+        assert_eq!(next().await, "alert ended kanagawa-central:M");
+        assert!(hub.subscribe("atsugi", None).alerts.is_empty());
+    }
+
+    #[test]
+    fn only_a_view_that_shows_the_missing_flag_raises_an_alert() {
+        let mut record = case("kanagawa-central", "142123");
+        record.flags.missing = true;
+        let decision = evaluate(&world(), &record, "atsugi", NOW).unwrap();
+        let current = Arc::new(CurrentCase {
+            record,
+            seq: 1,
+            change: 1,
+        });
+        assert!(raises_alert(&UnitCase::build(current.clone(), decision.clone(), None)));
+        let mut narrow = decision;
+        narrow.fields.remove(FieldPath::FlagsMissing);
+        assert!(!raises_alert(&UnitCase::build(current, narrow, None)));
     }
 
     #[tokio::test]

@@ -84,6 +84,38 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| StoreError::Corrupt("a stored time is not RFC 3339"))
 }
 
+type CenterEventTuple = (i64, String, String, String, String);
+
+fn center_event_row((seq, center_id, kind, at, body): CenterEventTuple) -> Result<CenterEventRow, StoreError> {
+    Ok(CenterEventRow {
+        seq,
+        center_id,
+        kind,
+        at: parse_time(&at)?,
+        body,
+    })
+}
+
+/// Every column of a transfer, in `TransferTuple`'s order (both backends).
+const TRANSFER_SELECT: &str =
+    "SELECT id, center_id, case_id, to_center, state, requested_at, decided_at FROM transfers";
+
+type TransferTuple = (i64, String, String, String, String, String, Option<String>);
+
+fn transfer_row(
+    (id, center_id, case_id, to_center, state, requested_at, decided_at): TransferTuple,
+) -> Result<TransferRow, StoreError> {
+    Ok(TransferRow {
+        id,
+        center_id,
+        case_id,
+        to_center,
+        state,
+        requested_at: parse_time(&requested_at)?,
+        decided_at: decided_at.as_deref().map(parse_time).transpose()?,
+    })
+}
+
 /// A backend's migrations, compiled into the binary: (version, description, SQL).
 #[derive(Debug, Clone, Copy)]
 struct EmbeddedMigrations(&'static [(i64, &'static str, &'static str)]);
@@ -121,6 +153,8 @@ pub enum PutOutcome {
     Identical,
     /// A different body at a version at or below the stored one.
     Conflict { stored_version: u64 },
+    /// The case was transferred to `to_center`: its old center can no longer push it.
+    Transferred { to_center: String },
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +304,64 @@ pub struct ConsentStepRow {
     pub at: OffsetDateTime,
 }
 
+/// One event of a center's stream (`centers`): `kind` is `response` or `opened`, `body` its
+/// JSON; `seq` orders every center's events in commit order and is the stream's cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CenterEventRow {
+    pub seq: i64,
+    pub center_id: String,
+    pub kind: String,
+    pub at: OffsetDateTime,
+    pub body: String,
+}
+
+/// A case transfer (転出・転入) from `center_id` to `to_center`; `state` is `pending`, `accepted`
+/// or `declined`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRow {
+    pub id: i64,
+    pub center_id: String,
+    pub case_id: String,
+    pub to_center: String,
+    pub state: String,
+    pub requested_at: OffsetDateTime,
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+/// What a transfer request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferRequested {
+    /// Stored, pending, with this id.
+    Requested(i64),
+    /// A transfer of this case is already pending (its id); nothing was stored.
+    AlreadyPending(i64),
+    /// The center has no current case with that id.
+    NoSuchCase,
+}
+
+/// An accepted transfer as stored: the copy's `seq` and change-log row, and the old case's
+/// change-log row (just before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MovedCase {
+    pub seq: i64,
+    pub change: i64,
+    pub old_change: i64,
+}
+
+/// What a decision on a transfer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferDecided {
+    /// Declined; or accepted, and then the case's copy under the receiving center is stored
+    /// and its old row is moved.
+    Done { stored: Option<MovedCase> },
+    /// No pending transfer has that id (decided before, or never requested).
+    NotPending,
+    /// The case has another version than the copy was made from: read it again.
+    CaseChanged,
+    /// The receiving center has (or had) a case with that id.
+    IdTaken,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a case version if it is newer than the case's stored one; otherwise answers
@@ -356,6 +448,39 @@ pub trait Store: Send + Sync + 'static {
     /// step, a revocation) adds its row in its own transaction, so a reader never sees a change
     /// before its data and never skips a row that commits later.
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError>;
+    /// Appends an event to a center's stream durably; its `seq` is assigned by the store (larger
+    /// than every event committed before it, on any instance) and returned. `row.seq` is ignored.
+    async fn append_center_event(&self, row: &CenterEventRow) -> Result<i64, StoreError>;
+    /// `center_id`'s events after `after`, in order, at most `limit`; only those of `kind` when
+    /// given.
+    async fn center_events_after(
+        &self,
+        center_id: &str,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CenterEventRow>, StoreError>;
+    /// The `seq` of the last event of any center (0 when none).
+    async fn latest_center_event(&self) -> Result<i64, StoreError>;
+
+    /// Requests the transfer of a current case (`row.id`, `state` and `decided_at` are ignored).
+    async fn request_transfer(&self, row: &TransferRow) -> Result<TransferRequested, StoreError>;
+    async fn transfer(&self, id: i64) -> Result<Option<TransferRow>, StoreError>;
+    /// The pending transfers from or to `center_id`, oldest first.
+    async fn pending_transfers(&self, center_id: &str) -> Result<Vec<TransferRow>, StoreError>;
+    /// Declines (`accept` is `None`) or accepts pending transfer `id`, in one durable transaction.
+    /// Accepting stores `accept`, the case's current version as the receiving center's (same
+    /// case id and version, `center_id` the receiving center's), marks the old row moved (no
+    /// longer current, refused to its old center's pushes) and adds a change row for each.
+    async fn decide_transfer(
+        &self,
+        id: i64,
+        accept: Option<NewCase<'_>>,
+        at: OffsetDateTime,
+    ) -> Result<TransferDecided, StoreError>;
+    /// Every case that moved: (old center, case id, the center it moved to), in no order.
+    async fn moved_cases(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+
     /// The position of the last change (0 when none).
     async fn latest_change(&self) -> Result<i64, StoreError>;
     /// Whether other gateway instances may write to this store (PostgreSQL): an instance then

@@ -27,8 +27,10 @@ use sqlx::{Executor, PgConnection, Postgres, Row};
 use time::OffsetDateTime;
 
 use super::{
-    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, Change, ChangeRow, CheckpointRow, ConsentStepRow,
-    EmbeddedMigrations, NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time, rfc3339,
+    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, CenterEventRow, CenterEventTuple, Change, ChangeRow,
+    CheckpointRow, ConsentStepRow, EmbeddedMigrations, MovedCase, NewCase, PutOutcome, RevocationRow, Store,
+    StoreError, StoredCase, TRANSFER_SELECT, TransferDecided, TransferRequested, TransferRow, TransferTuple,
+    center_event_row, parse_time, rfc3339, transfer_row,
 };
 
 const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
@@ -48,6 +50,16 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         10,
         "changes_by_case",
         include_str!("../../migrations/postgres/0010_changes_by_case.sql"),
+    ),
+    (
+        11,
+        "center_events",
+        include_str!("../../migrations/postgres/0011_center_events.sql"),
+    ),
+    (
+        12,
+        "transfers",
+        include_str!("../../migrations/postgres/0012_transfers.sql"),
     ),
 ]);
 
@@ -76,8 +88,8 @@ async fn within_deadline<T>(write: impl Future<Output = Result<T, StoreError>>) 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// Whether a change also sends `NOTIFY cgc_changes` (a wake-up for the other instances;
-    /// without it they find changes by polling).
+    /// Whether a change or a center event also sends `NOTIFY cgc_changes` (a wake-up for the
+    /// other instances; without it they find both by polling).
     notify: bool,
     /// This instance's `LISTEN cgc_changes` connection, opened on first wait.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::postgres::PgListener>>>,
@@ -89,10 +101,13 @@ const CHANGES_CHANNEL: &str = "cgc_changes";
 /// The advisory lock every change-writing transaction takes just before its change row and
 /// holds until it commits: change rows commit in `seq` order.
 const CHANGES_LOCK: i64 = 0x6367_635f_6368_616e; // "cgc_chan"
+/// The lock a center event's transaction holds from its insert to its commit, so that `seq`
+/// order is commit order (see the migration `center_events`).
+const CENTER_EVENTS_LOCK: i64 = 0x6367_635f_6365_6e74; // "cgc_cent"
 
 impl PgStore {
-    /// Whether changes send a NOTIFY wake-up (default on). Off, other instances find changes
-    /// within their polling interval; on, PostgreSQL takes a global lock at each notifying
+    /// Whether changes and center events send a NOTIFY wake-up (default on). Off, other
+    /// instances find them within their polling interval; on, PostgreSQL takes a global lock at each notifying
     /// commit (see docs/deployment.md).
     pub fn with_notify(mut self, notify: bool) -> Self {
         self.notify = notify;
@@ -211,7 +226,7 @@ impl Store for PgStore {
             let claimed: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO cases (center_id, case_id, version, seq) VALUES ($1, $2, $3, nextval('case_seq')) \
                  ON CONFLICT (center_id, case_id) DO UPDATE SET version = excluded.version, seq = nextval('case_seq') \
-                 WHERE cases.version < excluded.version \
+                 WHERE cases.version < excluded.version AND cases.moved_to IS NULL \
                  RETURNING seq",
             )
             .bind(case.center_id)
@@ -241,8 +256,8 @@ impl Store for PgStore {
                 return Ok(PutOutcome::Stored { seq, change });
             }
             // Not newer: the row exists and (locked by the upsert) stays as read here until commit.
-            let row: Option<(i64, Option<String>)> = sqlx::query_as(
-                "SELECT c.version, v.body FROM cases c \
+            let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT c.version, v.body, c.moved_to FROM cases c \
                  LEFT JOIN case_versions v ON v.center_id = c.center_id AND v.case_id = c.case_id AND v.version = $3 \
                  WHERE c.center_id = $1 AND c.case_id = $2",
             )
@@ -252,8 +267,10 @@ impl Store for PgStore {
             .fetch_optional(tx.conn())
             .await?;
             tx.commit().await?;
-            let (stored, body) = row.ok_or(StoreError::Corrupt("a case row vanished"))?;
-            Ok(if body.as_deref() == Some(case.body) {
+            let (stored, body, moved) = row.ok_or(StoreError::Corrupt("a case row vanished"))?;
+            Ok(if let Some(to_center) = moved {
+                PutOutcome::Transferred { to_center }
+            } else if body.as_deref() == Some(case.body) {
                 PutOutcome::Identical
             } else {
                 PutOutcome::Conflict {
@@ -268,7 +285,7 @@ impl Store for PgStore {
         let rows = sqlx::query(
             "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
              (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
-             FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
+             FROM cases c JOIN case_versions v ON v.seq = c.seq WHERE c.moved_to IS NULL ORDER BY c.seq",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -630,7 +647,7 @@ impl Store for PgStore {
             "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
              (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
              FROM cases c JOIN case_versions v ON v.seq = c.seq \
-             WHERE c.center_id = $1 AND c.case_id = $2",
+             WHERE c.center_id = $1 AND c.case_id = $2 AND c.moved_to IS NULL",
         )
         .bind(center_id)
         .bind(case_id)
@@ -664,6 +681,230 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn append_center_event(&self, row: &CenterEventRow) -> Result<i64, StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CENTER_EVENTS_LOCK)
+                .execute(tx.conn())
+                .await?;
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO center_events (center_id, kind, at, body) VALUES ($1, $2, $3, $4) RETURNING seq",
+            )
+            .bind(&row.center_id)
+            .bind(&row.kind)
+            .bind(rfc3339(row.at)?)
+            .bind(&row.body)
+            .fetch_one(tx.conn())
+            .await?;
+            // The other instances' center streams wake at once. A center event is never written
+            // in a transaction that notes a change, so no NOTIFY already there could carry this
+            // wake-up: this is the transaction's only one.
+            if self.notify {
+                notify(&mut tx).await?;
+            }
+            tx.commit().await?;
+            Ok(seq)
+        })
+        .await
+    }
+
+    async fn center_events_after(
+        &self,
+        center_id: &str,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CenterEventRow>, StoreError> {
+        let rows: Vec<CenterEventTuple> = sqlx::query_as(
+            "SELECT seq, center_id, kind, at, body FROM center_events \
+             WHERE center_id = $1 AND ($2::text IS NULL OR kind = $2) AND seq > $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(center_id)
+        .bind(kind)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(center_event_row).collect()
+    }
+
+    async fn latest_center_event(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT coalesce(max(seq), 0)::bigint FROM center_events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn request_transfer(&self, row: &TransferRow) -> Result<TransferRequested, StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            // Locks the case's row: a concurrent acceptance of an earlier transfer waits, or has
+            // moved it already.
+            let current: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM cases WHERE center_id = $1 AND case_id = $2 AND moved_to IS NULL FOR UPDATE",
+            )
+            .bind(&row.center_id)
+            .bind(&row.case_id)
+            .fetch_optional(tx.conn())
+            .await?;
+            if current.is_none() {
+                tx.commit().await?;
+                return Ok(TransferRequested::NoSuchCase);
+            }
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO transfers (center_id, case_id, to_center, state, requested_at) \
+                 VALUES ($1, $2, $3, 'pending', $4) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(&row.center_id)
+            .bind(&row.case_id)
+            .bind(&row.to_center)
+            .bind(rfc3339(row.requested_at)?)
+            .fetch_optional(tx.conn())
+            .await?;
+            let outcome = match id {
+                Some(id) => TransferRequested::Requested(id),
+                None => {
+                    let pending: i64 = sqlx::query_scalar(
+                        "SELECT id FROM transfers WHERE center_id = $1 AND case_id = $2 AND state = 'pending'",
+                    )
+                    .bind(&row.center_id)
+                    .bind(&row.case_id)
+                    .fetch_one(tx.conn())
+                    .await?;
+                    TransferRequested::AlreadyPending(pending)
+                }
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn transfer(&self, id: i64) -> Result<Option<TransferRow>, StoreError> {
+        let row: Option<TransferTuple> = sqlx::query_as(&format!("{TRANSFER_SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(transfer_row).transpose()
+    }
+
+    async fn pending_transfers(&self, center_id: &str) -> Result<Vec<TransferRow>, StoreError> {
+        let rows: Vec<TransferTuple> = sqlx::query_as(&format!(
+            "{TRANSFER_SELECT} WHERE state = 'pending' AND (center_id = $1 OR to_center = $1) ORDER BY id"
+        ))
+        .bind(center_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(transfer_row).collect()
+    }
+
+    async fn decide_transfer(
+        &self,
+        id: i64,
+        accept: Option<NewCase<'_>>,
+        at: OffsetDateTime,
+    ) -> Result<TransferDecided, StoreError> {
+        within_deadline(async {
+            let mut tx = WriteTx::begin(&self.pool).await?;
+            let row: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT center_id, case_id, to_center FROM transfers WHERE id = $1 AND state = 'pending' FOR UPDATE",
+            )
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
+            let Some((from, case_id, to)) = row else {
+                tx.commit().await?;
+                return Ok(TransferDecided::NotPending);
+            };
+            let mut stored = None;
+            if let Some(copy) = &accept {
+                if copy.center_id != to || copy.case_id != case_id {
+                    return Err(StoreError::Corrupt("a transfer's copy names another case"));
+                }
+                // The old row's lock keeps its center's pushes out until this commits; after
+                // it, they find the row moved.
+                let old: Option<(i64, Option<String>)> = sqlx::query_as(
+                    "SELECT version, moved_to FROM cases WHERE center_id = $1 AND case_id = $2 FOR UPDATE",
+                )
+                .bind(&from)
+                .bind(&case_id)
+                .fetch_optional(tx.conn())
+                .await?;
+                let version = to_i64(copy.version)?;
+                if !matches!(old, Some((v, None)) if v == version) {
+                    tx.commit().await?;
+                    return Ok(TransferDecided::CaseChanged);
+                }
+                let seq: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO cases (center_id, case_id, version, seq) VALUES ($1, $2, $3, nextval('case_seq')) \
+                     ON CONFLICT (center_id, case_id) DO NOTHING RETURNING seq",
+                )
+                .bind(&to)
+                .bind(&case_id)
+                .bind(version)
+                .fetch_optional(tx.conn())
+                .await?;
+                let Some(seq) = seq else {
+                    tx.commit().await?;
+                    return Ok(TransferDecided::IdTaken);
+                };
+                sqlx::query(
+                    "INSERT INTO case_versions (seq, center_id, case_id, version, body, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(seq)
+                .bind(&to)
+                .bind(&case_id)
+                .bind(version)
+                .bind(copy.body)
+                .bind(rfc3339(copy.received_at)?)
+                .execute(tx.conn())
+                .await?;
+                sqlx::query("UPDATE cases SET moved_to = $1 WHERE center_id = $2 AND case_id = $3")
+                    .bind(&to)
+                    .bind(&from)
+                    .bind(&case_id)
+                    .execute(tx.conn())
+                    .await?;
+                // The old case's row first: a follower removes it before it shows the new one.
+                let old_case = Change::Case {
+                    center_id: from.clone(),
+                    case_id: case_id.clone(),
+                };
+                let old_change = note_change(&mut tx, &old_case, self.notify).await?;
+                let new_case = Change::Case {
+                    center_id: to.clone(),
+                    case_id: case_id.clone(),
+                };
+                let change = note_change(&mut tx, &new_case, self.notify).await?;
+                stored = Some(MovedCase {
+                    seq,
+                    change,
+                    old_change,
+                });
+            }
+            sqlx::query("UPDATE transfers SET state = $1, decided_at = $2 WHERE id = $3")
+                .bind(if accept.is_some() { "accepted" } else { "declined" })
+                .bind(rfc3339(at)?)
+                .bind(id)
+                .execute(tx.conn())
+                .await?;
+            tx.commit().await?;
+            Ok(TransferDecided::Done { stored })
+        })
+        .await
+    }
+
+    async fn moved_cases(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT center_id, case_id, moved_to FROM cases WHERE moved_to IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn latest_change(&self) -> Result<i64, StoreError> {
@@ -782,12 +1023,19 @@ async fn note_change(tx: &mut WriteTx, change: &Change, notify: bool) -> Result<
             .fetch_one(tx.conn())
             .await?;
     if notify {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANGES_CHANNEL)
-            .execute(tx.conn())
-            .await?;
+        self::notify(tx).await?;
     }
     Ok(seq)
+}
+
+/// A wake-up for the other instances, delivered when `tx` commits: it carries no data, only
+/// "look at the store".
+async fn notify(tx: &mut WriteTx) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANGES_CHANNEL)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 async fn insert_agreement_version(tx: &mut WriteTx, row: &AgreementVersionRow) -> Result<bool, StoreError> {

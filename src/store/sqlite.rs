@@ -21,9 +21,10 @@ use sqlx::{Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
-    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, Change, ChangeRow, CheckpointRow,
-    ConsentStepRow, EmbeddedMigrations, NewCase, PutOutcome, RevocationRow, Store, StoreError, StoredCase, parse_time,
-    rfc3339,
+    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CenterEventRow, CenterEventTuple, Change,
+    ChangeRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations, MovedCase, NewCase, PutOutcome, RevocationRow, Store,
+    StoreError, StoredCase, TRANSFER_SELECT, TransferDecided, TransferRequested, TransferRow, TransferTuple,
+    center_event_row, parse_time, rfc3339, transfer_row,
 };
 
 const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
@@ -63,6 +64,16 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         14,
         "changes_by_case",
         include_str!("../../migrations/sqlite/0014_changes_by_case.sql"),
+    ),
+    (
+        15,
+        "center_events",
+        include_str!("../../migrations/sqlite/0015_center_events.sql"),
+    ),
+    (
+        16,
+        "transfers",
+        include_str!("../../migrations/sqlite/0016_transfers.sql"),
     ),
 ]);
 
@@ -166,12 +177,17 @@ impl Store for SqliteStore {
         let version = to_i64(case.version)?;
         let received_at = rfc3339(case.received_at)?;
         let mut tx = WriteTx::begin(&self.writer).await?;
-        let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM cases WHERE center_id = ? AND case_id = ?")
-            .bind(case.center_id)
-            .bind(case.case_id)
-            .fetch_optional(tx.conn())
-            .await?;
-        if let Some(stored) = stored
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT version, moved_to FROM cases WHERE center_id = ? AND case_id = ?")
+                .bind(case.center_id)
+                .bind(case.case_id)
+                .fetch_optional(tx.conn())
+                .await?;
+        if let Some((_, Some(to_center))) = row {
+            tx.commit().await?;
+            return Ok(PutOutcome::Transferred { to_center });
+        }
+        if let Some((stored, _)) = row
             && version <= stored
         {
             let body: Option<String> = sqlx::query_scalar(
@@ -228,7 +244,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
              (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
-             FROM cases c JOIN case_versions v ON v.seq = c.seq ORDER BY c.seq",
+             FROM cases c JOIN case_versions v ON v.seq = c.seq WHERE c.moved_to IS NULL ORDER BY c.seq",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -557,7 +573,7 @@ impl Store for SqliteStore {
             "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
              (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
              FROM cases c JOIN case_versions v ON v.seq = c.seq \
-             WHERE c.center_id = ? AND c.case_id = ?",
+             WHERE c.center_id = ? AND c.case_id = ? AND c.moved_to IS NULL",
         )
         .bind(center_id)
         .bind(case_id)
@@ -591,6 +607,211 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn append_center_event(&self, row: &CenterEventRow) -> Result<i64, StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO center_events (center_id, kind, at, body) VALUES (?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(&row.center_id)
+        .bind(&row.kind)
+        .bind(rfc3339(row.at)?)
+        .bind(&row.body)
+        .fetch_one(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn center_events_after(
+        &self,
+        center_id: &str,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CenterEventRow>, StoreError> {
+        let rows: Vec<CenterEventTuple> = sqlx::query_as(
+            "SELECT seq, center_id, kind, at, body FROM center_events \
+             WHERE center_id = ? AND (? IS NULL OR kind = ?) AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(center_id)
+        .bind(kind)
+        .bind(kind)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(center_event_row).collect()
+    }
+
+    async fn latest_center_event(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM center_events")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    async fn request_transfer(&self, row: &TransferRow) -> Result<TransferRequested, StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM cases WHERE center_id = ? AND case_id = ? AND moved_to IS NULL")
+                .bind(&row.center_id)
+                .bind(&row.case_id)
+                .fetch_optional(tx.conn())
+                .await?;
+        if current.is_none() {
+            tx.commit().await?;
+            return Ok(TransferRequested::NoSuchCase);
+        }
+        let pending: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM transfers WHERE center_id = ? AND case_id = ? AND state = 'pending'")
+                .bind(&row.center_id)
+                .bind(&row.case_id)
+                .fetch_optional(tx.conn())
+                .await?;
+        if let Some(id) = pending {
+            tx.commit().await?;
+            return Ok(TransferRequested::AlreadyPending(id));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO transfers (center_id, case_id, to_center, state, requested_at) \
+             VALUES (?, ?, ?, 'pending', ?) RETURNING id",
+        )
+        .bind(&row.center_id)
+        .bind(&row.case_id)
+        .bind(&row.to_center)
+        .bind(rfc3339(row.requested_at)?)
+        .fetch_one(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(TransferRequested::Requested(id))
+    }
+
+    async fn transfer(&self, id: i64) -> Result<Option<TransferRow>, StoreError> {
+        let row: Option<TransferTuple> = sqlx::query_as(&format!("{TRANSFER_SELECT} WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(transfer_row).transpose()
+    }
+
+    async fn pending_transfers(&self, center_id: &str) -> Result<Vec<TransferRow>, StoreError> {
+        let rows: Vec<TransferTuple> = sqlx::query_as(&format!(
+            "{TRANSFER_SELECT} WHERE state = 'pending' AND (center_id = ? OR to_center = ?) ORDER BY id"
+        ))
+        .bind(center_id)
+        .bind(center_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(transfer_row).collect()
+    }
+
+    async fn decide_transfer(
+        &self,
+        id: i64,
+        accept: Option<NewCase<'_>>,
+        at: OffsetDateTime,
+    ) -> Result<TransferDecided, StoreError> {
+        let mut tx = WriteTx::begin(&self.writer).await?;
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT center_id, case_id, to_center FROM transfers WHERE id = ? AND state = 'pending'")
+                .bind(id)
+                .fetch_optional(tx.conn())
+                .await?;
+        let Some((from, case_id, to)) = row else {
+            tx.commit().await?;
+            return Ok(TransferDecided::NotPending);
+        };
+        let mut stored = None;
+        if let Some(copy) = &accept {
+            if copy.center_id != to || copy.case_id != case_id {
+                return Err(StoreError::Corrupt("a transfer's copy names another case"));
+            }
+            let old: Option<(i64, Option<String>)> =
+                sqlx::query_as("SELECT version, moved_to FROM cases WHERE center_id = ? AND case_id = ?")
+                    .bind(&from)
+                    .bind(&case_id)
+                    .fetch_optional(tx.conn())
+                    .await?;
+            if !matches!(old, Some((v, None)) if v == to_i64(copy.version)?) {
+                tx.commit().await?;
+                return Ok(TransferDecided::CaseChanged);
+            }
+            let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cases WHERE center_id = ? AND case_id = ?")
+                .bind(&to)
+                .bind(&case_id)
+                .fetch_optional(tx.conn())
+                .await?;
+            if taken.is_some() {
+                tx.commit().await?;
+                return Ok(TransferDecided::IdTaken);
+            }
+            let version = to_i64(copy.version)?;
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO case_versions (center_id, case_id, version, body, received_at) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(&to)
+            .bind(&case_id)
+            .bind(version)
+            .bind(copy.body)
+            .bind(rfc3339(copy.received_at)?)
+            .fetch_one(tx.conn())
+            .await?;
+            sqlx::query("INSERT INTO cases (center_id, case_id, version, seq) VALUES (?, ?, ?, ?)")
+                .bind(&to)
+                .bind(&case_id)
+                .bind(version)
+                .bind(seq)
+                .execute(tx.conn())
+                .await?;
+            sqlx::query("UPDATE cases SET moved_to = ? WHERE center_id = ? AND case_id = ?")
+                .bind(&to)
+                .bind(&from)
+                .bind(&case_id)
+                .execute(tx.conn())
+                .await?;
+            // The old case's row first: a follower removes it before it shows the new one.
+            let old_change = note_change(
+                &mut tx,
+                &Change::Case {
+                    center_id: from.clone(),
+                    case_id: case_id.clone(),
+                },
+            )
+            .await?;
+            let change = note_change(
+                &mut tx,
+                &Change::Case {
+                    center_id: to.clone(),
+                    case_id: case_id.clone(),
+                },
+            )
+            .await?;
+            stored = Some(MovedCase {
+                seq,
+                change,
+                old_change,
+            });
+        }
+        sqlx::query("UPDATE transfers SET state = ?, decided_at = ? WHERE id = ?")
+            .bind(if accept.is_some() { "accepted" } else { "declined" })
+            .bind(rfc3339(at)?)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        if stored.is_some() {
+            self.changed.notify_one();
+        }
+        Ok(TransferDecided::Done { stored })
+    }
+
+    async fn moved_cases(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT center_id, case_id, moved_to FROM cases WHERE moved_to IS NOT NULL")
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     async fn latest_change(&self) -> Result<i64, StoreError> {

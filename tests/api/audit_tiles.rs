@@ -433,6 +433,41 @@ impl Store for Counting {
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
         self.inner.changes_after(after, limit).await
     }
+    async fn append_center_event(&self, row: &CenterEventRow) -> Result<i64, StoreError> {
+        self.inner.append_center_event(row).await
+    }
+    async fn center_events_after(
+        &self,
+        center_id: &str,
+        kind: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CenterEventRow>, StoreError> {
+        self.inner.center_events_after(center_id, kind, after, limit).await
+    }
+    async fn latest_center_event(&self) -> Result<i64, StoreError> {
+        self.inner.latest_center_event().await
+    }
+    async fn request_transfer(&self, row: &TransferRow) -> Result<TransferRequested, StoreError> {
+        self.inner.request_transfer(row).await
+    }
+    async fn transfer(&self, id: i64) -> Result<Option<TransferRow>, StoreError> {
+        self.inner.transfer(id).await
+    }
+    async fn pending_transfers(&self, center_id: &str) -> Result<Vec<TransferRow>, StoreError> {
+        self.inner.pending_transfers(center_id).await
+    }
+    async fn decide_transfer(
+        &self,
+        id: i64,
+        accept: Option<NewCase<'_>>,
+        at: time::OffsetDateTime,
+    ) -> Result<TransferDecided, StoreError> {
+        self.inner.decide_transfer(id, accept, at).await
+    }
+    async fn moved_cases(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.inner.moved_cases().await
+    }
     async fn latest_change(&self) -> Result<i64, StoreError> {
         self.inner.latest_change().await
     }

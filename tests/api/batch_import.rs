@@ -166,6 +166,42 @@ async fn a_re_upload_is_idempotent_and_a_changed_row_at_the_same_version_conflic
 }
 
 #[tokio::test]
+async fn a_row_of_a_case_transferred_away_names_the_center_it_went_to() {
+    let app = spawn_app().await;
+    let rows = vec![row("MOVED-1", "母と本児"), row("STAYS-1", "母と本児")];
+    assert_eq!(counts(&upload(&app, UTF8, file(&rows)).await), [2, 0, 0, 0, 0]);
+    let center = |client: &str| app.client(client);
+    let requested = center(CENTER)
+        .send(
+            Method::POST,
+            "/v1/cases/MOVED-1/transfer",
+            None,
+            Some(br#"{"to_center":"sagamihara"}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(requested.status, 201, "{}", requested.text());
+    let id = requested.json().unwrap()["id"].as_i64().unwrap();
+    let accepted = center("center-sagamihara")
+        .send(Method::POST, &format!("/v1/transfers/{id}/accept"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 200, "{}", accepted.text());
+
+    // The same file again: the transferred case is neither a conflict nor stored.
+    let report = upload(&app, UTF8, file(&rows)).await;
+    assert_eq!(counts(&report), [0, 1, 0, 0, 0]);
+    assert_eq!(report["transferred"], 1);
+    assert_eq!(report["rows"], 2);
+    let moved = &report["results"][0];
+    assert_eq!(moved["outcome"], "transferred");
+    assert_eq!(moved["case_id"], "MOVED-1");
+    assert_eq!(moved["to_center"], "sagamihara");
+    assert!(moved.get("stored_version").is_none(), "{moved}");
+    assert!(report["results"][1].get("to_center").is_none());
+}
+
+#[tokio::test]
 async fn invalid_rows_are_named_by_row_and_column_and_never_echoed() {
     let app = spawn_app().await;
     let ok = row("OK-1", "一行目\n二行目");
@@ -433,7 +469,7 @@ async fn the_import_command_sends_a_file_and_reports_every_row() {
     let summary = cgc_gateway::cli::import::summary(&report);
     assert_eq!(
         summary,
-        "rows 1: stored 0, unchanged 0, conflict 0, invalid 1, forbidden 0\n\
+        "rows 1: stored 0, unchanged 0, conflict 0, transferred 0, invalid 1, forbidden 0\n\
          row 2 (CLI-1): invalid\n  child.birth_date: not a valid calendar date\n"
     );
 }
@@ -461,7 +497,7 @@ async fn the_import_binary_shows_progress_and_fails_when_a_row_is_refused() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert_eq!(
         stdout,
-        "rows 3: stored 3, unchanged 0, conflict 0, invalid 0, forbidden 0\n"
+        "rows 3: stored 3, unchanged 0, conflict 0, transferred 0, invalid 0, forbidden 0\n"
     );
     assert!(stderr.contains("sending [####################] 100%"), "{stderr}");
 

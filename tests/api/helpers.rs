@@ -58,6 +58,16 @@ impl TestApp {
         cgc_gateway::cli::dev_token(pki(), client, subject, time::Duration::hours(1), self.clock.now_at()).unwrap()
     }
 
+    /// Stops this gateway and starts a new process over the same data folder and clock.
+    pub async fn restart(self) -> TestApp {
+        let TestApp { app, clock, data } = self;
+        app.stop().await;
+        let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let config = Config::development(pki(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
+        let app = Application::build(&config, clock.clone()).await.unwrap();
+        TestApp { app, clock, data }
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data.path().join("gateway.db")
     }

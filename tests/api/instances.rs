@@ -16,7 +16,7 @@ async fn two() -> Option<(TestApp, TestApp)> {
 }
 
 /// Two instances and the database URL they share.
-async fn two_on() -> Option<(TestApp, TestApp, String)> {
+pub(crate) async fn two_on() -> Option<(TestApp, TestApp, String)> {
     let url = crate::pg::database().await?;
     let a = spawn_app_with(|c, _| c.database_url = url.clone()).await;
     let b = spawn_app_with(|c, _| c.database_url = url.clone()).await;

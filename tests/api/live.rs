@@ -27,6 +27,15 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A reader over a stream's response body.
+    pub fn over(body: Incoming) -> Self {
+        Self {
+            body,
+            buf: String::new(),
+            heartbeats: 0,
+        }
+    }
+
     /// `None` when the stream ended; panics after `within` without an event.
     pub async fn next_within(&mut self, within: Duration) -> Option<Sse> {
         let deadline = tokio::time::Instant::now() + within;
@@ -93,24 +102,28 @@ impl Stream {
 
 pub async fn open(app: &TestApp, terminal: &str, last_event_id: Option<&str>) -> (u16, Stream) {
     let token = app.token(terminal, "officer-1");
-    let mut conn = app.client(terminal).connect().await.unwrap();
+    open_as(app, terminal, "/v1/terminal/stream", Some(&token), last_event_id).await
+}
+
+/// Opens the event stream at `path` as the certificate `client` (with `token`, if any).
+pub async fn open_as(
+    app: &TestApp,
+    client: &str,
+    path: &str,
+    token: Option<&str>,
+    last_event_id: Option<&str>,
+) -> (u16, Stream) {
+    let mut conn = app.client(client).connect().await.unwrap();
     let headers: Vec<(&str, &str)> = last_event_id.map(|id| ("last-event-id", id)).into_iter().collect();
     let response = conn
-        .send_streaming_with(Method::GET, "/v1/terminal/stream", Some(&token), None, &headers)
+        .send_streaming_with(Method::GET, path, token, None, &headers)
         .await
         .unwrap();
     let status = response.status().as_u16();
     if status == 200 {
         assert_eq!(response.headers()["content-type"], "text/event-stream; charset=utf-8");
     }
-    (
-        status,
-        Stream {
-            body: response.into_body(),
-            buf: String::new(),
-            heartbeats: 0,
-        },
-    )
+    (status, Stream::over(response.into_body()))
 }
 
 async fn stream(app: &TestApp, terminal: &str) -> Stream {
@@ -597,22 +610,7 @@ async fn a_cursor_resumes_after_a_restart_with_only_what_changed_after_it() {
     applied(&app).await;
 
     // A new process over the same database: the cursor still means something.
-    let TestApp {
-        app: running,
-        clock,
-        data,
-    } = app;
-    running.stop().await;
-    let policies = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let config =
-        cgc_gateway::config::Config::development(pki(), data.path(), &policies, "127.0.0.1:0".parse().unwrap());
-    let app = TestApp {
-        app: cgc_gateway::app::Application::build(&config, clock.clone())
-            .await
-            .unwrap(),
-        clock,
-        data,
-    };
+    let app = app.restart().await;
     let (status, mut s) = open(&app, "terminal-kagacho-1", Some(&cursor)).await;
     assert_eq!(status, 200);
     let events = s.until_synced().await;

@@ -3,11 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod admin;
+mod alerts;
 mod audit;
 mod audit_api;
 mod audit_tiles;
 mod audit_verify;
 mod batch_import;
+mod center_stream;
 mod cli;
 mod connections;
 mod consent_widening;
@@ -26,12 +28,14 @@ mod metrics;
 mod openapi;
 mod pg;
 mod postgres;
+mod responses;
 mod revocation;
 mod store_contract;
 mod strict_certs;
 mod terminal_screen;
 mod tls;
 mod tokens;
+mod transfers;
 mod views;
 mod witness;
 mod witnessed;

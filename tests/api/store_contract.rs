@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use cgc_gateway::store::{
-    self, AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CheckpointRow, ConsentStepRow,
-    NewCase, PutOutcome, RevocationRow, SharedStore,
+    self, AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CenterEventRow, CheckpointRow,
+    ConsentStepRow, NewCase, PutOutcome, RevocationRow, SharedStore, TransferDecided, TransferRequested, TransferRow,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -85,6 +85,8 @@ contract!(
     revocations_are_recorded_once,
     audit_keys_keep_their_order_and_refuse_a_repeated_key,
     every_change_terminals_may_see_is_in_the_change_log_in_commit_order,
+    center_events_are_kept_in_order_per_center,
+    an_accepted_transfer_moves_the_case_and_a_declined_one_does_not,
 );
 
 fn case<'a>(case_id: &'a str, version: u64, body: &'a str) -> NewCase<'a> {
@@ -205,6 +207,7 @@ async fn racing_writers_of_one_version_store_it_exactly_once(b: &Backend) {
                     assert_ne!(*body, winner);
                     assert_eq!(*stored_version, version);
                 }
+                PutOutcome::Transferred { .. } => panic!("never transferred"),
             }
         }
         let now = current(&b.store).await;
@@ -238,6 +241,7 @@ async fn racing_versions_keep_the_newest_and_seq_follows_the_version(b: &Backend
                 PutOutcome::Stored { seq, .. } => stored.push((v, seq)),
                 PutOutcome::Conflict { stored_version } => assert!(stored_version > v),
                 PutOutcome::Identical => panic!("version {v} was never pushed before"),
+                PutOutcome::Transferred { .. } => panic!("never transferred"),
             }
         }
         stored.sort();
@@ -625,4 +629,163 @@ async fn every_change_terminals_may_see_is_in_the_change_log_in_commit_order(b: 
     let current = s.current_case("yokosuka", "CH-1").await.unwrap().unwrap();
     assert_eq!((current.version, current.body.as_str()), (1, "{\"v\":1}"));
     assert!(s.current_case("yokosuka", "nope").await.unwrap().is_none());
+}
+
+async fn center_events_are_kept_in_order_per_center(b: &Backend) {
+    let s = &b.store;
+    assert_eq!(s.latest_center_event().await.unwrap(), 0);
+    let event = |center: &str, kind: &str, body: &str| CenterEventRow {
+        seq: 0,
+        center_id: center.into(),
+        kind: kind.into(),
+        at: AT,
+        body: body.into(),
+    };
+    let a = s
+        .append_center_event(&event("yokosuka", "opened", "{\"n\":1}"))
+        .await
+        .unwrap();
+    let other = s
+        .append_center_event(&event("sagamihara", "opened", "{}"))
+        .await
+        .unwrap();
+    let c = s
+        .append_center_event(&event("yokosuka", "response", "{\"n\":2}"))
+        .await
+        .unwrap();
+    assert!(a < other && other < c);
+    assert_eq!(s.latest_center_event().await.unwrap(), c);
+    let all = s.center_events_after("yokosuka", None, 0, 10).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [a, c]);
+    assert_eq!(
+        (all[1].kind.as_str(), all[1].body.as_str(), all[1].at),
+        ("response", "{\"n\":2}", AT)
+    );
+    let responses = s
+        .center_events_after("yokosuka", Some("response"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(responses.iter().map(|e| e.seq).collect::<Vec<_>>(), [c]);
+    assert!(s.center_events_after("yokosuka", None, c, 10).await.unwrap().is_empty());
+    assert_eq!(s.center_events_after("yokosuka", None, 0, 1).await.unwrap().len(), 1);
+    // Kept across a reopening (a restart, or another instance).
+    assert_eq!(
+        b.reopen()
+            .await
+            .center_events_after("yokosuka", None, a, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn an_accepted_transfer_moves_the_case_and_a_declined_one_does_not(b: &Backend) {
+    let s = &b.store;
+    s.put_case(case("TR-1", 2, "{\"v\":2}")).await.unwrap();
+    let row = |to: &str| TransferRow {
+        id: 0,
+        center_id: "yokosuka".into(),
+        case_id: "TR-1".into(),
+        to_center: to.into(),
+        state: String::new(),
+        requested_at: AT,
+        decided_at: None,
+    };
+    let mut missing = row("sagamihara");
+    missing.case_id = "NOPE".into();
+    assert_eq!(
+        s.request_transfer(&missing).await.unwrap(),
+        TransferRequested::NoSuchCase
+    );
+    let TransferRequested::Requested(first) = s.request_transfer(&row("sagamihara")).await.unwrap() else {
+        panic!("not requested");
+    };
+    assert_eq!(
+        s.request_transfer(&row("kawasaki-central")).await.unwrap(),
+        TransferRequested::AlreadyPending(first)
+    );
+    assert_eq!(s.pending_transfers("sagamihara").await.unwrap().len(), 1);
+    assert_eq!(s.pending_transfers("yokosuka").await.unwrap()[0].id, first);
+    assert_eq!(
+        s.decide_transfer(first, None, AT).await.unwrap(),
+        TransferDecided::Done { stored: None }
+    );
+    let declined = s.transfer(first).await.unwrap().unwrap();
+    assert_eq!((declined.state.as_str(), declined.decided_at), ("declined", Some(AT)));
+    assert_eq!(
+        s.decide_transfer(first, None, AT).await.unwrap(),
+        TransferDecided::NotPending
+    );
+    assert!(s.pending_transfers("sagamihara").await.unwrap().is_empty());
+
+    let TransferRequested::Requested(second) = s.request_transfer(&row("sagamihara")).await.unwrap() else {
+        panic!("not requested");
+    };
+    let copy = |version| NewCase {
+        center_id: "sagamihara",
+        case_id: "TR-1",
+        version,
+        body: "{\"moved\":true}",
+        received_at: AT,
+    };
+    // Made from another version than the current one: nothing happens.
+    assert_eq!(
+        s.decide_transfer(second, Some(copy(1)), AT).await.unwrap(),
+        TransferDecided::CaseChanged
+    );
+    let before = s.latest_change().await.unwrap();
+    let TransferDecided::Done { stored: Some(moved) } = s.decide_transfer(second, Some(copy(2)), AT).await.unwrap()
+    else {
+        panic!("not accepted");
+    };
+    assert!(before < moved.old_change && moved.old_change < moved.change);
+    assert!(s.current_case("yokosuka", "TR-1").await.unwrap().is_none());
+    let now = s.current_case("sagamihara", "TR-1").await.unwrap().unwrap();
+    assert_eq!(
+        (now.version, now.body.as_str(), now.seq),
+        (2, "{\"moved\":true}", moved.seq)
+    );
+    let current = current(s).await;
+    assert!(current.contains_key("TR-1") && current["TR-1"].1 == "{\"moved\":true}");
+    assert_eq!(
+        s.moved_cases().await.unwrap(),
+        [("yokosuka".to_owned(), "TR-1".to_owned(), "sagamihara".to_owned())]
+    );
+    // The old center can no longer push it, at any version.
+    assert_eq!(
+        s.put_case(case("TR-1", 3, "{}")).await.unwrap(),
+        PutOutcome::Transferred {
+            to_center: "sagamihara".into()
+        }
+    );
+    assert_eq!(
+        s.put_case(case("TR-1", 2, "{\"v\":2}")).await.unwrap(),
+        PutOutcome::Transferred {
+            to_center: "sagamihara".into()
+        }
+    );
+    assert_eq!(s.transfer(second).await.unwrap().unwrap().state, "accepted");
+    let changes = s.changes_after(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    // A case can only move once to a center that never had that id.
+    s.put_case(case("TR-2", 1, "{}")).await.unwrap();
+    let mut third = row("sagamihara");
+    third.case_id = "TR-2".into();
+    let TransferRequested::Requested(third) = s.request_transfer(&third).await.unwrap() else {
+        panic!("not requested");
+    };
+    s.put_case(NewCase {
+        center_id: "sagamihara",
+        ..case("TR-2", 1, "{}")
+    })
+    .await
+    .unwrap();
+    let mut taken = copy(1);
+    taken.case_id = "TR-2";
+    assert_eq!(
+        s.decide_transfer(third, Some(taken), AT).await.unwrap(),
+        TransferDecided::IdTaken
+    );
+    assert_eq!(s.transfer(third).await.unwrap().unwrap().state, "pending");
 }

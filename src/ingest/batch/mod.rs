@@ -45,6 +45,8 @@ pub enum Outcome {
     Unchanged,
     /// A different body is stored at this or a higher version.
     Conflict,
+    /// The case was transferred to another center (`to_center`), which pushes it now.
+    Transferred,
     /// The row is not a valid case; `errors` names its columns.
     Invalid,
     /// The row's `center_id` is another center's (recorded as a refused access).
@@ -67,6 +69,10 @@ pub struct RowResult {
     /// The version already stored, on a conflict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stored_version: Option<u64>,
+    /// The center the case was transferred to, when transferred (it was the importing
+    /// center's case, so the importing center may know where it went).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_center: Option<Box<str>>,
 }
 
 /// The answer to a batch: counts, then one entry per row (blank rows aside), in file order.
@@ -76,6 +82,7 @@ pub struct Report {
     pub stored: u64,
     pub unchanged: u64,
     pub conflict: u64,
+    pub transferred: u64,
     pub invalid: u64,
     pub forbidden: u64,
     pub results: Vec<RowResult>,
@@ -88,6 +95,7 @@ impl Report {
             Outcome::Stored => self.stored += 1,
             Outcome::Unchanged => self.unchanged += 1,
             Outcome::Conflict => self.conflict += 1,
+            Outcome::Transferred => self.transferred += 1,
             Outcome::Invalid => self.invalid += 1,
             Outcome::Forbidden => self.forbidden += 1,
         }
@@ -198,6 +206,7 @@ impl<'a> BatchImport<'a> {
             errors: Vec::new(),
             version: None,
             stored_version: None,
+            to_center: None,
         };
         result.errors = self.unreadable(header, &record);
         if result.errors.is_empty() {
@@ -297,6 +306,11 @@ async fn ingest_row(
         Err(IngestError::Conflict { stored_version }) => {
             result.outcome = Outcome::Conflict;
             result.stored_version = Some(stored_version);
+        }
+        // Its new center pushes it now.
+        Err(IngestError::Transferred { to_center }) => {
+            result.outcome = Outcome::Transferred;
+            result.to_center = Some(to_center.into());
         }
         Err(IngestError::Store(e)) => return Err(e.into()),
     }

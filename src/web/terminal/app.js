@@ -765,6 +765,8 @@ function onReset() {
 function onCase(d) {
   if (!d || !d.ref) return;
   state.live.set(d.ref, d);
+  // A resumed stream re-sends changed cases, not the alerts that ended meanwhile.
+  if (state.alerts.has(d.ref) && obj(obj(d.case).flags).missing === false) endAlert(d.ref);
   if (!state.synced) {
     state.shown.set(d.ref, d);
   } else {
