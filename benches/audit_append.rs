@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cgc_gateway::audit::merkle::leaf_hash;
-use cgc_gateway::audit::{Actor, AuditLog, CaseRef, Channel, ClauseRef, Event, LogKey};
+use cgc_gateway::audit::{Actor, AuditLog, CaseRef, Channel, ClauseRef, Event, FieldSetKind, LogKey};
 use cgc_gateway::clock::SystemClock;
 use cgc_gateway::policy::fields::{FieldPath, FieldSet};
 use cgc_gateway::store::{AuditRow, SharedStore};
@@ -61,6 +61,7 @@ fn event(n: u64) -> Event {
             criterion: Some("injury_neglect_sexual"),
         },
         channel: Channel::Detail,
+        set: FieldSetKind::View,
     }
 }
 

@@ -35,11 +35,12 @@ const LATENCY_BOUNDS: &[f64] = &[
 const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
 
 /// The disclosure channels, as the audit log names them.
-pub const CHANNELS: [(&str, &str); 4] = [
+pub const CHANNELS: [(&str, &str); 5] = [
     ("list", "list"),
     ("detail", "detail"),
     ("search", "search"),
     ("stream", "stream"),
+    ("print", "print"),
 ];
 
 /// The process's registry.
@@ -167,7 +168,7 @@ impl Default for Locked {
 #[derive(Debug, Default)]
 pub struct Metrics {
     locked: Mutex<Locked>,
-    disclosures: [AtomicU64; 4],
+    disclosures: [AtomicU64; 5],
     audit_entries: AtomicU64,
     streams_open: AtomicI64,
     tls_refused: AtomicU64,
@@ -198,7 +199,7 @@ impl Metrics {
         }
     }
 
-    /// `cases` cases disclosed by `channel` (`list`, `detail`, `search`, `stream`), recorded
+    /// `cases` cases disclosed by `channel` (`list`, `detail`, `search`, `stream`, `print`), recorded
     /// durably in `elapsed`.
     pub fn disclosed(&self, channel: &str, cases: usize, elapsed: Duration) {
         if let Some(i) = CHANNELS.iter().position(|(c, _)| *c == channel)

@@ -170,11 +170,7 @@ impl Revocations {
         caller: &Administrator,
         target: Target,
     ) -> Result<Revoked, RevocationError> {
-        let Ok(prefecture) = PrefectureCode::parse(&caller.jurisdiction) else {
-            return Err(RevocationError::Forbidden(
-                "only a prefecture's administrator revokes terminals and officers".into(),
-            ));
-        };
+        let prefecture = revoking_prefecture(world, caller)?;
         check_scope(world, prefecture, &target)?;
         let (kind, subject) = (target.kind(), target.subject());
         if self.contains(kind, &subject) {
@@ -219,15 +215,95 @@ impl Revocations {
     }
 }
 
-/// Whether the administrator of `prefecture` may revoke `target` under the registry `world`.
-fn check_scope(world: &PolicyWorld, prefecture: PrefectureCode, target: &Target) -> Result<(), RevocationError> {
+/// One revocation as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Revocation {
+    /// `terminal` or `officer`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub station_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal_no: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub officer_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub revoked_at: time::OffsetDateTime,
+    /// The administrator's principal URN.
+    pub revoked_by: String,
+}
+
+impl Revocations {
+    /// Every revocation an administrator may make, oldest first, read from the store (so that
+    /// every instance answers alike): the terminals of its prefecture's police force, and
+    /// officers. Anyone who may not revoke is refused, as for a revocation.
+    pub async fn list(&self, world: &PolicyWorld, caller: &Administrator) -> Result<Vec<Revocation>, RevocationError> {
+        let prefecture = revoking_prefecture(world, caller)?;
+        let own_station = |station_id: &str| {
+            world
+                .registry
+                .unit(station_id)
+                .and_then(|u| world.registry.force(&u.force))
+                .is_some_and(|f| f.prefecture == prefecture)
+        };
+        let rows = self.store.revocations().await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let (station_id, terminal_no, officer_id) = match row.kind.as_str() {
+                    "terminal" => match Principal::parse_urn(&row.subject) {
+                        Ok(Principal::Terminal {
+                            station_id,
+                            terminal_no,
+                        }) if own_station(&station_id) => (Some(station_id), Some(terminal_no), None),
+                        _ => return None,
+                    },
+                    "officer" => (None, None, Some(row.subject)),
+                    _ => return None,
+                };
+                Some(Revocation {
+                    kind: row.kind,
+                    station_id,
+                    terminal_no,
+                    officer_id,
+                    revoked_at: row.revoked_at,
+                    revoked_by: row.revoked_by,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Whether the administrator may revoke (and list revocations) at all.
+pub fn may_revoke(world: &PolicyWorld, caller: &Administrator) -> bool {
+    revoking_prefecture(world, caller).is_ok()
+}
+
+/// The prefecture of an administrator who may revoke: a prefecture's, whose police force is in
+/// the registry `world`.
+fn revoking_prefecture(world: &PolicyWorld, caller: &Administrator) -> Result<PrefectureCode, RevocationError> {
+    let Ok(prefecture) = PrefectureCode::parse(&caller.jurisdiction) else {
+        return Err(RevocationError::Forbidden(
+            "only a prefecture's administrator revokes terminals and officers".into(),
+        ));
+    };
+    force_here(world, prefecture)?;
+    Ok(prefecture)
+}
+
+/// Officers carry no prefecture in their tokens: the scope is the administrator's, who must
+/// answer for a police force this gateway serves.
+fn force_here(world: &PolicyWorld, prefecture: PrefectureCode) -> Result<(), RevocationError> {
     if world.registry.force_of_prefecture(prefecture).is_none() {
-        // Officers carry no prefecture in their tokens: the scope is the administrator's, who
-        // must answer for a police force this gateway serves.
         return Err(RevocationError::Forbidden(
             "the administrator's prefecture has no police force in the registry".into(),
         ));
     }
+    Ok(())
+}
+
+/// Whether the administrator of `prefecture` may revoke `target` under the registry `world`.
+fn check_scope(world: &PolicyWorld, prefecture: PrefectureCode, target: &Target) -> Result<(), RevocationError> {
+    force_here(world, prefecture)?;
     if let Target::Terminal { station_id, .. } = target {
         let unit = world.registry.unit(station_id).ok_or(RevocationError::NotFound)?;
         let force = world.registry.force(&unit.force).ok_or(RevocationError::NotFound)?;

@@ -13,21 +13,6 @@ use crate::policy::{FieldPath, FieldSet};
 /// length through as long as whitespace made up the rest, against the documented limit.
 pub const MAX_QUERY_CHARS: usize = 64;
 
-/// The fields a search result may carry (intersected with the recipient's view). Never the
-/// address, whatever the view.
-pub const RESULT_FIELDS: &[FieldPath] = &[
-    FieldPath::ChildName,
-    FieldPath::ChildNameKana,
-    FieldPath::ChildSex,
-    FieldPath::ChildBirthDate,
-    FieldPath::GuardiansName,
-    FieldPath::CenterContact,
-];
-
-pub fn result_fields(view: FieldSet) -> FieldSet {
-    RESULT_FIELDS.iter().copied().filter(|f| view.contains(*f)).collect()
-}
-
 /// The folded form names and queries are compared in.
 pub fn fold(s: &str) -> String {
     s.nfkc()

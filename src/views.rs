@@ -1,5 +1,7 @@
-//! What a terminal is shown of a case, by any channel (list, detail, search, stream), and the
-//! one way it is disclosed: `Disclosures::record` writes the disclosure entries durably, then
+//! What a terminal is shown of a case, by any channel, and the one way it is disclosed. Lists,
+//! search and the stream show each case's summary (the agreement's `[summary]` set); only an
+//! officer who opens a case (detail) or prints it gets its full view, each its own entry.
+//! `Disclosures::record` writes the disclosure entries durably, then `Disclosures::record` writes the disclosure entries durably, then
 //! counts them toward the bulk-viewing watch, and only then may anything leave. The views come
 //! from the live hub, which evaluated and projected each case once per police unit; list,
 //! detail and search never re-evaluate a case. A service: it owns its errors and knows nothing
@@ -11,17 +13,17 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::{Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, Receipt};
+use crate::audit::{Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, FieldSetKind, Receipt};
 use crate::cases::CurrentCase;
 use crate::cases::record::CaseRecord;
 use crate::centers::{Centers, Opened};
 use crate::clock::SharedClock;
 use crate::limits::BulkWatch;
 use crate::live::{Hub, Start, Subscription, UnitCase, UnitEvent};
-use crate::policy::{Decision, FieldSet, project};
-use crate::search::{Query, result_fields};
+use crate::policy::{Decision, FieldPath, FieldSet, project};
+use crate::search::Query;
 
-/// One case as a terminal sees it.
+/// One search hit as a terminal sees it: the case's summary, never its address.
 #[derive(Debug, Serialize)]
 pub struct CaseView {
     /// `<center_id>:<case_id>`: case ids are unique per center only.
@@ -32,8 +34,10 @@ pub struct CaseView {
     pub version: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-    /// The allowed fields, nothing else.
-    pub case: serde_json::Map<String, serde_json::Value>,
+    /// The allowed summary fields, nothing else.
+    pub summary: serde_json::Map<String, serde_json::Value>,
+    /// The field paths the hit's set allows ("not shared" differs from "not set").
+    pub allowed: Vec<&'static str>,
     pub receipt: ViewReceipt,
 }
 
@@ -69,12 +73,12 @@ impl ViewReceipt {
     }
 }
 
-/// Something about to be disclosed: the case, the decision that allows it, and the fields of it
-/// that are both allowed and present (what the entry records).
+/// Something about to be disclosed: the case, the decision that allows it, and the fields of
+/// the channel's set that are both allowed and present (what the entry records).
 pub trait Disclosing {
     fn record(&self) -> &CaseRecord;
     fn decision(&self) -> &Decision;
-    fn disclosed(&self) -> FieldSet;
+    fn disclosed(&self, set: FieldSetKind) -> FieldSet;
 }
 
 impl Disclosing for UnitCase {
@@ -84,8 +88,11 @@ impl Disclosing for UnitCase {
     fn decision(&self) -> &Decision {
         &self.decision
     }
-    fn disclosed(&self) -> FieldSet {
-        self.disclosed
+    fn disclosed(&self, set: FieldSetKind) -> FieldSet {
+        match set {
+            FieldSetKind::Summary => self.summary_disclosed,
+            FieldSetKind::View => self.disclosed,
+        }
     }
 }
 
@@ -96,12 +103,12 @@ impl<T: Disclosing> Disclosing for Arc<T> {
     fn decision(&self) -> &Decision {
         (**self).decision()
     }
-    fn disclosed(&self) -> FieldSet {
-        (**self).disclosed()
+    fn disclosed(&self, set: FieldSetKind) -> FieldSet {
+        (**self).disclosed(set)
     }
 }
 
-/// A case projected to a narrower field set than its unit's view (a search hit).
+/// A case projected to a narrower field set than its unit's summary (a search hit).
 struct Narrowed {
     case: Arc<CurrentCase>,
     decision: Decision,
@@ -116,7 +123,7 @@ impl Disclosing for Narrowed {
     fn decision(&self) -> &Decision {
         &self.decision
     }
-    fn disclosed(&self) -> FieldSet {
+    fn disclosed(&self, _: FieldSetKind) -> FieldSet {
         self.disclosed
     }
 }
@@ -147,6 +154,7 @@ pub fn disclosure_event(
             criterion: decision.criterion.map(|c| c.as_str()),
         },
         channel,
+        set: channel.set(),
     }
 }
 
@@ -309,7 +317,7 @@ impl Disclosures {
                     &to.station_id,
                     i.record(),
                     i.decision(),
-                    i.disclosed(),
+                    i.disclosed(channel.set()),
                     channel,
                 )
             })
@@ -349,7 +357,8 @@ impl Disclosures {
     }
 
     /// `GET /v1/terminal/cases`: the station's whole view, as a JSON document
-    /// `{"as_of": …, "cases": [<case>…]}`, each case as the stream sends it, with its receipt.
+    /// `{"as_of": …, "cases": [<case>…]}`, each case's summary as the stream sends it, with its
+    /// receipt.
     pub async fn list(&self, to: &Recipient) -> Result<String, DisclosureError> {
         let now = self.clock.now();
         let cases = self.hub.view(&to.station_id);
@@ -362,26 +371,38 @@ impl Disclosures {
             if i > 0 {
                 out.push(',');
             }
-            case.write_with_receipt(&mut out, &receipt.to_json());
+            case.write_summary(&mut out, &receipt.to_json());
         }
         out.push_str("]}");
         Ok(out)
     }
 
     /// `GET /v1/terminal/cases/{ref}`: one case of the station's view, by `<center>:<case>` or
-    /// by a bare case id when that names one case of the view.
+    /// by a bare case id when that names one case of the view: its full view, as an officer
+    /// opens it (channel `detail`).
     pub async fn detail(&self, to: &Recipient, reference: &str) -> Result<String, DisclosureError> {
+        self.open(to, reference, Channel::Detail).await
+    }
+
+    /// `POST /v1/terminal/cases/{ref}/print`: the same body as the detail, recorded as a print
+    /// of its own before it is answered.
+    pub async fn print(&self, to: &Recipient, reference: &str) -> Result<String, DisclosureError> {
+        self.open(to, reference, Channel::Print).await
+    }
+
+    /// An officer opens (or prints) a case: its full view, recorded, then the owning center told.
+    async fn open(&self, to: &Recipient, reference: &str, channel: Channel) -> Result<String, DisclosureError> {
         let case = self.resolve(to, reference)?;
-        let receipts = self.record(to, std::slice::from_ref(&case), Channel::Detail).await?;
+        let receipts = self.record(to, std::slice::from_ref(&case), channel).await?;
         let receipt = receipts.first().ok_or(AuditError::Unavailable)?;
-        self.opened(to, &case, Channel::Detail, receipt).await;
+        self.opened(to, &case, channel, receipt).await;
         let mut out = String::with_capacity(case.head.len() + 160);
         case.write_with_receipt(&mut out, &receipt.to_json());
         Ok(out)
     }
 
-    /// `GET /v1/terminal/search?q=`: cases of the station's view whose names match, each
-    /// narrowed to what a search result shows (never an address).
+    /// `GET /v1/terminal/search?q=`: cases of the station's view whose names (as the view
+    /// grants them) match, each as its summary without the address.
     pub async fn search(&self, to: &Recipient, query: &Query) -> Result<SearchResults, DisclosureError> {
         let mut hits: Vec<Narrowed> = self
             .hub
@@ -391,7 +412,11 @@ impl Disclosures {
             .take(MAX_SEARCH_RESULTS + 1)
             .map(|c| {
                 let mut decision = c.decision.clone();
-                decision.fields = result_fields(decision.fields);
+                // Never an address in a search result, not even its municipality.
+                decision.fields = decision
+                    .summary
+                    .without(FieldPath::ChildAddress)
+                    .without(FieldPath::ChildMunicipality);
                 let (view, disclosed) = project(&c.case.record, decision.fields);
                 Narrowed {
                     case: c.case.clone(),
@@ -415,7 +440,8 @@ impl Disclosures {
                     case_id: r.case_id.to_string(),
                     version: r.version,
                     updated_at: r.updated_at,
-                    case: h.view,
+                    summary: h.view,
+                    allowed: h.decision.fields.iter().map(FieldPath::as_str).collect(),
                     receipt,
                 }
             })

@@ -3,6 +3,8 @@
 //! recorded durably in the audit log, then stored, then installed as the new `PolicyWorld`
 //! (which is what tells live streams). A service: it owns its errors and knows nothing of HTTP.
 
+mod review;
+
 use std::path::Path;
 
 use serde::Serialize;
@@ -21,6 +23,7 @@ use crate::policy::{
 };
 use crate::registry::Registry;
 use crate::store::{AgreementVersionRow, ConsentStepRow, SharedStore, StoreError};
+pub use review::{ChangeView, DiffAnswer, SimulateRequest, Simulated};
 
 /// An authenticated administrator: the jurisdiction of the certificate (a prefecture code such
 /// as `"14"`, or a city's municipality code such as `"141003"`) and who acted.
@@ -439,7 +442,6 @@ impl Agreements {
         agreement_id: &str,
     ) -> Result<AgreementDocument, AgreementError> {
         let world = self.current();
-        let now = self.clock.now();
         let Some(latest) = latest(&world, agreement_id) else {
             return Err(AgreementError::NotFound);
         };
@@ -449,56 +451,92 @@ impl Agreements {
                 latest.prefecture()
             )));
         }
-        let rows = self.store.agreement_versions().await?;
-        let steps = self.store.consent_steps().await?;
-        let current = world.agreement_in_force(agreement_id, now).map(Agreement::version);
-        let versions = rows
-            .into_iter()
-            .filter(|r| r.agreement_id == agreement_id)
-            .filter_map(|r| {
-                let a = world
-                    .agreements
-                    .iter()
-                    .find(|a| a.id() == agreement_id && a.version() == r.version)?;
-                Some(VersionEntry {
-                    version: r.version,
-                    title: a.title().to_owned(),
-                    sha256: r.sha256,
-                    effective_from: rfc3339(a.effective_from()),
-                    effective_until: a.effective_until().map(rfc3339),
-                    in_force: current == Some(r.version),
-                    submitted_by: r.submitted_by,
-                    submitted_at: rfc3339(r.submitted_at),
-                    document: r.document,
-                })
-            })
-            .collect();
-        let consent_history = steps
-            .into_iter()
-            .filter(|s| s.agreement_id == agreement_id)
-            .map(|s| ConsentEntry {
-                seq: s.seq,
-                operator: s.operator,
-                action: s.action,
-                from: s.from_state,
-                to: s.to_state,
-                actor: s.actor,
-                at: rfc3339(s.at),
-            })
-            .collect();
-        Ok(AgreementDocument {
-            agreement_id: agreement_id.to_owned(),
-            prefecture: latest.prefecture().to_string(),
-            as_of: now,
-            current_version: current,
-            latest_version: latest.version(),
-            providers: providers_of(&world, agreement_id)
-                .iter()
-                .map(|op| provider_state(&world, agreement_id, op, now))
-                .collect(),
-            versions,
-            consent_history,
+        let stored = Stored::read(&self.store).await?;
+        Ok(document(&world, self.clock.now(), agreement_id, &stored))
+    }
+
+    /// `GET /v1/admin/agreements`: every agreement the administrator may read (those of its
+    /// prefecture, or that name its city as a provider), in id order; none is not an error.
+    pub async fn list(&self, caller: &Administrator) -> Result<Vec<AgreementDocument>, AgreementError> {
+        let world = self.current();
+        let mut ids: Vec<&str> = world.agreements.iter().map(Agreement::id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|id| may_read(&world, id, caller));
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stored = Stored::read(&self.store).await?;
+        let now = self.clock.now();
+        Ok(ids.into_iter().map(|id| document(&world, now, id, &stored)).collect())
+    }
+}
+
+/// The stored versions and consent steps of every agreement, read once per request.
+struct Stored {
+    versions: Vec<AgreementVersionRow>,
+    steps: Vec<ConsentStepRow>,
+}
+
+impl Stored {
+    async fn read(store: &SharedStore) -> Result<Self, StoreError> {
+        Ok(Self {
+            versions: store.agreement_versions().await?,
+            steps: store.consent_steps().await?,
         })
+    }
+}
+
+/// One agreement as the admin API describes it; the caller checked that it exists.
+fn document(world: &PolicyWorld, now: OffsetDateTime, agreement_id: &str, stored: &Stored) -> AgreementDocument {
+    let current = world.agreement_in_force(agreement_id, now).map(Agreement::version);
+    let versions = stored
+        .versions
+        .iter()
+        .filter(|r| r.agreement_id == agreement_id)
+        .filter_map(|r| {
+            let a = version(world, agreement_id, r.version)?;
+            Some(VersionEntry {
+                version: r.version,
+                title: a.title().to_owned(),
+                sha256: r.sha256.clone(),
+                effective_from: rfc3339(a.effective_from()),
+                effective_until: a.effective_until().map(rfc3339),
+                in_force: current == Some(r.version),
+                submitted_by: r.submitted_by.clone(),
+                submitted_at: rfc3339(r.submitted_at),
+                document: r.document.clone(),
+            })
+        })
+        .collect();
+    let consent_history = stored
+        .steps
+        .iter()
+        .filter(|s| s.agreement_id == agreement_id)
+        .map(|s| ConsentEntry {
+            seq: s.seq,
+            operator: s.operator.clone(),
+            action: s.action.clone(),
+            from: s.from_state.clone(),
+            to: s.to_state.clone(),
+            actor: s.actor.clone(),
+            at: rfc3339(s.at),
+        })
+        .collect();
+    AgreementDocument {
+        agreement_id: agreement_id.to_owned(),
+        prefecture: latest(world, agreement_id)
+            .map(|a| a.prefecture().to_string())
+            .unwrap_or_default(),
+        as_of: now,
+        current_version: current,
+        latest_version: latest(world, agreement_id).map_or(0, Agreement::version),
+        providers: providers_of(world, agreement_id)
+            .iter()
+            .map(|op| provider_state(world, agreement_id, op, now))
+            .collect(),
+        versions,
+        consent_history,
     }
 }
 

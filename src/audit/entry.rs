@@ -67,21 +67,41 @@ pub enum Channel {
     Detail,
     Search,
     Stream,
+    /// An officer printed an opened case.
+    Print,
     /// A missing-child alert on the terminal stream.
     Alert,
 }
 
 impl Channel {
-    /// The channel's name in entries (`list`, `detail`, `search`, `stream`).
+    /// The channel's name in entries (`list`, `detail`, `search`, `stream`, `print`, `alert`).
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::List => "list",
             Channel::Detail => "detail",
             Channel::Search => "search",
             Channel::Stream => "stream",
+            Channel::Print => "print",
             Channel::Alert => "alert",
         }
     }
+
+    /// Which field set the channel discloses: lists, search and the stream (its alerts too)
+    /// only the summary; the full view only to an officer who opens (or prints) one case.
+    pub fn set(self) -> FieldSetKind {
+        match self {
+            Channel::List | Channel::Search | Channel::Stream | Channel::Alert => FieldSetKind::Summary,
+            Channel::Detail | Channel::Print => FieldSetKind::View,
+        }
+    }
+}
+
+/// The agreement's field set a disclosure drew on (`summary` or `view`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldSetKind {
+    Summary,
+    View,
 }
 
 /// What an entry records.
@@ -96,6 +116,9 @@ pub enum Event {
         fields: FieldSet,
         agreement: ClauseRef,
         channel: Channel,
+        /// Which of the agreement's sets the fields were cut to (`summary` for lists, search
+        /// and the stream; `view` for an opened or printed case).
+        set: FieldSetKind,
     },
     /// A request was refused. `request` is the route, never a value from the request body.
     Refusal {

@@ -158,6 +158,21 @@ impl AuditLog {
         .await
     }
 
+    /// The receipt of a stored entry against the latest checkpoint: what a reader verifies
+    /// offline. `None` when no checkpoint covers it yet.
+    pub async fn receipt_of(&self, index: u64, line: String) -> Result<Option<Receipt>, AuditError> {
+        let Some(checkpoint) = self.latest_checkpoint().filter(|c| c.tree_size > index) else {
+            return Ok(None);
+        };
+        let proof = self.inclusion_proof(index, checkpoint.tree_size).await?;
+        Ok(Some(Receipt {
+            audit_index: index,
+            entry: line,
+            checkpoint: checkpoint.note,
+            inclusion_proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
+        }))
+    }
+
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
         let edge = self.checked_edge(new)?;
         with_tiles(&self.shared.store, &edge, &[], |n| {

@@ -15,5 +15,5 @@ pub mod receipt;
 pub mod tiles;
 pub mod verify;
 
-pub use entry::{Actor, CaseRef, Channel, ClauseRef, Event, LogKey, Receipt};
+pub use entry::{Actor, CaseRef, Channel, ClauseRef, Event, FieldSetKind, LogKey, Receipt};
 pub use log::{AuditError, AuditLog};

@@ -116,6 +116,15 @@ enum PolicyCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Compares two agreement versions over every combination of provider, case class, audience
+    /// and consent state; ends with the verdict. Exit 0: no new access; 1: new access; 2: a file
+    /// is not a valid agreement.
+    Diff {
+        /// The version in force (or any earlier one).
+        old: PathBuf,
+        /// The proposed version.
+        new: PathBuf,
+    },
     /// Submits an agreement version to a running gateway.
     Apply {
         file: PathBuf,
@@ -193,6 +202,23 @@ enum AuditCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Its exit code is its answer (0 no new access, 1 new access, 2 a bad file), so it runs
+    // before the runtime and outside the Ok/Err convention of the other commands.
+    if let Command::Policy {
+        command: PolicyCommand::Diff { old, new },
+    } = &cli.command
+    {
+        return match policy::diff(old, new) {
+            Ok((report, new_access)) => {
+                print!("{report}");
+                ExitCode::from(u8::from(new_access))
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let (format, serve_config) = match startup(&cli.command) {
         Ok(found) => found,
         Err(message) => {
@@ -325,6 +351,17 @@ async fn run_policy(command: PolicyCommand) -> Result<(), String> {
             print!("{}", policy::simulate(&policies, &case, &terminal, at)?);
             Ok(())
         }
+        // Handled in `main` (its exit code is the verdict).
+        PolicyCommand::Diff { old, new } => match policy::diff(&old, &new)? {
+            (report, false) => {
+                print!("{report}");
+                Ok(())
+            }
+            (report, true) => {
+                print!("{report}");
+                Err("new access".into())
+            }
+        },
         PolicyCommand::Apply {
             file,
             gateway,

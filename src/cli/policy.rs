@@ -109,6 +109,20 @@ fn check_file(path: &Path) -> Result<String, Vec<PolicyError>> {
     ))
 }
 
+/// `policy diff`: the readable diff of two agreement files (each checked against the registry
+/// next to it) and whether the new one gives any new access.
+pub fn diff(old: &Path, new: &Path) -> Result<(String, bool), String> {
+    let load = |path: &Path| {
+        let registry = Registry::load(&registry_near(path)).map_err(|e| e.to_string())?;
+        let a = Agreement::load(path, &registry).map_err(|e| e.to_string())?;
+        Ok::<_, String>((a, registry))
+    };
+    let (old, _) = load(old)?;
+    let (new, registry) = load(new)?;
+    let d = crate::policy::diff(&old, &new, &registry);
+    Ok((crate::policy::diff::render(&old, &new, &d), d.new_access()))
+}
+
 /// The registry an agreement file is checked against: `registry.toml` next to it or one folder
 /// up (the `policies/agreements/` layout), else `policies/registry.toml`.
 fn registry_near(file: &Path) -> PathBuf {
@@ -184,7 +198,11 @@ pub fn simulate(policies: &Path, case_file: &Path, terminal: &str, at: OffsetDat
             if let Some(c) = decision.criterion {
                 out.push_str(&format!("  criterion met: {c}\n"));
             }
-            out.push_str("  fields:\n");
+            let summary: Vec<&str> = decision.summary.iter().map(crate::policy::FieldPath::as_str).collect();
+            out.push_str(&format!(
+                "  summary (lists, search, stream): {}\n  fields (an officer opening the case):\n",
+                summary.join(", ")
+            ));
             for field in decision.fields.iter() {
                 let value = if disclosed.contains(field) {
                     value_at(&json, field.as_str())

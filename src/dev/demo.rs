@@ -274,6 +274,8 @@ fn print_welcome(options: &DemoOptions, world: &World, port: u16, metrics: Optio
     println!("  web terminal   https://localhost:{port}/terminal/");
     println!("  API            https://localhost:{port}/v1/terminal/cases");
     println!("  browser cert   {certs}/clients/terminal-kagacho-1.p12   (password: demo)");
+    println!("  admin console  https://localhost:{port}/admin/    with {certs}/clients/admin-14-pref-admin.p12");
+    println!("  CGC's page     https://localhost:{port}/center/   with {certs}/clients/center-yokohama-central.p12");
     println!("  server CA      {certs}/ca/server-ca.pem");
     if let Some(metrics) = metrics {
         println!("  metrics        http://{metrics}/metrics   (plain HTTP, loopback only)");

@@ -43,7 +43,7 @@ pub fn routes() -> Router<Ctx> {
 
 /// Parses the query string into the named non-negative integers; anything else is a 400 that
 /// names the parameter.
-fn params<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[Option<u64>; N], ApiError> {
+pub(super) fn params<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[Option<u64>; N], ApiError> {
     let mut out = [None; N];
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -246,11 +246,23 @@ pub struct DisclosureView {
     pub officer: serde_json::Value,
     pub case_version: serde_json::Value,
     pub fields: serde_json::Value,
+    /// `list`, `search`, `stream` (the case was listed), `detail` or `print` (an officer opened
+    /// it).
     pub channel: serde_json::Value,
+    /// `listed` or `opened`.
+    pub kind: &'static str,
+    /// The agreement's set the fields were cut to: `summary` or `view` (`null` in entries
+    /// written before summaries existed).
+    pub set: serde_json::Value,
+    /// The agreement clause that allowed it.
+    pub clause: serde_json::Value,
     /// The agreement, version, clause and audience that allowed it.
     pub agreement: serde_json::Value,
     /// The signed entry itself, so that the center can verify it (signature, inclusion).
     pub line: String,
+    /// The entry's receipt against the latest checkpoint (`cgc-gateway audit verify-receipt`);
+    /// `null` in the instant before a checkpoint covers it.
+    pub receipt: Option<crate::audit::Receipt>,
 }
 
 #[derive(Debug, Serialize)]
@@ -284,7 +296,24 @@ async fn disclosures(
             ApiError::NotFound,
         ));
     }
-    let [after, limit] = params(query.as_deref(), ["after", "limit"])?;
+    // `kind` is a word; the other parameters are numbers.
+    let mut kind = None;
+    let mut rest = Vec::new();
+    for pair in query.as_deref().unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("kind", _)) if kind.is_some() => return Err(ApiError::invalid("?kind", "given more than once")),
+            Some(("kind", value)) => kind = Some(value),
+            _ => rest.push(pair),
+        }
+    }
+    let kind = match kind.unwrap_or("all") {
+        "all" => None,
+        "opened" => Some("opened"),
+        "listed" => Some("listed"),
+        _ => return Err(ApiError::invalid("?kind", "expected opened, listed or all")),
+    };
+    let rest = rest.join("&");
+    let [after, limit] = params(Some(&rest), ["after", "limit"])?;
     let limit = match limit {
         None => DEFAULT_DISCLOSURES_PAGE,
         Some(n @ 1..) => u32::try_from(n).unwrap_or(u32::MAX).min(MAX_DISCLOSURES_PAGE),
@@ -295,7 +324,8 @@ async fn disclosures(
         .store
         .audit_entries_for_case(&center_id, &case_id, from, limit)
         .await?;
-    let full = rows.len() == limit as usize;
+    // Pages are of entries read, whatever the filter keeps of them.
+    let next_after = rows.last().map(|r| r.index).filter(|_| rows.len() == limit as usize);
     let mut out = Vec::with_capacity(rows.len());
     for row in rows.into_iter().filter(|r| r.kind == "disclosure") {
         let entry: serde_json::Value = serde_json::from_str(&row.line)
@@ -306,6 +336,13 @@ async fn disclosures(
                 .cloned()
                 .unwrap_or(serde_json::Value::Null)
         };
+        let channel = get(&["channel"]);
+        let opened = matches!(channel.as_str(), Some("detail" | "print"));
+        let entry_kind = if opened { "opened" } else { "listed" };
+        if kind.is_some_and(|k| k != entry_kind) {
+            continue;
+        }
+        let receipt = ctx.audit.receipt_of(row.index, row.line.clone()).await?;
         out.push(DisclosureView {
             audit_index: row.index,
             time: get(&["time"]),
@@ -314,12 +351,15 @@ async fn disclosures(
             officer: get(&["actor", "subject"]),
             case_version: get(&["case", "version"]),
             fields: get(&["fields"]),
-            channel: get(&["channel"]),
+            channel,
+            kind: entry_kind,
+            set: get(&["set"]),
+            clause: get(&["agreement", "clause"]),
             agreement: get(&["agreement"]),
             line: row.line,
+            receipt,
         });
     }
-    let next_after = out.last().map(|d| d.audit_index).filter(|_| full);
     Ok(Json(Disclosures {
         center_id,
         case_id,

@@ -49,7 +49,7 @@ pub enum Audience {
     Anyone,
     /// Any certificate, nothing else (the web terminal's files).
     Browser,
-    /// A terminal's certificate, no token yet (the demo's token endpoint).
+    /// A terminal's or an administrator's certificate, no token yet (the demo's token endpoint).
     TerminalCertificate,
 }
 
@@ -292,6 +292,34 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .problems(&[409]),
         op(
             "GET",
+            "/v1/centers/{center_id}/cases",
+            "listOwnCases",
+            Center,
+            "The calling center's own stored cases, the most recently stored first (another center's: 403)",
+        )
+        .query(
+            "after",
+            false,
+            counter(),
+            "Continue after this cursor (`next_after` of the previous page)",
+        )
+        .query(
+            "limit",
+            false,
+            json!({ "type": "integer", "minimum": 1 }),
+            "Page size: 50 by default, at most 500",
+        )
+        .json(200, "One page of the center's cases", schema_ref("OwnCases")),
+        op(
+            "GET",
+            "/v1/center/session",
+            "getCenterSession",
+            Center,
+            "The calling center as the registry names it, and the registry's police stations",
+        )
+        .json(200, "The center", schema_ref("CenterSession")),
+        op(
+            "GET",
             "/v1/centers/{center_id}/stream",
             "streamCenter",
             Center,
@@ -375,7 +403,7 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             "/v1/terminal/cases",
             "listCases",
             Terminal,
-            "Every case the terminal's agreements allow it to see now; each disclosure is recorded first",
+            "Every case the terminal's agreements allow it to see now, each as its summary; each disclosure is recorded first",
         )
         .json(200, "The view", schema_ref("CaseList")),
         op(
@@ -388,6 +416,19 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .json(
             200,
             "The case as the view allows it, with its receipt",
+            schema_ref("CaseView"),
+        )
+        .problems(&[404, 409]),
+        op(
+            "POST",
+            "/v1/terminal/cases/{case_ref}/print",
+            "printCase",
+            Terminal,
+            "The opened case for the print layout, recorded as a print of its own before it is answered",
+        )
+        .json(
+            200,
+            "The case as the view allows it, with the print's receipt",
             schema_ref("CaseView"),
         )
         .problems(&[404, 409]),
@@ -462,6 +503,30 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         // --- administrators
         op(
             "GET",
+            "/v1/admin/session",
+            "getAdminSession",
+            Admin,
+            "The signed-in administrator: jurisdiction, its name and kind, whether it may revoke",
+        )
+        .json(200, "The administrator", schema_ref("AdminSession")),
+        op(
+            "GET",
+            "/v1/admin/agreements",
+            "listAgreements",
+            Admin,
+            "Every agreement the administrator may read, each as getAgreement answers it",
+        )
+        .json(200, "The agreements", schema_ref("AgreementList")),
+        op(
+            "GET",
+            "/v1/admin/revocations",
+            "listRevocations",
+            Admin,
+            "The revoked terminals (of the administrator's police force) and officers, from the store",
+        )
+        .json(200, "The revocations, oldest first", schema_ref("RevocationList")),
+        op(
+            "GET",
             "/v1/admin/agreements/{agreement_id}",
             "getAgreement",
             Admin,
@@ -480,6 +545,38 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
         .example(EXAMPLE_AGREEMENT.into())
         .json(201, "Recorded and installed", schema_ref("Submitted"))
         .problems(&[409]),
+        op(
+            "GET",
+            "/v1/admin/agreements/{agreement_id}/diff",
+            "diffAgreementVersions",
+            Admin,
+            "Compare two stored versions over every combination of provider, case class, audience and consent state",
+        )
+        .query("from", true, json!({ "type": "integer", "minimum": 1 }), "The earlier version")
+        .query("to", true, json!({ "type": "integer", "minimum": 1 }), "The later version")
+        .json(200, "The gains, losses and verdict", schema_ref("AgreementDiff"))
+        .problems(&[404]),
+        op(
+            "POST",
+            "/v1/admin/agreements/{agreement_id}/diff",
+            "diffAgreementProposal",
+            Admin,
+            "Compare a proposed version (the TOML a PUT would submit) with the latest stored one; nothing is stored",
+        )
+        .body("application/toml", json!({ "type": "string" }))
+        .example(EXAMPLE_AGREEMENT.into())
+        .json(200, "The gains, losses and verdict", schema_ref("AgreementDiff"))
+        .problems(&[404]),
+        op(
+            "POST",
+            "/v1/admin/simulate",
+            "simulateView",
+            Admin,
+            "What a terminal would see of a case now (or under a draft version), by field names only",
+        )
+        .body("application/json", schema_ref("SimulateRequest"))
+        .json(200, "Visible or not, with the clause and the field names", schema_ref("Simulated"))
+        .problems(&[404]),
         op(
             "POST",
             "/v1/admin/agreements/{agreement_id}/providers/{operator}/{action}",
@@ -585,6 +682,12 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             json!({ "type": "integer", "minimum": 1 }),
             "Page size: 100 by default, at most 1000",
         )
+        .query(
+            "kind",
+            false,
+            json!({ "enum": ["opened", "listed", "all"] }),
+            "`opened` (detail, print), `listed` (list, search, stream) or `all` (the default)",
+        )
         .json(200, "The disclosures", schema_ref("Disclosures"))
         .problems(&[404]),
         // --- this document
@@ -639,6 +742,57 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
             "Whether the demo's sign-in button works",
             schema_ref("TerminalConfig"),
         ),
+        // --- the administrator's console and the CGC's page
+        op("GET", "/admin", "adminNoSlash", Browser, "Redirects to the administrator's console")
+            .answer(303, "To /admin/", None)
+            .header("Location", "/admin/"),
+        op("GET", "/admin/", "adminPage", Browser, "The administrator's console").answer(
+            200,
+            "HTML",
+            text("text/html"),
+        ),
+        op("GET", "/admin/app.js", "adminScript", Browser, "The console's script").answer(
+            200,
+            "JavaScript",
+            text("text/javascript"),
+        ),
+        op("GET", "/center", "centerNoSlash", Browser, "Redirects to the CGC's page")
+            .answer(303, "To /center/", None)
+            .header("Location", "/center/"),
+        op("GET", "/center/", "centerPage", Browser, "The CGC's page: its cases and who saw them").answer(
+            200,
+            "HTML",
+            text("text/html"),
+        ),
+        op("GET", "/center/app.js", "centerScript", Browser, "The CGC page's script").answer(
+            200,
+            "JavaScript",
+            text("text/javascript"),
+        ),
+        op(
+            "GET",
+            "/shared/dom.js",
+            "sharedScript",
+            Browser,
+            "What every screen shares: building nodes with text only",
+        )
+        .answer(200, "JavaScript", text("text/javascript")),
+        op(
+            "GET",
+            "/console/common.js",
+            "consoleScript",
+            Browser,
+            "What the console and the CGC's page share",
+        )
+        .answer(200, "JavaScript", text("text/javascript")),
+        op(
+            "GET",
+            "/console/console.css",
+            "consoleStyle",
+            Browser,
+            "The console's and the CGC page's style sheet",
+        )
+        .answer(200, "CSS", text("text/css")),
     ];
     if dev_token {
         ops.push(
@@ -647,7 +801,7 @@ pub fn operations(dev_token: bool) -> Vec<Operation> {
                 "/v1/dev/token",
                 "devToken",
                 TerminalCertificate,
-                "Demo only: a development officer token bound to the calling terminal's certificate",
+                "Demo only: a development token bound to the calling certificate (an officer's for a terminal, an administrator's for an administrator)",
             )
             .body("application/json", schema_ref("DevTokenRequest"))
             .json(200, "The token", schema_ref("DevToken"))
@@ -972,7 +1126,7 @@ fn schemas() -> Value {
         "description": "RFC 3339 with an offset; not before 1900-01-01, at most a day ahead of the gateway's clock"
     });
     let optional = nullable;
-    json!({
+    let mut all = json!({
         "Identifier": {
             "type": "string", "minLength": 1, "maxLength": 64,
             "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$",
@@ -1063,11 +1217,11 @@ fn schemas() -> Value {
         }), &["ref", "center_id", "case_id", "version", "updated_at", "case", "receipt"]),
         "CaseList": object(json!({
             "as_of": { "type": "string", "format": "date-time" },
-            "cases": { "type": "array", "items": schema_ref("CaseView") },
+            "cases": { "type": "array", "items": schema_ref("CaseItem") },
         }), &["as_of", "cases"]),
         "SearchResults": object(json!({
             "truncated": { "type": "boolean" },
-            "cases": { "type": "array", "items": schema_ref("CaseView") },
+            "cases": { "type": "array", "items": schema_ref("CaseItem") },
         }), &["truncated", "cases"]),
         "Session": object(json!({
             "officer": { "type": "string" },
@@ -1189,12 +1343,7 @@ fn schemas() -> Value {
         "Disclosures": object(json!({
             "center_id": { "type": "string" },
             "case_id": { "type": "string" },
-            "disclosures": { "type": "array", "items": object(json!({
-                "audit_index": counter(),
-                "time": {}, "terminal": {}, "station": {}, "officer": {}, "case_version": {},
-                "fields": {}, "channel": {}, "agreement": {},
-                "line": { "type": "string", "description": "The signed entry itself" },
-            }), &["audit_index", "time", "terminal", "station", "officer", "case_version", "fields", "channel", "agreement", "line"]) },
+            "disclosures": { "type": "array", "items": schema_ref("Disclosure") },
             "next_after": counter(),
         }), &["center_id", "case_id", "disclosures"]),
         "TerminalConfig": object(json!({
@@ -1225,6 +1374,116 @@ fn schemas() -> Value {
             "current_state": { "type": "string" },
             "latest_version": counter(),
         }), &["type", "title", "status"]),
+    });
+    // Further tables: one `json!` of every schema would pass the macro's recursion limit.
+    for more in [more_schemas(), console_schemas()] {
+        if let (Value::Object(all), Value::Object(more)) = (&mut all, more) {
+            all.extend(more);
+        }
+    }
+    all
+}
+
+/// The schemas of what the administrator's console and the CGC's page read.
+fn console_schemas() -> Value {
+    json!({
+        "AdminSession": object(json!({
+            "administrator": { "type": "string", "description": "The token's subject" },
+            "jurisdiction": { "type": "string", "description": "A prefecture code or a city's municipality code" },
+            "kind": { "type": "string", "enum": ["prefecture", "designated_city", "cgc_city", "unknown"] },
+            "name": { "type": ["string", "null"], "description": "The jurisdiction's Japanese name" },
+            "may_revoke": { "type": "boolean" },
+        }), &["administrator", "jurisdiction", "kind", "name", "may_revoke"]),
+        "AgreementList": object(json!({
+            "agreements": { "type": "array", "items": schema_ref("AgreementDocument") },
+        }), &["agreements"]),
+        "RevocationList": object(json!({
+            "revocations": { "type": "array", "items": object(json!({
+                "kind": { "type": "string", "enum": ["terminal", "officer"] },
+                "station_id": { "type": "string" },
+                "terminal_no": { "type": "integer", "minimum": 1 },
+                "officer_id": { "type": "string" },
+                "revoked_at": { "type": "string", "format": "date-time" },
+                "revoked_by": { "type": "string", "description": "The administrator's principal URN" },
+            }), &["kind", "revoked_at", "revoked_by"]) },
+        }), &["revocations"]),
+        "OwnCases": object(json!({
+            "center_id": { "type": "string" },
+            "cases": { "type": "array", "items": object(json!({
+                "case_id": { "type": "string" },
+                "version": { "type": "integer" },
+                "updated_at": { "type": ["string", "null"], "format": "date-time" },
+                "status": { "type": ["string", "null"] },
+                "child_name": { "type": ["string", "null"] },
+            }), &["case_id", "version", "updated_at", "status", "child_name"]) },
+            "next_after": counter(),
+        }), &["center_id", "cases"]),
+        "CenterSession": object(json!({
+            "center_id": { "type": "string" },
+            "name": { "type": ["string", "null"], "description": "The center's Japanese name" },
+            "stations": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Police station ids and their Japanese names" },
+        }), &["center_id", "name", "stations"]),
+    })
+}
+
+/// The schemas of list items and summaries, the centers' disclosures, and the policy review.
+fn more_schemas() -> Value {
+    json!({
+        "AgreementDiff": object(json!({
+            "agreement_id": { "type": "string" },
+            "from": { "type": "integer", "minimum": 1 },
+            "to": { "type": ["integer", "null"], "minimum": 1, "description": "null for a proposal" },
+            "verdict": { "enum": ["no_new_access", "new_access"] },
+            "gains": { "type": "array", "items": schema_ref("PolicyChange") },
+            "losses": { "type": "array", "items": schema_ref("PolicyChange") },
+        }), &["agreement_id", "from", "to", "verdict", "gains", "losses"]),
+        "PolicyChange": object(json!({
+            "provider": { "type": "string", "description": "The provider's operator id" },
+            "provider_name": { "type": "string" },
+            "criterion": { "enum": ["all", "injury_neglect_sexual", "safety_unconfirmed_48h", "return_home", "missing"] },
+            "audience": { "enum": ["covering_station", "prefecture_stations", "hq"] },
+            "dv": { "type": "boolean" },
+            "consent": { "type": "string", "description": "`active` for a city provider, `not_required` for the prefecture's own cases" },
+            "fields": { "type": "array", "items": { "type": "string" } },
+            "clause": { "type": "string", "description": "The clause responsible, e.g. views.hq" },
+        }), &["provider", "provider_name", "criterion", "audience", "dv", "consent", "fields", "clause"]),
+        "SimulateRequest": object(json!({
+            "station_id": schema_ref("Identifier"),
+            "terminal_no": { "type": "integer", "minimum": 1 },
+            "center_id": schema_ref("Identifier"),
+            "case_id": schema_ref("Identifier"),
+            "document": { "type": ["string", "null"], "description": "A draft version (TOML) to simulate as in force" },
+        }), &["station_id", "terminal_no", "center_id", "case_id"]),
+        "Simulated": object(json!({
+            "visible": { "type": "boolean" },
+            "clause": { "type": ["string", "null"] },
+            "fields": { "type": "array", "items": { "type": "string" } },
+            "summary_fields": { "type": "array", "items": { "type": "string" } },
+        }), &["visible", "clause", "fields", "summary_fields"]),
+        "AuditReceipt": object(json!({
+            "index": counter(),
+            "entry": { "type": "string", "description": "The audit entry's line" },
+            "checkpoint": { "type": "string", "description": "The signed checkpoint that covers it" },
+            "inclusion_proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } },
+        }), &["index", "entry", "checkpoint", "inclusion_proof"]),
+        "CaseItem": object(json!({
+            "ref": { "type": "string", "description": "<center_id>:<case_id>" },
+            "center_id": { "type": "string" },
+            "case_id": { "type": "string" },
+            "version": { "type": "integer" },
+            "updated_at": { "type": "string", "format": "date-time" },
+            "summary": { "type": "object", "description": "The fields of the case record the agreement's summary for this audience allows, nothing else" },
+            "allowed": { "type": "array", "items": { "type": "string" }, "description": "The field paths the summary allows (so that 'not shared' differs from 'not set')" },
+            "receipt": schema_ref("Receipt"),
+        }), &["ref", "center_id", "case_id", "version", "updated_at", "summary", "allowed", "receipt"]),
+        "Disclosure": object(json!({
+            "audit_index": counter(),
+            "time": {}, "terminal": {}, "station": {}, "officer": {}, "case_version": {},
+            "fields": {}, "channel": {}, "agreement": {}, "set": {}, "clause": {},
+            "kind": { "enum": ["opened", "listed"] },
+            "line": { "type": "string", "description": "The signed entry itself" },
+            "receipt": { "anyOf": [schema_ref("AuditReceipt"), { "type": "null" }] },
+        }), &["audit_index", "time", "terminal", "station", "officer", "case_version", "fields", "channel", "kind", "set", "clause", "agreement", "line", "receipt"]),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `GET /v1/terminal/stream` (SPEC §7): Server-Sent Events.
 //!
 //! - `event: reset` — discard everything shown; the full current view follows.
-//! - `event: case` — a case in the terminal's view (the same JSON as the list, plus `allowed`).
+//! - `event: case` — a case in the terminal's view: its summary, the same JSON as a list item.
 //! - `event: withdraw` — `{"ref": …}`: the case left the view; only for cases this terminal's
 //!   unit was shown.
 //! - `event: alert` — a missing-child alert: `{"kind":"missing","state":"raised",…the case…}` when
@@ -153,16 +153,16 @@ fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> By
         out.push_str(&format!("id: {cursor}\n"));
     }
     out.push_str("data: ");
-    c.write_with_receipt(&mut out, &receipt.to_json());
+    c.write_summary(&mut out, &receipt.to_json());
     out.push_str("\n\n");
     Bytes::from(out)
 }
 
-/// `event: alert`, raised: the unit's view of the case (as a `case` event carries it) with
+/// `event: alert`, raised: the unit's summary of the case (as a `case` event carries it) with
 /// `kind` and `state` first.
 fn alert_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> Bytes {
-    let mut view = String::with_capacity(c.head.len() + 200);
-    c.write_with_receipt(&mut view, &receipt.to_json());
+    let mut view = String::with_capacity(c.summary_head.len() + 200);
+    c.write_summary(&mut view, &receipt.to_json());
     let id = cursor.map(|c| format!("id: {c}\n")).unwrap_or_default();
     let view = view.strip_prefix('{').unwrap_or(&view);
     Bytes::from(format!(

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Ctx> {
         .route("/v1/terminal/reference", get(reference))
         .route("/v1/terminal/cases", get(list_cases))
         .route("/v1/terminal/cases/{case_ref}", get(get_case))
+        .route("/v1/terminal/cases/{case_ref}/print", post(print_case))
         .route("/v1/terminal/cases/{case_ref}/responses", post(post_response))
 }
 
@@ -41,17 +42,43 @@ async fn list_cases(State(ctx): State<Ctx>, caller: TerminalCaller) -> Result<Re
     Ok(json(ctx.disclosures.list(&caller.recipient()).await?))
 }
 
+/// `GET /v1/terminal/cases/{ref}`: an officer opens a case (its full view, channel `detail`).
 async fn get_case(
     State(ctx): State<Ctx>,
     caller: TerminalCaller,
     UrlParams(case_ref): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Response, ApiError> {
-    match ctx.disclosures.detail(&caller.recipient(), &case_ref).await {
+    let answer = ctx.disclosures.detail(&caller.recipient(), &case_ref).await;
+    opened(&ctx, &caller, "GET", &route, answer)
+}
+
+/// `POST /v1/terminal/cases/{ref}/print`: the detail's body for the print layout, recorded as
+/// its own disclosure (channel `print`) before it is answered.
+async fn print_case(
+    State(ctx): State<Ctx>,
+    caller: TerminalCaller,
+    UrlParams(case_ref): UrlParams<String>,
+    route: MatchedPath,
+) -> Result<Response, ApiError> {
+    let answer = ctx.disclosures.print(&caller.recipient(), &case_ref).await;
+    opened(&ctx, &caller, "POST", &route, answer)
+}
+
+/// An opened case's answer; a case not in the view is a recorded 404, like one that does not
+/// exist.
+fn opened(
+    ctx: &Ctx,
+    caller: &TerminalCaller,
+    method: &str,
+    route: &MatchedPath,
+    answer: Result<String, DisclosureError>,
+) -> Result<Response, ApiError> {
+    match answer {
         Ok(body) => Ok(json(body)),
         Err(DisclosureError::NotFound) => Err(refuse(
-            &ctx,
-            format!("GET {}", route.as_str()),
+            ctx,
+            format!("{method} {}", route.as_str()),
             &caller.peer.principal,
             Some(caller.officer.clone()),
             ApiError::NotFound,

@@ -1,6 +1,9 @@
-//! The web terminal at `/terminal/` (SPEC §7): plain HTML, CSS and JavaScript compiled into the
-//! binary, no CDN, no build step. A strict Content-Security-Policy allows only these files.
-//! Also the demo's `POST /v1/dev/token`, which exists only when `demo` set the issuer key.
+//! The screens: the web terminal at `/terminal/`, the administrator's console at `/admin/` and
+//! the CGC's page at `/center/` (the last two share `/console/`, all three `/shared/`). Plain
+//! HTML, CSS and JavaScript compiled into the binary, no CDN, no build step. A strict
+//! Content-Security-Policy allows only these files. Each page calls the API with the browser's
+//! client certificate; who may do what is the API's business, not the page's. Also the demo's
+//! `POST /v1/dev/token`, which exists only when `demo` set the issuer key.
 
 use axum::Json;
 use axum::Router;
@@ -8,19 +11,28 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use super::context::Ctx;
 use super::error::ApiError;
 use super::extract::refuse;
-use crate::auth::{AudClaim, Claims, Confirmation, issue_token};
-use crate::identity::{Principal, SharedPeer};
+use crate::dev::token::{self, DevTokenError};
+use crate::identity::SharedPeer;
 
 const INDEX_HTML: &str = include_str!("../web/terminal/index.html");
 const APP_JS: &str = include_str!("../web/terminal/app.js");
 const APP_CSS: &str = include_str!("../web/terminal/app.css");
+const DOM_JS: &str = include_str!("../web/shared/dom.js");
+const CONSOLE_JS: &str = include_str!("../web/console/common.js");
+const CONSOLE_CSS: &str = include_str!("../web/console/console.css");
+const ADMIN_HTML: &str = include_str!("../web/admin/index.html");
+const ADMIN_JS: &str = include_str!("../web/admin/app.js");
+const CENTER_HTML: &str = include_str!("../web/center/index.html");
+const CENTER_JS: &str = include_str!("../web/center/app.js");
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -29,19 +41,19 @@ pub fn routes() -> Router<Ctx> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/terminal/") }))
         .route("/terminal", get(|| async { Redirect::to("/terminal/") }))
-        .route(
-            "/terminal/",
-            get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/terminal/app.js",
-            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/terminal/app.css",
-            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
-        )
+        .route("/terminal/", get(|| async { asset(INDEX_HTML, HTML) }))
+        .route("/terminal/app.js", get(|| async { asset(APP_JS, JS) }))
+        .route("/terminal/app.css", get(|| async { asset(APP_CSS, CSS) }))
         .route("/terminal/config.json", get(config))
+        .route("/admin", get(|| async { Redirect::to("/admin/") }))
+        .route("/admin/", get(|| async { asset(ADMIN_HTML, HTML) }))
+        .route("/admin/app.js", get(|| async { asset(ADMIN_JS, JS) }))
+        .route("/center", get(|| async { Redirect::to("/center/") }))
+        .route("/center/", get(|| async { asset(CENTER_HTML, HTML) }))
+        .route("/center/app.js", get(|| async { asset(CENTER_JS, JS) }))
+        .route("/shared/dom.js", get(|| async { asset(DOM_JS, JS) }))
+        .route("/console/common.js", get(|| async { asset(CONSOLE_JS, JS) }))
+        .route("/console/console.css", get(|| async { asset(CONSOLE_CSS, CSS) }))
 }
 
 /// `POST /v1/dev/token`: routed only when the demo configured a token issuer.
@@ -76,8 +88,9 @@ struct DevTokenRequest {
     subject: String,
 }
 
-/// `POST /v1/dev/token` (demo only): a development officer token bound to the calling
-/// terminal's own certificate, as the police identity provider would issue.
+/// `POST /v1/dev/token` (demo only): a development token bound to the calling certificate, as
+/// the police identity provider would issue: an officer's for a terminal, an administrator's
+/// for an administrator.
 async fn dev_token(
     State(ctx): State<Ctx>,
     peer: Option<axum::Extension<SharedPeer>>,
@@ -91,38 +104,24 @@ async fn dev_token(
             "no client certificate on this connection".into(),
         ));
     };
-    if !matches!(peer.principal, Principal::Terminal { .. }) {
-        return Err(refuse(
+    let subject = body.map(|Json(r)| r.subject).unwrap_or_default();
+    match token::issue(
+        key,
+        ctx.tokens.settings(),
+        &peer.principal,
+        &peer.cert_sha256,
+        &subject,
+        ctx.clock.now(),
+    ) {
+        Ok((token, expires_at)) => Ok(Json(serde_json::json!({ "token": token, "expires_at": expires_at }))),
+        Err(e @ DevTokenError::WrongKind) => Err(refuse(
             &ctx,
             "POST /v1/dev/token".into(),
             &peer.principal,
             None,
-            ApiError::Forbidden("development tokens are for terminals".into()),
-        ));
+            ApiError::Forbidden(e.to_string()),
+        )),
+        Err(e @ DevTokenError::Subject) => Err(ApiError::invalid("/subject", &e.to_string())),
+        Err(DevTokenError::Issuer(e)) => Err(ApiError::Internal(e)),
     }
-    let Ok(Json(request)) = body else {
-        return Err(ApiError::invalid("/subject", "give the officer's id"));
-    };
-    let subject = request.subject.trim();
-    if subject.is_empty()
-        || subject.len() > 64
-        || !subject.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::invalid("/subject", "1-64 characters: letters, digits, - _ ."));
-    }
-    let now = ctx.clock.now();
-    let settings = ctx.tokens.settings();
-    let claims = Claims {
-        iss: settings.issuer.clone(),
-        sub: subject.to_owned(),
-        aud: AudClaim::One(settings.officer_audience.clone()),
-        exp: (now + crate::auth::DEV_TOKEN_TTL).unix_timestamp(),
-        nbf: now.unix_timestamp(),
-        iat: Some(now.unix_timestamp()),
-        cnf: Confirmation {
-            x5t_s256: URL_SAFE_NO_PAD.encode(peer.cert_sha256),
-        },
-    };
-    let token = issue_token(key, &claims).map_err(ApiError::Internal)?;
-    Ok(Json(serde_json::json!({ "token": token, "expires_at": claims.exp })))
 }

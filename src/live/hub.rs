@@ -74,16 +74,22 @@ impl Default for HubSettings {
     }
 }
 
-/// One case as one unit sees it: evaluated and projected once, shared by all its streams.
+/// One case as one unit sees it: evaluated and projected once — its summary for lists, search
+/// and the stream, its full view for an officer who opens it — shared by all its streams.
 #[derive(Debug)]
 pub struct UnitCase {
     pub reference: String,
     pub case: Arc<CurrentCase>,
     pub decision: Decision,
-    /// allowed ∩ present: what the audit entry records.
+    /// Of the full view, allowed ∩ present: what a detail (or print) entry records.
     pub disclosed: FieldSet,
-    /// The event's JSON object without its closing brace; each stream appends its own receipt.
+    /// The detail's JSON object (`case`) without its closing brace; each answer appends its
+    /// receipt.
     pub head: String,
+    /// Of the summary, allowed ∩ present: what a list, search or stream entry records.
+    pub summary_disclosed: FieldSet,
+    /// The list item's and stream event's JSON object (`summary`), likewise unclosed.
+    pub summary_head: String,
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +209,7 @@ fn key_of(case: &CurrentCase) -> CaseKey {
     )
 }
 
-/// The shared part of a stream `case` event.
+/// The shared part of a list item, stream `case` event (`summary`) or detail (`case`).
 #[derive(Serialize)]
 struct Head<'a> {
     #[serde(rename = "ref")]
@@ -213,50 +219,78 @@ struct Head<'a> {
     version: u64,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
-    case: serde_json::Map<String, serde_json::Value>,
-    /// The fields the view allows, so a terminal can tell "not shared" from "not set" (the
-    /// 48-hour badge needs to know whether a missing safety confirmation is just hidden).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    case: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The fields this answer's set allows, so a terminal can tell "not shared" from "not set"
+    /// (the 48-hour badge needs to know whether a missing safety confirmation is just hidden).
     allowed: Vec<&'static str>,
     /// The case's reference under the center it was transferred from.
     #[serde(skip_serializing_if = "Option::is_none")]
     transferred_from: Option<&'a str>,
 }
 
+/// Serialized without its closing brace, for the receipt to follow.
+fn open_json(head: &Head<'_>) -> String {
+    let mut out = serde_json::to_string(head).unwrap_or_else(|_| "{".to_owned());
+    out.pop();
+    out
+}
+
 impl UnitCase {
     fn build(case: Arc<CurrentCase>, decision: Decision, transferred_from: Option<&str>) -> Self {
-        let (view, disclosed) = project(&case.record, decision.fields);
         let reference = case.record.reference();
         let r = &case.record;
-        let head = Head {
-            reference: &reference,
-            center_id: r.center_id.as_str(),
-            case_id: r.case_id.as_str(),
-            version: r.version,
-            updated_at: r.updated_at,
-            case: view,
-            allowed: decision.fields.iter().map(FieldPath::as_str).collect(),
-            transferred_from,
+        let build = |fields: FieldSet, full: bool| {
+            let (projected, disclosed) = project(r, fields);
+            let (case, summary) = if full {
+                (Some(projected), None)
+            } else {
+                (None, Some(projected))
+            };
+            let head = Head {
+                reference: &reference,
+                center_id: r.center_id.as_str(),
+                case_id: r.case_id.as_str(),
+                version: r.version,
+                updated_at: r.updated_at,
+                case,
+                summary,
+                allowed: fields.iter().map(FieldPath::as_str).collect(),
+                transferred_from,
+            };
+            (open_json(&head), disclosed)
         };
-        let mut head = serde_json::to_string(&head).unwrap_or_else(|_| "{".to_owned());
-        head.pop();
+        let (head, disclosed) = build(decision.fields, true);
+        let (summary_head, summary_disclosed) = build(decision.summary, false);
         Self {
             reference,
             case,
             decision,
             disclosed,
             head,
+            summary_disclosed,
+            summary_head,
         }
+    }
+
+    /// Appends this case as a list item or stream event carries it: its summary and receipt.
+    pub fn write_summary(&self, out: &mut String, receipt_json: &str) {
+        close(out, &self.summary_head, receipt_json);
+    }
+
+    /// Appends this case as an opened (or printed) case: its full view and receipt.
+    pub fn write_with_receipt(&self, out: &mut String, receipt_json: &str) {
+        close(out, &self.head, receipt_json);
     }
 }
 
-impl UnitCase {
-    /// Appends this case as list, detail and stream send it: the view and its receipt.
-    pub fn write_with_receipt(&self, out: &mut String, receipt_json: &str) {
-        out.push_str(&self.head);
-        out.push_str(",\"receipt\":");
-        out.push_str(receipt_json);
-        out.push('}');
-    }
+fn close(out: &mut String, head: &str, receipt_json: &str) {
+    out.push_str(head);
+    out.push_str(",\"receipt\":");
+    out.push_str(receipt_json);
+    out.push('}');
 }
 
 impl Hub {
@@ -770,9 +804,10 @@ fn emit(unit: &mut UnitState, key: &CaseKey, event: Option<UnitEvent>, seq: &mut
 const MAX_MOVES: usize = 8;
 
 /// Whether `case` raises a missing-child alert for its unit: the child is missing and the unit's
-/// view shows that flag (an alert to a unit that may not see it would disclose it).
+/// summary shows that flag (the alert carries the summary, as a `case` event does; an alert to a
+/// unit that may not see the flag would disclose it).
 fn raises_alert(case: &UnitCase) -> bool {
-    case.case.record.flags.missing && case.decision.fields.contains(FieldPath::FlagsMissing)
+    case.case.record.flags.missing && case.decision.summary.contains(FieldPath::FlagsMissing)
 }
 
 /// The alert event `unit` gets now for `key`, if its alert state changed: raised when the case
@@ -1092,6 +1127,10 @@ mod tests {
         assert!(raises_alert(&UnitCase::build(current.clone(), decision.clone(), None)));
         let mut narrow = decision;
         narrow.fields.remove(FieldPath::FlagsMissing);
+        narrow.summary.remove(FieldPath::FlagsMissing);
+        assert!(!raises_alert(&UnitCase::build(current.clone(), narrow.clone(), None)));
+        // In the view but not in the summary the alert would carry: no alert either.
+        narrow.fields.insert(FieldPath::FlagsMissing);
         assert!(!raises_alert(&UnitCase::build(current, narrow, None)));
     }
 

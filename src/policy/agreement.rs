@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use time::{Month, OffsetDateTime, UtcOffset};
 use toml::Spanned;
 
-use super::fields::{FieldPath, FieldSet};
+use super::fields::{DEFAULT_SUMMARY, FieldPath, FieldSet};
 use crate::registry::Registry;
 use crate::registry::codes::PrefectureCode;
 use crate::registry::error::PolicyError;
@@ -238,6 +238,8 @@ pub struct Agreement {
     effective_until: Option<OffsetDateTime>,
     providers: Vec<Provider>,
     views: [Option<FieldSet>; 3],
+    /// The summary sets the file names (`[summary]`); `None`: the default for that audience.
+    summaries: [Option<FieldSet>; 3],
     dv_address_audiences: BTreeSet<Audience>,
 }
 
@@ -291,6 +293,22 @@ impl Agreement {
         self.views.get(audience as usize).copied().flatten()
     }
 
+    /// What lists, search and the stream show an audience of a case (the full view goes only
+    /// to an officer who opens it): the `[summary]` set the agreement names, else
+    /// `DEFAULT_SUMMARY` cut to the audience's view. Always within the view (`implied`).
+    pub fn summary(&self, audience: Audience) -> FieldSet {
+        let view = self.view(audience).unwrap_or(FieldSet::EMPTY).implied();
+        match self.summaries.get(audience as usize).copied().flatten() {
+            Some(named) => named.intersection(view),
+            None => DEFAULT_SUMMARY.iter().copied().filter(|f| view.contains(*f)).collect(),
+        }
+    }
+
+    /// Whether the agreement names the audience's summary itself (else the default applies).
+    pub fn names_summary(&self, audience: Audience) -> bool {
+        self.summaries.get(audience as usize).is_some_and(Option::is_some)
+    }
+
     /// Whether a DV-flagged case's address may go to this audience.
     pub fn dv_address_allowed(&self, audience: Audience) -> bool {
         self.dv_address_audiences.contains(&audience)
@@ -322,8 +340,16 @@ impl Agreement {
             effective_until,
             providers,
             views,
+            summaries: [None; 3],
             dv_address_audiences,
         }
+    }
+
+    /// The same agreement with explicit summary sets (property tests).
+    #[cfg(test)]
+    pub(crate) fn with_summaries(mut self, summaries: [Option<FieldSet>; 3]) -> Self {
+        self.summaries = summaries;
+        self
     }
 
     /// `effective_from <= now < effective_until`.
@@ -349,6 +375,8 @@ struct RawAgreement {
     #[serde(default)]
     providers: Vec<RawProvider>,
     views: RawViews,
+    #[serde(default)]
+    summary: Option<RawViews>,
     #[serde(default)]
     dv: RawDv,
 }
@@ -521,6 +549,15 @@ impl Checker<'_> {
             self.view(raw.views.hq.as_ref(), Audience::Hq)?,
         ];
 
+        let summaries = match &raw.summary {
+            None => [None; 3],
+            Some(s) => [
+                self.summary(s.covering_station.as_ref(), Audience::CoveringStation, &views)?,
+                self.summary(s.prefecture_stations.as_ref(), Audience::PrefectureStations, &views)?,
+                self.summary(s.hq.as_ref(), Audience::Hq, &views)?,
+            ],
+        };
+
         let mut dv_address_audiences = BTreeSet::new();
         for a in &raw.dv.address_audiences {
             let audience = Audience::parse(a.get_ref())
@@ -541,6 +578,7 @@ impl Checker<'_> {
             effective_until,
             providers,
             views,
+            summaries,
             dv_address_audiences,
         })
     }
@@ -663,6 +701,36 @@ impl Checker<'_> {
         Ok(values)
     }
 
+    /// A `[summary]` entry: a set of field paths, each within the audience's own view.
+    fn summary(
+        &self,
+        list: Option<&Spanned<Vec<Spanned<String>>>>,
+        audience: Audience,
+        views: &[Option<FieldSet>; 3],
+    ) -> Result<Option<FieldSet>, PolicyError> {
+        let Some(list) = list else {
+            return Ok(None);
+        };
+        let Some(view) = views.get(audience as usize).copied().flatten() else {
+            return Err(self.err(
+                list,
+                format!(
+                    "summary.{audience} is given but views.{audience} is not; a summary narrows its audience's view"
+                ),
+            ));
+        };
+        let within = |item: &Spanned<String>, path: FieldPath| {
+            if view.implied().contains(path) {
+                return Ok(());
+            }
+            Err(self.err(
+                item,
+                format!("summary.{audience} lists `{path}`, which views.{audience} does not grant; a summary may only narrow the view"),
+            ))
+        };
+        self.field_list(list, &format!("summary.{audience}"), within).map(Some)
+    }
+
     fn view(
         &self,
         list: Option<&Spanned<Vec<Spanned<String>>>>,
@@ -677,36 +745,44 @@ impl Checker<'_> {
                 format!("views.{audience} is empty; omit it to give that audience no view"),
             ));
         }
+        self.field_list(list, &format!("views.{audience}"), |_, _| Ok(()))
+            .map(Some)
+    }
+
+    /// A list of field paths, each known and listed once, and each accepted by `check`.
+    fn field_list(
+        &self,
+        list: &Spanned<Vec<Spanned<String>>>,
+        table: &str,
+        check: impl Fn(&Spanned<String>, FieldPath) -> Result<(), PolicyError>,
+    ) -> Result<FieldSet, PolicyError> {
         let mut set = FieldSet::EMPTY;
         for item in list.get_ref() {
-            let path = FieldPath::parse(item.get_ref()).ok_or_else(|| {
-                self.err(
-                    item,
-                    format!("unknown field path `{}` in views.{audience}", item.get_ref()),
-                )
-            })?;
+            let path = FieldPath::parse(item.get_ref())
+                .ok_or_else(|| self.err(item, format!("unknown field path `{}` in {table}", item.get_ref())))?;
             if set.contains(path) {
-                return Err(self.err(item, format!("field `{path}` is listed twice in views.{audience}")));
+                return Err(self.err(item, format!("field `{path}` is listed twice in {table}")));
             }
+            check(item, path)?;
             set.insert(path);
         }
-        Ok(Some(set))
+        Ok(set)
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use time::macros::datetime;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
 
-    fn registry() -> Registry {
+    pub(crate) fn registry() -> Registry {
         Registry::load(&Path::new(DIR).join("registry.toml")).unwrap()
     }
 
-    fn demo_text() -> String {
+    pub(crate) fn demo_text() -> String {
         std::fs::read_to_string(Path::new(DIR).join("agreements/kanagawa-2026.toml")).unwrap()
     }
 
@@ -819,6 +895,51 @@ mod tests {
     fn version_must_be_positive() {
         let e = refused(&demo_text().replacen("version = 1", "version = 0", 1));
         assert!(e.message.contains("version"), "{e}");
+    }
+
+    #[test]
+    fn summary_defaults_to_the_row_and_never_exceeds_the_view() {
+        let a = Agreement::from_toml(&demo_text(), "a.toml", &registry()).unwrap();
+        for audience in Audience::ALL {
+            let view = a.view(audience).unwrap();
+            assert!(a.summary(audience).is_subset_of(view.implied()), "{audience}");
+        }
+        let names = |s: FieldSet| s.iter().map(FieldPath::as_str).collect::<Vec<_>>().join(",");
+        let covering = a.summary(Audience::CoveringStation);
+        assert!(covering.contains(FieldPath::ChildMunicipality) && !covering.contains(FieldPath::ChildAddress));
+        assert!(!covering.contains(FieldPath::GuardiansName), "{}", names(covering));
+        // The other stations' view grants no risk level, so their summary has none either.
+        assert!(!a.summary(Audience::PrefectureStations).contains(FieldPath::RiskLevel));
+    }
+
+    #[test]
+    fn a_named_summary_applies_and_must_narrow_the_view() {
+        let text = format!("{}\n[summary]\nhq = [\"child.name\", \"risk_level\"]\n", demo_text());
+        let a = Agreement::from_toml(&text, "a.toml", &registry()).unwrap();
+        assert_eq!(
+            a.summary(Audience::Hq),
+            FieldSet::EMPTY.with(FieldPath::ChildName).with(FieldPath::RiskLevel)
+        );
+        assert!(a.names_summary(Audience::Hq) && !a.names_summary(Audience::CoveringStation));
+        let text = format!(
+            "{}\n[summary]\nprefecture_stations = [\"child.name\", \"risk_level\"]\n",
+            demo_text()
+        );
+        let e = refused(&text);
+        assert!(
+            e.message.contains(
+                "summary.prefecture_stations lists `risk_level`, which views.prefecture_stations does not grant"
+            ),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(text.lines().count()), "{e}");
+        let e = refused(&format!("{}\n[summary]\nhq = [\"risk_score\"]\n", demo_text()));
+        assert!(
+            e.message.contains("unknown field path `risk_score` in summary.hq"),
+            "{e}"
+        );
+        let e = refused(&format!("{}\n[summary]\nlists = [\"child.name\"]\n", demo_text()));
+        assert!(e.message.contains("lists"), "{e}");
     }
 
     #[test]

@@ -166,6 +166,9 @@ pub struct Decision {
     /// `{id}@v{version}/providers/{operator}/{all|criteria}/views/{audience}`; safe to show.
     pub clause: String,
     pub fields: FieldSet,
+    /// What lists, search and the stream show (`Agreement::summary`), within `fields.implied()`;
+    /// `fields` is disclosed only when an officer opens the case (detail, print).
+    pub summary: FieldSet,
 }
 
 impl Criterion {
@@ -431,8 +434,14 @@ fn decide(
         .and_then(|a| a.provider(&operator.id).map(|p| (a, p)))
         .ok_or_else(not_opted_in)?;
     let within = decide_terms(consented, consented_provider, operator, unit, case, now)?;
+    let fields = decision.fields.intersection(within.fields);
     Ok(Decision {
-        fields: decision.fields.intersection(within.fields),
+        fields,
+        // Within what both allow, and never beyond the fields both allow.
+        summary: decision
+            .summary
+            .intersection(within.summary)
+            .intersection(fields.implied()),
         clause: format!("{}&consented@v{confirmed}", decision.clause),
         ..decision
     })
@@ -495,8 +504,13 @@ fn decide_terms(
         },
         (_, None) => return Err(NoView::NoViewForAudience { clause: base, audience }),
     };
+    let mut summary = agreement.summary(audience);
     if case.flags.dv && !agreement.dv_address_allowed(audience) {
-        fields.remove(FieldPath::ChildAddress);
+        // The municipality is part of the address: a DV case's is withheld with it.
+        for f in [FieldPath::ChildAddress, FieldPath::ChildMunicipality] {
+            fields.remove(f);
+            summary.remove(f);
+        }
     }
     Ok(Decision {
         agreement_id: agreement.id().to_owned(),
@@ -506,6 +520,7 @@ fn decide_terms(
         criterion,
         clause: format!("{base}/views/{audience}"),
         fields,
+        summary,
     })
 }
 

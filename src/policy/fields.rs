@@ -31,6 +31,7 @@ field_paths! {
     ChildSex => "child.sex",
     ChildBirthDate => "child.birth_date",
     ChildAddress => "child.address",
+    ChildMunicipality => "child.address.municipality_code",
     GuardiansName => "guardians.name",
     GuardiansNameKana => "guardians.name_kana",
     GuardiansRelationship => "guardians.relationship",
@@ -102,10 +103,42 @@ impl FieldSet {
     pub fn is_subset_of(self, other: FieldSet) -> bool {
         self.0 & !other.0 == 0
     }
+    /// The set with what its members imply: the whole address carries its municipality code.
+    pub fn implied(self) -> FieldSet {
+        if self.contains(FieldPath::ChildAddress) {
+            self.with(FieldPath::ChildMunicipality)
+        } else {
+            self
+        }
+    }
+    /// The members of `self` not in `other`.
+    pub fn minus(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 & !other.0)
+    }
+    pub fn union(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 | other.0)
+    }
     pub fn iter(self) -> impl Iterator<Item = FieldPath> {
         FieldPath::ALL.iter().copied().filter(move |f| self.contains(*f))
     }
 }
+
+/// What a list row, a search hit or a stream item shows when an agreement names no summary for
+/// the audience (always cut to the audience's view): enough to triage — who (name, age), how
+/// urgent (risk, status, abuse types, DV, missing, the 48-hour clock) and where (municipality,
+/// never the street) — and nothing an officer needs only once the case is opened.
+pub const DEFAULT_SUMMARY: &[FieldPath] = &[
+    FieldPath::ChildName,
+    FieldPath::ChildBirthDate,
+    FieldPath::ChildMunicipality,
+    FieldPath::Abuse,
+    FieldPath::RiskLevel,
+    FieldPath::Status,
+    FieldPath::IntakeAt,
+    FieldPath::SafetyConfirmedAt,
+    FieldPath::FlagsMissing,
+    FieldPath::FlagsDv,
+];
 
 impl FromIterator<FieldPath> for FieldSet {
     fn from_iter<I: IntoIterator<Item = FieldPath>>(iter: I) -> Self {

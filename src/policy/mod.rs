@@ -4,6 +4,7 @@
 
 pub mod agreement;
 pub mod consent;
+pub mod diff;
 pub mod evaluate;
 pub mod fields;
 pub mod project;
@@ -14,6 +15,7 @@ pub mod widening;
 pub use crate::registry::error::PolicyError;
 pub use agreement::{Agreement, Audience, Criterion, Predicate, PredicateField, Provider, Scope, Test};
 pub use consent::{ConsentAction, ConsentBook, ConsentState, ProviderConsent};
+pub use diff::{PolicyDiff, diff};
 pub use evaluate::{
     Decision, NoView, Overlap, PolicyWorld, SAFETY_CONFIRMATION_WINDOW, agreement_bound_between, case_deadline,
     evaluate, explain, find_overlap, next_change,

@@ -30,7 +30,23 @@ pub fn project(case: &CaseRecord, fields: FieldSet) -> (Map<String, Value>, Fiel
     p.put(&mut child, "birth_date", FieldPath::ChildBirthDate, || {
         date(c.birth_date)
     });
-    p.put(&mut child, "address", FieldPath::ChildAddress, || json(&c.address));
+    if p.allowed.contains(FieldPath::ChildAddress) {
+        p.put(&mut child, "address", FieldPath::ChildAddress, || json(&c.address));
+        // The whole address carries its municipality: recorded as disclosed when granted too.
+        if p.allowed.contains(FieldPath::ChildMunicipality) {
+            p.disclosed.insert(FieldPath::ChildMunicipality);
+        }
+    } else {
+        // Only the municipality (what a list row needs to say 横浜市中区), never the street.
+        p.put(&mut child, "address", FieldPath::ChildMunicipality, || {
+            let mut m = Map::new();
+            m.insert(
+                "municipality_code".to_owned(),
+                Value::String(c.address.municipality_code.as_str().to_owned()),
+            );
+            Some(Value::Object(m))
+        });
+    }
     nest(&mut out, "child", child);
 
     if let Some(guardians) = &case.guardians {
@@ -267,6 +283,23 @@ mod tests {
             assert!(!json.contains_key("upbringing") && !json.contains_key("welfare_services"));
             assert!(!disclosed.contains(F::Assessment), "{unit}");
         }
+    }
+
+    #[test]
+    fn the_municipality_alone_projects_without_the_street() {
+        let c = case("kanagawa-central", "142123");
+        let (json, disclosed) = project(&c, FieldSet::EMPTY.with(F::ChildMunicipality));
+        assert_eq!(
+            Value::Object(json),
+            json!({"child": {"address": {"municipality_code": "142123"}}})
+        );
+        assert_eq!(disclosed, FieldSet::EMPTY.with(F::ChildMunicipality));
+        let (json, disclosed) = project(&c, FieldSet::EMPTY.with(F::ChildMunicipality).with(F::ChildAddress));
+        assert_eq!(json["child"]["address"]["text"], json!("山下町1-1"));
+        assert_eq!(
+            disclosed,
+            FieldSet::EMPTY.with(F::ChildMunicipality).with(F::ChildAddress)
+        );
     }
 
     #[test]

@@ -2,6 +2,19 @@
 //! with its own migrations, chosen from the URL scheme. Every implementation gives the same
 //! answers: `tests/api/store_contract.rs` runs one suite against both.
 
+/// The current version of cases, with the latest change of each; `$rest` filters and orders
+/// (in the backend's placeholders). Read with `stored_case`.
+macro_rules! select_current {
+    ($rest:literal) => {
+        concat!(
+            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
+             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
+             FROM cases c JOIN case_versions v ON v.seq = c.seq",
+            $rest
+        )
+    };
+}
+
 pub mod postgres;
 pub mod sqlite;
 
@@ -304,6 +317,25 @@ pub struct ConsentStepRow {
     pub at: OffsetDateTime,
 }
 
+/// A row of `select_current!`, on either backend.
+fn stored_case<'r, R>(r: &'r R) -> Result<StoredCase, StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let version: i64 = r.try_get("version")?;
+    Ok(StoredCase {
+        center_id: r.try_get("center_id")?,
+        case_id: r.try_get("case_id")?,
+        version: u64::try_from(version).map_err(|_| StoreError::Corrupt("negative integer"))?,
+        body: r.try_get("body")?,
+        seq: r.try_get("seq")?,
+        change: r.try_get("change")?,
+    })
+}
+
 /// One event of a center's stream (`centers`): `kind` is `response` or `opened`, `body` its
 /// JSON; `seq` orders every center's events in commit order and is the stream's cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,6 +475,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current version of one case.
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError>;
+    /// The current version of one center's cases, the most recently stored first: those whose
+    /// `seq` is below `before` (all when `None`), at most `limit`.
+    async fn center_cases(
+        &self,
+        center_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCase>, StoreError>;
     /// The change log after `after`, in commit order, at most `limit` rows. Every write that
     /// changes what terminals may see (a stored case version, an agreement version, a consent
     /// step, a revocation) adds its row in its own transaction, so a reader never sees a change

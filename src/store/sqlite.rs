@@ -241,25 +241,10 @@ impl Store for SqliteStore {
     }
 
     async fn current_cases(&self) -> Result<Vec<StoredCase>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
-             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
-             FROM cases c JOIN case_versions v ON v.seq = c.seq WHERE c.moved_to IS NULL ORDER BY c.seq",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredCase {
-                    center_id: r.try_get("center_id")?,
-                    case_id: r.try_get("case_id")?,
-                    version: to_u64(r.try_get("version")?)?,
-                    body: r.try_get("body")?,
-                    seq: r.try_get("seq")?,
-                    change: r.try_get("change")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(select_current!(" WHERE c.moved_to IS NULL ORDER BY c.seq"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(super::stored_case).collect()
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
@@ -569,27 +554,31 @@ impl Store for SqliteStore {
     }
 
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.center_id, c.case_id, c.version, v.body, c.seq, \
-             (SELECT coalesce(max(h.seq), 0) FROM changes h WHERE h.center_id = c.center_id AND h.case_id = c.case_id) AS change \
-             FROM cases c JOIN case_versions v ON v.seq = c.seq \
-             WHERE c.center_id = ? AND c.case_id = ? AND c.moved_to IS NULL",
-        )
+        let row = sqlx::query(select_current!(
+            " WHERE c.center_id = ? AND c.case_id = ? AND c.moved_to IS NULL"
+        ))
         .bind(center_id)
         .bind(case_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|r| {
-            Ok(StoredCase {
-                center_id: r.try_get("center_id")?,
-                case_id: r.try_get("case_id")?,
-                version: to_u64(r.try_get("version")?)?,
-                body: r.try_get("body")?,
-                seq: r.try_get("seq")?,
-                change: r.try_get("change")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(super::stored_case).transpose()
+    }
+
+    async fn center_cases(
+        &self,
+        center_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCase>, StoreError> {
+        let rows = sqlx::query(select_current!(
+            " WHERE c.center_id = ? AND c.seq < ? AND c.moved_to IS NULL ORDER BY c.seq DESC LIMIT ?"
+        ))
+        .bind(center_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(super::stored_case).collect()
     }
 
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {

@@ -58,6 +58,12 @@ pub(crate) fn state_of(doc: &Value, operator: &str) -> String {
         .to_owned()
 }
 
+/// The first case of HQ's list, opened (lists carry only the summary).
+async fn opened(app: &TestApp, list: &Value) -> Value {
+    let reference = list["cases"][0]["ref"].as_str().unwrap();
+    app.detail("terminal-hq-1", reference).await.json().unwrap()
+}
+
 #[tokio::test]
 async fn prefecture_and_provider_cities_read_the_agreement_with_its_history() {
     let app = spawn_app().await;
@@ -211,7 +217,7 @@ async fn only_the_prefecture_submits_versions_and_they_take_effect_at_their_date
         hq["cases"][0]["receipt"]["clause"],
         "kanagawa-2026@v1/providers/14/all/views/hq"
     );
-    assert!(hq["cases"][0]["case"].get("care_setting").is_some());
+    assert!(opened(&app, &hq).await["case"].get("care_setting").is_some());
     // The clock passes the date: version 2 applies, with no other change.
     app.clock
         .set(time::OffsetDateTime::parse(from, &time::format_description::well_known::Rfc3339).unwrap());
@@ -220,7 +226,7 @@ async fn only_the_prefecture_submits_versions_and_they_take_effect_at_their_date
         hq["cases"][0]["receipt"]["clause"],
         "kanagawa-2026@v2/providers/14/all/views/hq"
     );
-    assert!(hq["cases"][0]["case"].get("care_setting").is_none());
+    assert!(opened(&app, &hq).await["case"].get("care_setting").is_none());
     let doc = admin(&app, PREF, Method::GET, AGREEMENT, None).await.json().unwrap();
     assert_eq!(doc["current_version"], 2);
     assert!(

@@ -47,13 +47,15 @@ async fn a_missing_child_alert_reaches_only_the_terminals_allowed_to_see_it() {
         assert_eq!(alert.data["kind"], "missing");
         assert_eq!(alert.data["state"], "raised");
         assert_eq!(alert.data["ref"], "kanagawa-central:MIS-1");
-        assert_eq!(alert.data["case"]["flags"]["missing"], true);
-        assert_eq!(alert.data["case"]["child"]["name"], "山田　花子");
-        // Only the audience's fields: the covering station and HQ see the address, other
-        // stations do not; nobody sees the assessment.
-        assert_eq!(alert.data["case"]["child"].get("address").is_some(), address);
+        assert_eq!(alert.data["summary"]["flags"]["missing"], true);
+        assert_eq!(alert.data["summary"]["child"]["name"], "山田　花子");
+        // Only the audience's summary: the covering station and HQ see the municipality (never
+        // the street, which only an opened case shows), other stations not even that; nobody
+        // sees the assessment.
+        assert_eq!(alert.data["summary"]["child"].get("address").is_some(), address);
         assert_eq!(alert.data["allowed"], case.data["allowed"]);
-        assert!(alert.data["case"].get("assessment").is_none());
+        assert!(alert.data["summary"].get("assessment").is_none());
+        assert!(!serde_json::to_string(&alert.data).unwrap().contains("ADDRCANARY"));
         assert!(alert.data["receipt"]["audit_index"].is_u64());
     }
     assert!(

@@ -67,7 +67,10 @@ async fn every_disclosed_case_is_exactly_one_signed_entry_without_case_contents(
             .iter()
             .map(|f| f.as_str().unwrap())
             .collect();
-        assert!(fields.contains(&"household") && !fields.contains(&"assessment"));
+        // A list discloses the summary: triage fields, not the household the full view has.
+        assert_eq!(entry["set"], "summary");
+        assert!(fields.contains(&"risk_level") && !fields.contains(&"household"));
+        assert!(!fields.contains(&"assessment"));
     }
     // Every entry is well formed at its index, and no entry carries case contents.
     let keys = log_keys();

@@ -421,6 +421,14 @@ impl Store for Counting {
     async fn current_case(&self, center_id: &str, case_id: &str) -> Result<Option<StoredCase>, StoreError> {
         self.inner.current_case(center_id, case_id).await
     }
+    async fn center_cases(
+        &self,
+        center_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCase>, StoreError> {
+        self.inner.center_cases(center_id, before, limit).await
+    }
     async fn add_cosignature(&self, tree_size: u64, line: &str) -> Result<(), StoreError> {
         self.inner.add_cosignature(tree_size, line).await
     }

@@ -16,7 +16,7 @@ use cgc_gateway::audit::export::export;
 use cgc_gateway::audit::merkle::{Tree, leaf_hash};
 use cgc_gateway::audit::note::{Checkpoint, NoteSigner, sign_note};
 use cgc_gateway::audit::verify::{Finding, Folder, KeyLine, parse_key_lines, verify_dir, verify_folder};
-use cgc_gateway::audit::{Actor, AuditLog, CaseRef, Channel, ClauseRef, Event, LogKey};
+use cgc_gateway::audit::{Actor, AuditLog, CaseRef, Channel, ClauseRef, Event, FieldSetKind, LogKey};
 use cgc_gateway::clock::ManualClock;
 use cgc_gateway::policy::fields::{FieldPath, FieldSet};
 use cgc_gateway::store::{AuditKeyRow, AuditRow, CheckpointRow, SharedStore};
@@ -79,6 +79,7 @@ pub fn event(n: u64, salt: &str) -> Event {
                 criterion: None,
             },
             channel: Channel::List,
+            set: FieldSetKind::Summary,
         },
     }
 }

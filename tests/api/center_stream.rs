@@ -67,6 +67,25 @@ async fn a_terminal_opening_a_case_reaches_its_center_stream_and_no_other() {
         (e.data["station_id"].as_str(), e.data["ref"].as_str()),
         (Some("hq"), Some("kanagawa-central:OPEN-1"))
     );
+    // A print is an opening too, with its own entry.
+    let token = app.token("terminal-atsugi-1", "officer-1");
+    let printed = app
+        .client("terminal-atsugi-1")
+        .send(
+            hyper::Method::POST,
+            "/v1/terminal/cases/kanagawa-central:OPEN-1/print",
+            Some(&token),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(printed.status, 200, "{}", printed.text());
+    let e = own.next().await.unwrap();
+    assert_eq!(
+        (e.event.as_str(), e.data["channel"].as_str()),
+        ("opened", Some("print"))
+    );
+    assert_eq!(e.data["audit_index"], printed.json().unwrap()["receipt"]["audit_index"]);
 }
 
 #[tokio::test]

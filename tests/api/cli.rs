@@ -211,6 +211,12 @@ fn simulate_shows_fields_with_values_and_the_clause() {
     );
     assert!(out.contains("criterion met: injury_neglect_sexual"), "{out}");
     assert!(
+        out.contains(
+            "summary (lists, search, stream): child.name, child.birth_date, child.address.municipality_code, abuse,"
+        ),
+        "{out}"
+    );
+    assert!(
         !out.contains("ASSESSCANARY") && !out.contains("HOUSEHOLDCANARY"),
         "{out}"
     );
@@ -288,4 +294,57 @@ async fn apply_submits_a_version_with_an_admin_certificate() {
         .json()
         .unwrap();
     assert_eq!(doc["latest_version"], 2);
+}
+
+#[test]
+fn diff_through_the_binary_ends_with_the_verdict_and_exits_by_it() {
+    let bin = env!("CARGO_BIN_EXE_cgc-gateway");
+    let dir = folder(&demo_agreement(), &[]);
+    let old = dir.path().join("agreements/kanagawa-2026.toml");
+    let write = |name: &str, text: String| {
+        let path = dir.path().join("agreements").join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let run = |new: &Path| {
+        Command::new(bin)
+            .args(["policy", "diff"])
+            .arg(&old)
+            .arg(new)
+            .output()
+            .unwrap()
+    };
+
+    let same = write("same.toml", demo_agreement().replacen("version = 1", "version = 2", 1));
+    let out = run(&same);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("No gains.") && stdout.contains("No losses."),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("Verdict: no new access.\n"), "{stdout}");
+
+    let v2 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/examples/kanagawa-2026-v2.toml");
+    let out = run(&v2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("provider 141500 相模原市 | criterion return_home | hq | non-DV cases | consent active |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("— by providers[operator=141500]"), "{stdout}");
+    assert!(stdout.contains("Verdict: NEW ACCESS"), "{stdout}");
+
+    let bad = write(
+        "bad.toml",
+        demo_agreement().replacen("\"risk_level\"", "\"risk_score\"", 1),
+    );
+    let out = run(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:") && stderr.contains("unknown field path `risk_score`"),
+        "{stderr}"
+    );
 }

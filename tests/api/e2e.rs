@@ -1,7 +1,8 @@
-//! The web terminal in a real browser: Debian's Chromium driven by playwright-core
-//! (`tests/e2e/terminal.mjs`) against the real gateway over mTLS with the terminal's client
-//! certificate. Needs `/usr/bin/chromium` and `tests/e2e/node_modules`: without them the test
-//! fails under `CI` and prints how to install them otherwise.
+//! The screens in a real browser: Debian's Chromium driven by playwright-core against the real
+//! gateway over mTLS with each screen's client certificate — the web terminal
+//! (`tests/e2e/terminal.mjs`), the administrator's console and the CGC's page
+//! (`tests/e2e/consoles.mjs`). Needs `/usr/bin/chromium` and `tests/e2e/node_modules`: without
+//! them the tests fail under `CI` and print how to install them otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -34,20 +35,66 @@ fn prerequisites() -> Result<(), String> {
     }
 }
 
-#[tokio::test]
-async fn the_web_terminal_works_in_chromium() {
-    if let Err(missing) = prerequisites() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "browser tests cannot run under CI: missing {missing}"
-        );
-        eprintln!("SKIPPED the_web_terminal_works_in_chromium: missing {missing}");
-        return;
+/// Whether the browser test `name` can run; fails under `CI` when it cannot.
+fn runnable(name: &str) -> bool {
+    match prerequisites() {
+        Ok(()) => true,
+        Err(missing) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "browser tests cannot run under CI: missing {missing}"
+            );
+            eprintln!("SKIPPED {name}: missing {missing}");
+            false
+        }
     }
-    let app = spawn_app_with(|c, _| {
+}
+
+/// The gateway as `demo` runs it: with the development token issuer (the pages' sign-in
+/// buttons).
+async fn spawn_demo_like() -> crate::helpers::TestApp {
+    spawn_app_with(|c, _| {
         c.dev_token_issuer_key = Some(pki().join("token-issuer/issuer-key.pem"));
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn the_consoles_work_in_chromium() {
+    if !runnable("the_consoles_work_in_chromium") {
+        return;
+    }
+    let app = spawn_demo_like().await;
+    // Yokohama's case in 加賀町's area (the terminal opens it), and another center's.
+    app.push(&full_case("yokohama-central", "E2E-C1", "141046")).await;
+    app.push(&full_case("kanagawa-central", "E2E-OTHER", "142123")).await;
+    let artifacts = e2e_dir().join("artifacts");
+    let status = tokio::process::Command::new("node")
+        .arg("consoles.mjs")
+        .current_dir(e2e_dir())
+        .env("E2E_GATEWAY", format!("https://localhost:{}", app.app.addr().port()))
+        .env("E2E_PKI", pki())
+        .env("E2E_ARTIFACTS", &artifacts)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(240), status)
+        .await
+        .expect("the browser test did not finish within 240 s")
+        .expect("node must be installed");
+    assert!(
+        status.success(),
+        "the browser test failed (see stderr and {})",
+        artifacts.display()
+    );
+}
+
+#[tokio::test]
+async fn the_web_terminal_works_in_chromium() {
+    if !runnable("the_web_terminal_works_in_chromium") {
+        return;
+    }
+    let app = spawn_demo_like().await;
     // The browser pushes and ages cases by its own clock (`Date.now()`): the gateway's clock
     // must be the same wall clock, as in a real deployment.
     #[allow(clippy::disallowed_methods)]

@@ -171,7 +171,7 @@ async fn a_stream_starts_with_the_current_view_then_pushes_each_update_within_mi
     assert!(latency < Duration::from_millis(500), "push to event took {latency:?}");
     assert!(e.id.is_some());
     // Kagacho is a prefecture station for Yokosuka: its view, not the covering station's.
-    assert!(e.data["case"]["child"].get("address").is_none());
+    assert!(e.data["summary"]["child"].get("address").is_none());
     assert!(!serde_json::to_string(&e.data).unwrap().contains("ADDRCANARY"));
     // The receipt points at a durable stream disclosure by this officer.
     let index = e.data["receipt"]["audit_index"].as_u64().unwrap() as usize;
@@ -197,10 +197,10 @@ async fn each_unit_gets_its_own_view_of_one_update() {
     app.push(&full_case("kanagawa-central", "AV-1", "142123")).await;
     let covering = atsugi.next().await.unwrap();
     let other = tsurumi.next().await.unwrap();
-    assert!(covering.data["case"]["child"]["address"].is_object());
-    assert!(covering.data["case"]["abuse"].is_object());
-    assert!(other.data["case"]["child"].get("address").is_none());
-    assert!(other.data["case"].get("abuse").is_none());
+    assert!(covering.data["summary"]["child"]["address"].is_object());
+    assert!(covering.data["summary"]["abuse"].is_object());
+    assert!(other.data["summary"]["child"].get("address").is_none());
+    assert!(other.data["summary"].get("abuse").is_none());
     assert!(other.data["allowed"].as_array().unwrap().iter().all(|f| f != "abuse"));
 }
 
@@ -270,7 +270,7 @@ async fn the_48_hour_deadline_pushes_a_case_without_any_update() {
             .unwrap()
             .contains(&json!("safety_confirmed_at"))
     );
-    assert!(e.data["case"].get("safety_confirmed_at").is_none());
+    assert!(e.data["summary"].get("safety_confirmed_at").is_none());
 }
 
 #[tokio::test]
@@ -301,7 +301,7 @@ async fn last_event_id_resumes_without_a_gap() {
     assert_eq!(refs(&resumed, "withdraw"), ["kanagawa-central:RS-B"]);
     let a_event = resumed.iter().find(|e| e.event == "case").unwrap();
     assert_eq!(a_event.data["version"], 2);
-    assert_eq!(a_event.data["case"]["child"]["name"], "山田　花江");
+    assert_eq!(a_event.data["summary"]["child"]["name"], "山田　花江");
     let newer = resumed.last().unwrap().id.clone().unwrap();
     assert_ne!(newer, cursor);
 
@@ -440,19 +440,11 @@ async fn search_folds_kana_and_width_and_answers_only_name_fields() {
         let cases = body["cases"].as_array().unwrap();
         assert_eq!(cases.len(), 1, "{q}: only the shared case, not Kawasaki's");
         assert_eq!(cases[0]["ref"], "kanagawa-central:SR-1");
-        let fields = crate::helpers::field_paths(&cases[0]["case"]);
-        assert_eq!(
-            fields,
-            crate::helpers::set(&[
-                "child.name",
-                "child.name_kana",
-                "child.sex",
-                "child.birth_date",
-                "guardians.name",
-                "center_contact"
-            ]),
-            "{q}"
-        );
+        // The covering station's summary, without the address.
+        let fields = crate::helpers::field_paths(&cases[0]["summary"]);
+        let mut expected = crate::helpers::set(crate::views::SUMMARY);
+        expected.remove("child.address");
+        assert_eq!(fields, expected, "{q}");
         let text = reply.text();
         assert!(!text.contains("ADDRCANARY") && !text.contains("address"), "{q}");
     }
@@ -630,7 +622,7 @@ async fn a_cursor_resumes_after_a_restart_with_only_what_changed_after_it() {
         .find(|e| e.data["ref"] == "yokohama-central:RS-UPD")
         .unwrap();
     assert_eq!(upd.data["version"], 2);
-    assert_eq!(upd.data["case"]["risk_level"], "low");
+    assert_eq!(upd.data["summary"]["risk_level"], "low");
 
     // Another station that was never shown the closed case is not told of it.
     let (_, mut s) = open(&app, "terminal-sagamihara-minami-1", Some(&cursor)).await;

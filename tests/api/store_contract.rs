@@ -85,6 +85,7 @@ contract!(
     revocations_are_recorded_once,
     audit_keys_keep_their_order_and_refuse_a_repeated_key,
     every_change_terminals_may_see_is_in_the_change_log_in_commit_order,
+    a_centers_cases_page_newest_first_and_only_its_own,
     center_events_are_kept_in_order_per_center,
     an_accepted_transfer_moves_the_case_and_a_declined_one_does_not,
 );
@@ -154,6 +155,34 @@ async fn put_case_follows_the_version_rule(b: &Backend) {
     assert_eq!(cases.len(), 2);
     let c1 = cases.iter().find(|c| c.center_id == "yokosuka").unwrap();
     assert_eq!((c1.version, c1.body.as_str(), c1.seq), (3, "{\"v\":3}", seq2));
+}
+
+async fn a_centers_cases_page_newest_first_and_only_its_own(b: &Backend) {
+    let s = &b.store;
+    for id in ["A", "B", "C"] {
+        s.put_case(case(id, 1, id)).await.unwrap();
+    }
+    let other = NewCase {
+        center_id: "odawara",
+        ..case("D", 1, "odawara")
+    };
+    s.put_case(other).await.unwrap();
+    // A new version moves A to the front: the order is the latest stored version's.
+    s.put_case(case("A", 2, "A2")).await.unwrap();
+    let ids = |cases: &[cgc_gateway::store::StoredCase]| cases.iter().map(|c| c.case_id.clone()).collect::<Vec<_>>();
+    let first = s.center_cases("yokosuka", None, 2).await.unwrap();
+    assert_eq!(ids(&first), ["A", "C"]);
+    assert_eq!((first[0].version, first[0].body.as_str()), (2, "A2"));
+    let rest = s.center_cases("yokosuka", Some(first[1].seq), 2).await.unwrap();
+    assert_eq!(ids(&rest), ["B"]);
+    assert!(
+        s.center_cases("yokosuka", Some(rest[0].seq), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(ids(&s.center_cases("odawara", None, 10).await.unwrap()), ["D"]);
+    assert!(s.center_cases("kawasaki-central", None, 10).await.unwrap().is_empty());
 }
 
 async fn seq_orders_accepted_updates(b: &Backend) {

@@ -32,6 +32,23 @@ const PREFECTURE: &[&str] = &[
     "center_contact",
 ];
 
+/// What lists, search and the stream show the covering station and HQ (the default summary;
+/// the municipality code alone is the `child.address` key of the projection).
+pub(crate) const SUMMARY: &[&str] = &[
+    "child.name",
+    "child.birth_date",
+    "child.address",
+    "abuse",
+    "risk_level",
+    "status",
+    "intake_at",
+    "safety_confirmed_at",
+    "flags.missing",
+    "flags.dv",
+];
+/// The default summary cut to the other stations' view.
+const PREFECTURE_SUMMARY: &[&str] = &["child.name", "child.birth_date", "flags.missing"];
+
 fn hq() -> Vec<&'static str> {
     let mut v = COVERING.to_vec();
     v.extend(["household", "care_setting"]);
@@ -42,16 +59,26 @@ fn hq() -> Vec<&'static str> {
 async fn each_audience_gets_exactly_its_field_set() {
     let app = spawn_app().await;
     app.push(&full_case("yokohama-central", "FS-1", "141046")).await;
-    for (terminal, expected) in [
-        ("terminal-kagacho-1", set(COVERING)),
-        ("terminal-tsurumi-1", set(PREFECTURE)),
-        ("terminal-atsugi-1", set(PREFECTURE)),
-        ("terminal-hq-1", set(&hq())),
+    for (terminal, expected, summary) in [
+        ("terminal-kagacho-1", set(COVERING), set(SUMMARY)),
+        ("terminal-tsurumi-1", set(PREFECTURE), set(PREFECTURE_SUMMARY)),
+        ("terminal-atsugi-1", set(PREFECTURE), set(PREFECTURE_SUMMARY)),
+        ("terminal-hq-1", set(&hq()), set(SUMMARY)),
     ] {
         let list = app.list(terminal).await.json().unwrap();
         let cases = list["cases"].as_array().unwrap();
         assert_eq!(cases.len(), 1, "{terminal}");
-        assert_eq!(field_paths(&cases[0]["case"]), expected, "{terminal} list");
+        assert!(
+            cases[0].get("case").is_none(),
+            "{terminal}: a list carries no full view"
+        );
+        assert_eq!(field_paths(&cases[0]["summary"]), summary, "{terminal} list");
+        if summary.contains("child.address") {
+            assert_eq!(
+                cases[0]["summary"]["child"]["address"],
+                json!({"municipality_code": "141046"})
+            );
+        }
         let detail = app.detail(terminal, "yokohama-central:FS-1").await;
         assert_eq!(detail.status, 200, "{terminal}");
         let detail = detail.json().unwrap();

@@ -4,54 +4,13 @@
 // needs the harness to do what only the gateway's owner can: "WITHDRAW <operator>" (only if
 // the admin API is absent), "BREAK" / "REPAIR" the audit log's storage, "CUT <station>" (drop
 // a terminal's connections, as a network failure would).
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import https from 'node:https';
 import path from 'node:path';
 import readline from 'node:readline';
-import { createRequire } from 'node:module';
+import { ARTIFACTS, axe, env, expect, launch, pageAs, request, sleep, step } from './lib.mjs';
 
-const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`missing ${k}`);
-  return v;
-};
-const GATEWAY = env('E2E_GATEWAY');
-const PKI = env('E2E_PKI');
-const ARTIFACTS = env('E2E_ARTIFACTS');
 const ADMIN_TOKEN = env('E2E_ADMIN_TOKEN');
 const PREF_ADMIN_TOKEN = env('E2E_PREF_ADMIN_TOKEN');
 const EXPIRED_TOKEN = env('E2E_EXPIRED_TOKEN');
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-
-const ca = fs.readFileSync(path.join(PKI, 'ca/server-ca.pem'));
-const client = (name) => ({
-  cert: fs.readFileSync(path.join(PKI, `clients/${name}.pem`)),
-  key: fs.readFileSync(path.join(PKI, `clients/${name}-key.pem`)),
-});
-
-function request(method, urlPath, who, body, token) {
-  const url = new URL(urlPath, GATEWAY);
-  const data = body == null ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      method, hostname: url.hostname, port: url.port, path: url.pathname + url.search, ca, ...client(who),
-      headers: {
-        ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
-    }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
 
 const stdin = readline.createInterface({ input: process.stdin });
 const lines = stdin[Symbol.asyncIterator]();
@@ -84,47 +43,14 @@ async function push(c) {
   if (r.status !== 200) throw new Error(`push ${c.case_id}: ${r.status} ${r.text}`);
 }
 
-const step = async (name, fn) => {
-  const t = Date.now();
-  await fn();
-  console.error(`ok  ${name} (${Date.now() - t} ms)`);
-};
 const shot = (p, name) => p.screenshot({ path: path.join(ARTIFACTS, name) });
 const refsOf = (p, list = '#list') => p.locator(`${list} li[data-ref]`).evaluateAll((ls) => ls.map((l) => l.dataset.ref));
 const row = (p, ref) => p.locator(`#list li[data-ref="${ref}"]`);
-const expect = (cond, message) => { if (!cond) throw new Error(message); };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** axe-core in the page (evaluated through the driver, so the page's CSP stays strict). */
-async function axe(p, label) {
-  await p.evaluate(AXE);
-  const violations = await p.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
-    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) })));
-  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  for (const v of violations) console.error(`    axe ${label}: ${v.impact} ${v.id} ${v.nodes.join(', ')}`);
-  expect(bad.length === 0, `axe (${label}): ${JSON.stringify(bad)}`);
-}
-
-async function newTerminal(name, options = {}) {
-  const context = await browser.newContext({
-    viewport: { width: 1366, height: 768 },
-    locale: 'ja-JP',
-    timezoneId: 'Asia/Tokyo',
-    ignoreHTTPSErrors: true,
-    clientCertificates: [{
-      origin: GATEWAY,
-      certPath: path.join(PKI, `clients/${name}.pem`),
-      keyPath: path.join(PKI, `clients/${name}-key.pem`),
-    }],
-  });
-  const p = await context.newPage();
-  p.on('console', (m) => { if (m.type() === 'error') console.error(`browser(${name}):`, m.text()); });
-  if (options.clock) await p.clock.install();
-  return p;
-}
+const newTerminal = (name, options) => pageAs(browser, name, options);
 
 async function signIn(p, officer) {
-  await p.goto(`${GATEWAY}/terminal/`);
+  await p.goto('/terminal/');
   if (officer) await p.locator('#officer').fill(officer);
   await p.getByRole('button', { name: '開発用トークンでサインイン' }).click();
   await p.locator('#conn[data-state="live"]').waitFor({ timeout: 5000 });
@@ -138,11 +64,7 @@ async function japaneseOnly(p, selector) {
   return text;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.E2E_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required', '--lang=ja-JP'],
-});
+const browser = await launch();
 let page;
 try {
   page = await newTerminal('terminal-kagacho-1');

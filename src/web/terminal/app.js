@@ -6,8 +6,6 @@
 // its heartbeats and its refusals (problem+json) are visible to the page.
 'use strict';
 
-const $ = (id) => document.getElementById(id);
-
 const SEX = { male: '男', female: '女', unknown: '不明' };
 const STATUS = {
   intake: '受理', investigating: '調査中', temporary_protection: '一時保護', in_care: '施設入所・里親委託',
@@ -88,21 +86,6 @@ let lastActivity = Date.now();
 let detailSeq = 0;
 
 // ---- small helpers ------------------------------------------------------------------------
-
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k === 'class') e.className = v; else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c != null && c !== false) e.append(c);
-  return e;
-}
-
-/** Replaces a node's children, skipping absent ones (replaceChildren would write "null"). */
-function fill(node, ...children) {
-  node.replaceChildren(...children.filter((c) => c != null && c !== false));
-}
 
 const caseOf = (d) => (d && (d.case || d.summary)) || {};
 const obj = (v) => (v && typeof v === 'object' ? v : {});
@@ -831,7 +814,7 @@ function onAlert(d) {
   if (d.state === 'ended') { endAlert(d.ref); return; }
   if (d.state !== 'raised') return;
   state.alerts.set(d.ref, d);
-  const c = obj(d.case);
+  const c = caseOf(d);
   const child = obj(c.child);
   const center = centerOf(d);
   const stop = el('button', { type: 'button', class: 'alert-ack' }, '確認（音を止める）');
