@@ -551,8 +551,9 @@ fn start_nginx(dir: &Path, certs: &Path) -> (Proc, SocketAddr) {
 
 /// Starts the gateway, under callgrind (instrumentation off until switched on) when
 /// `callgrind_out` names the profile to write.
-fn start_gateway(dir: &Path, certs: &Path, callgrind_out: Option<&Path>) -> (Proc, SocketAddr) {
+fn start_gateway(dir: &Path, certs: &Path, callgrind_out: Option<&Path>) -> (Proc, SocketAddr, SocketAddr) {
     let port = free_port();
+    let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
     // `CGC_GATEWAY_BIN` runs another build (e.g. the one before a change) under the same load.
     let exe = std::env::var("CGC_GATEWAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cgc-gateway").to_owned());
@@ -580,10 +581,41 @@ fn start_gateway(dir: &Path, certs: &Path, callgrind_out: Option<&Path>) -> (Pro
         .env("CGC_GATEWAY_LIMITS_BURST", "100000000")
         .env("CGC_GATEWAY_LIMITS_PER_MINUTE", "1000000000")
         .env("CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL", "1000000")
+        // Read by the bench for the audit log's group-commit sizes.
+        .env("CGC_GATEWAY_METRICS_LISTEN", metrics.to_string())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    (Proc(child), ([127, 0, 0, 1], port).into())
+    (Proc(child), ([127, 0, 0, 1], port).into(), metrics)
+}
+
+/// The audit appender's group commits so far, from the gateway's `/metrics`: (entries, commits).
+async fn audit_commits(metrics: SocketAddr) -> (f64, f64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(metrics).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("cgc_gateway_audit_batch_entries_sum"),
+        value("cgc_gateway_audit_batch_entries_count"),
+    )
+}
+
+/// Entries per group commit between two `audit_commits` readings.
+fn per_commit(before: (f64, f64), after: (f64, f64)) -> String {
+    let (entries, commits) = (after.0 - before.0, after.1 - before.1);
+    format!(
+        "{:.1} entries per commit ({entries:.0} in {commits:.0})",
+        entries / commits.max(1.0)
+    )
 }
 
 async fn wait_until_up(tls: &Tls) {
@@ -642,7 +674,7 @@ async fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         dir.join(format!("callgrind.detail.{}", std::process::id()))
     });
-    let (gateway, gw_addr) = start_gateway(dir.path(), &certs, profile.as_deref());
+    let (gateway, gw_addr, gw_metrics) = start_gateway(dir.path(), &certs, profile.as_deref());
     let (nginx, ng_addr) = start_nginx(&nginx_dir, &certs);
     let gw_pid = gateway.0.id();
     let gw = |client: &str| Tls::new(gw_addr, &certs, client);
@@ -712,7 +744,7 @@ async fn main() {
         .len();
 
     if let (Some(n), Some(out)) = (args.callgrind, &profile) {
-        callgrind_detail(&hq, &hq_token, &refs, n, args.conns, gw_pid, out).await;
+        callgrind_detail(&hq, &hq_token, &refs, n, args.conns, (gw_pid, gw_metrics), out).await;
         return;
     }
 
@@ -735,6 +767,7 @@ async fn main() {
     .await;
     let refs = Arc::new(refs);
     let r = refs.clone();
+    let commits_before_detail = audit_commits(gw_metrics).await;
     let detail = load(
         &hq,
         bearer(&hq_token),
@@ -744,6 +777,7 @@ async fn main() {
         args.secs,
     )
     .await;
+    let commits_after_detail = audit_commits(gw_metrics).await;
     let list = load(
         &hq,
         bearer(&hq_token),
@@ -753,6 +787,7 @@ async fn main() {
         args.secs,
     )
     .await;
+    let commits_after_list = audit_commits(gw_metrics).await;
     let peer_again = load(&nginx_client, vec![], |_| "/".into(), 200, args.conns, args.secs).await;
     // The peer is measured before and after the gateway's phases; its mean is the reference.
     let peer_rate = (peer.per_sec + peer_again.per_sec) / 2.0;
@@ -803,6 +838,11 @@ async fn main() {
         "  (gateway p50: detail {:.2} ms, list {:.2} ms ({:.0} lists/s); floor p99 {:.2} ms)",
         detail.p50_ms, list.p50_ms, list.per_sec, floor.p99_ms
     );
+    println!(
+        "  (audit group commits: detail {}; list {})",
+        per_commit(commits_before_detail, commits_after_detail),
+        per_commit(commits_after_detail, commits_after_list)
+    );
 
     // Full handshakes per CPU-second of the server.
     let gw_hs = handshakes(&hq, &[gw_pid], "/v1/no-such-endpoint", &[], args.handshakes, args.conns).await;
@@ -823,7 +863,7 @@ async fn main() {
 
     if !args.skip_live {
         for &n in &args.streams {
-            live(&args, n, &gw, &ng, &token, gw_pid, &ng_pids, &center).await;
+            live(&args, n, &gw, &ng, &token, (gw_pid, gw_metrics), &ng_pids, &center).await;
         }
     }
     println!(
@@ -835,7 +875,15 @@ async fn main() {
 
 /// Instruction counts of `n` detail disclosures (after a warm-up), `conns` at a time: the
 /// gateway runs under callgrind with instrumentation switched on only around them.
-async fn callgrind_detail(hq: &Tls, token: &str, refs: &[String], n: usize, conns: usize, pid: u32, out: &Path) {
+async fn callgrind_detail(
+    hq: &Tls,
+    token: &str,
+    refs: &[String],
+    n: usize,
+    conns: usize,
+    (pid, metrics): (u32, SocketAddr),
+    out: &Path,
+) {
     let control = |what: &[&str]| {
         let status = Command::new("callgrind_control")
             .args(what)
@@ -877,10 +925,12 @@ async fn callgrind_detail(hq: &Tls, token: &str, refs: &[String], n: usize, conn
     };
     // Warm-up: every connection has sent requests, caches are filled.
     let mut senders = round(&mut senders, conns * 20).await;
+    let commits = audit_commits(metrics).await;
     control(&["-i", "on"]);
     let start = Instant::now();
     let senders = round(&mut senders, n).await;
     control(&["-i", "off"]);
+    let commits = per_commit(commits, audit_commits(metrics).await);
     control(&["-d"]);
     drop(senders);
     // The dump is written by the gateway's process when it next runs: wait for it before the
@@ -901,7 +951,7 @@ async fn callgrind_detail(hq: &Tls, token: &str, refs: &[String], n: usize, conn
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     println!(
-        "callgrind: {n} detail disclosures on {conns} connections in {:.1} s under valgrind; profile in {} (wait for the gateway to exit)",
+        "callgrind: {n} detail disclosures on {conns} connections in {:.1} s under valgrind ({commits}); profile in {} (wait for the gateway to exit)",
         start.elapsed().as_secs_f64(),
         out.display()
     );
@@ -918,7 +968,7 @@ async fn live(
     gw: &dyn Fn(&str) -> Tls,
     ng: &dyn Fn(&str) -> Tls,
     token: &dyn Fn(&str) -> String,
-    gw_pid: u32,
+    (gw_pid, gw_metrics): (u32, SocketAddr),
     ng_pids: &[u32],
     center: &Tls,
 ) {
@@ -953,6 +1003,7 @@ async fn live(
     let mut event_bytes = 0usize;
     // Connected now: the gateway closes a connection that sends no first request in time.
     let (mut push, _push_driver) = center.connect().await;
+    let commits_before_push = audit_commits(gw_metrics).await;
     for r in 0..args.rounds {
         let id = format!("LIVE-{n}-{r}");
         let body = serde_json::to_vec(&case(&id)).unwrap();
@@ -963,6 +1014,7 @@ async fn live(
         gw_lat.extend(collect(&mut rx, n, t0).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let push_commits = per_commit(commits_before_push, audit_commits(gw_metrics).await);
     if event_bytes == 0 {
         // The size of one case event, so that nchan broadcasts as much per subscriber.
         let (tls, tok, _) = clients[0].clone();
@@ -1047,6 +1099,7 @@ async fn live(
         "≤ 1.0×",
         g99 <= n99,
     );
+    println!("  (audit group commits during the pushes: {push_commits})");
     let ratio = gw_resume / ng_resume;
     row(
         &format!("{n} reconnecting, resume by cursor, per s"),

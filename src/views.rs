@@ -59,7 +59,15 @@ pub struct ViewReceipt {
 impl ViewReceipt {
     /// The receipt as JSON, as every channel writes it after a case's view.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "null".into())
+        // Sized for the escaped entry line (its quotes double) and checkpoint, so that the
+        // buffer is not grown and copied again while it is written.
+        let proof: usize = self.inclusion_proof.iter().map(|h| h.len() + 3).sum();
+        let capacity = self.entry.len() * 5 / 4 + self.checkpoint.len() * 9 / 8 + self.clause.len() + proof + 96;
+        let mut out = Vec::with_capacity(capacity);
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => String::from_utf8(out).unwrap_or_else(|_| "null".into()),
+            Err(_) => "null".into(),
+        }
     }
 
     pub fn new(receipt: Receipt, clause: String) -> Self {
@@ -363,7 +371,13 @@ impl Disclosures {
         let now = self.clock.now();
         let cases = self.hub.view(&to.station_id);
         let receipts = self.record(to, &cases, Channel::List).await?;
-        let mut out = String::with_capacity(cases.iter().map(|c| c.head.len() + 160).sum::<usize>() + 64);
+        let receipts: Vec<String> = receipts.iter().map(ViewReceipt::to_json).collect();
+        let size: usize = cases
+            .iter()
+            .zip(&receipts)
+            .map(|(c, r)| c.summary_head.len() + r.len() + 16)
+            .sum();
+        let mut out = String::with_capacity(size + 64);
         out.push_str("{\"as_of\":\"");
         out.push_str(&now.format(&Rfc3339).unwrap_or_default());
         out.push_str("\",\"cases\":[");
@@ -371,7 +385,7 @@ impl Disclosures {
             if i > 0 {
                 out.push(',');
             }
-            case.write_summary(&mut out, &receipt.to_json());
+            case.write_summary(&mut out, receipt);
         }
         out.push_str("]}");
         Ok(out)
@@ -396,8 +410,9 @@ impl Disclosures {
         let receipts = self.record(to, std::slice::from_ref(&case), channel).await?;
         let receipt = receipts.first().ok_or(AuditError::Unavailable)?;
         self.opened(to, &case, channel, receipt).await;
-        let mut out = String::with_capacity(case.head.len() + 160);
-        case.write_with_receipt(&mut out, &receipt.to_json());
+        let receipt = receipt.to_json();
+        let mut out = String::with_capacity(case.head.len() + receipt.len() + 16);
+        case.write_with_receipt(&mut out, &receipt);
         Ok(out)
     }
 

@@ -263,11 +263,20 @@ pub struct Sealed {
 
 /// Seals `event` as entry `index`, recorded at `time`, in the current format (v2).
 pub fn seal(index: u64, time: OffsetDateTime, event: &Event) -> Result<Sealed, serde_json::Error> {
-    let time = time.format(&Rfc3339).unwrap_or_default();
+    seal_at(index, &entry_time(time), event)
+}
+
+/// An entry's `time` member, as `seal` writes it.
+pub fn entry_time(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_default()
+}
+
+/// `seal` with the time already formatted by `entry_time` (once per group commit).
+pub fn seal_at(index: u64, time: &str, event: &Event) -> Result<Sealed, serde_json::Error> {
     let line = serde_json::to_string(&Envelope {
         v: ENTRY_VERSION,
         index,
-        time: &time,
+        time,
         event,
     })?;
     Ok(Sealed {

@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::{mpsc, oneshot};
 
-use super::entry::{Event, LogKey, Receipt, Sealed, seal};
+use super::entry::{Event, LogKey, Receipt, Sealed, entry_time, seal_at};
 use super::merkle::{self, Hash, Nodes, ProofError};
 use super::note::{Checkpoint, sign_note};
 use super::tiles::{Edge, FullTile, TILE_HEIGHT, TileId, TileNodes, TileRecorder, tile_bytes, tile_hashes};
@@ -325,7 +325,7 @@ fn tile_rows(before: u64, edge: &Edge, filled: &[FullTile]) -> Vec<AuditTileRow>
         .map(|t| AuditTileRow {
             level: t.id.level,
             index: t.id.index,
-            hashes: tile_bytes(&t.hashes),
+            hashes: tile_bytes(t.hashes()),
         })
         .collect();
     for (id, hashes) in edge.partial_tiles() {
@@ -356,7 +356,7 @@ async fn with_tiles<T>(
             continue;
         }
         if let Some(t) = known.iter().find(|t| t.id == id) {
-            nodes.add_full(id, &t.hashes);
+            nodes.add_filled(t);
             continue;
         }
         let hashes = store
@@ -468,12 +468,12 @@ async fn commit_continuing(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>
 async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditError> {
     let before = read(&shared.edge).clone();
     let start = before.size();
-    let now = shared.clock.now();
+    let time = entry_time(shared.clock.now());
     let sealed: Vec<(&Event, Sealed)> = jobs
         .iter()
         .flat_map(|j| j.events.iter())
         .zip(start..)
-        .map(|(event, index)| Ok((event, seal(index, now, event)?)))
+        .map(|(event, index)| Ok((event, seal_at(index, &time, event)?)))
         .collect::<Result<_, serde_json::Error>>()
         .map_err(|e| AuditError::Other(format!("entry could not be sealed: {e}")))?;
     let mut edge = (*before).clone();
@@ -482,11 +482,12 @@ async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditErro
         edge.push(s.leaf_hash, &mut filled);
     }
     let checkpoint = sign_checkpoint(shared, edge.size(), edge.root())?;
+    // The lines move into the rows, and from the rows into the receipts: never copied.
     let entries = sealed
-        .iter()
+        .into_iter()
         .map(|(event, s)| AuditRow {
             index: s.index,
-            line: s.line.clone(),
+            line: s.line,
             leaf_hash: s.leaf_hash,
             kind: event.kind().to_owned(),
             center_id: event.case().map(|(c, _)| c.to_owned()),
@@ -513,12 +514,13 @@ async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditErro
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
-    Ok(sealed
+    Ok(commit
+        .entries
         .into_iter()
         .zip(proofs)
-        .map(|((_, s), proof)| Receipt {
-            audit_index: s.index,
-            entry: s.line,
+        .map(|(row, proof)| Receipt {
+            audit_index: row.index,
+            entry: row.line,
             checkpoint: checkpoint.note.clone(),
             inclusion_proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
         })

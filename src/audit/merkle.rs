@@ -53,7 +53,7 @@ fn split_point(n: u64) -> u64 {
 /// `levels[k][i]` is the hash of leaves `[i·2^k, (i+1)·2^k)`. Every subtree the RFC recursion
 /// needs is either one of these or a right edge of a few of them, so roots and proofs cost
 /// O(log n) hashes and pushes are amortised O(1), at about two stored hashes per leaf.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
     levels: Vec<Vec<Hash>>,
 }

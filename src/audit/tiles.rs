@@ -144,11 +144,19 @@ pub struct Edge {
     partial: Vec<Tree>,
 }
 
-/// A tile that a push filled, to be stored (its 256 hashes).
+/// A tile that a push filled, to be stored (its 256 hashes), with the height-8 tree the edge
+/// built over them: proofs of the commit that filled it use it without hashing it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullTile {
     pub id: TileId,
-    pub hashes: Vec<Hash>,
+    tree: Tree,
+}
+
+impl FullTile {
+    /// Its 256 hashes.
+    pub fn hashes(&self) -> &[Hash] {
+        self.tree.leaves()
+    }
 }
 
 impl Edge {
@@ -219,7 +227,7 @@ impl Edge {
                     level: u8::try_from(level).unwrap_or(MAX_TILE_LEVEL),
                     index,
                 },
-                hashes: full.leaves().to_vec(),
+                tree: full,
             });
             level += 1;
         }
@@ -275,6 +283,11 @@ impl<'a> TileNodes<'a> {
         self.full
             .entry(id)
             .or_insert_with(|| Tree::from_leaf_hashes(hashes.iter().copied()));
+    }
+
+    /// A tile that was just filled, with the tree the edge built over it.
+    pub fn add_filled(&mut self, tile: &FullTile) {
+        self.full.entry(tile.id).or_insert_with(|| tile.tree.clone());
     }
 
     pub fn has(&self, id: TileId) -> bool {
@@ -462,7 +475,7 @@ mod tests {
         // Every hash of every tile is the MTH the spec defines for it.
         for tile in &full {
             let span = 256usize.pow(u32::from(tile.id.level));
-            for (i, h) in tile.hashes.iter().enumerate() {
+            for (i, h) in tile.hashes().iter().enumerate() {
                 let start = (tile.id.index as usize * 256 + i) * span;
                 assert_eq!(*h, mth(&all[start..start + span]), "{:?} hash {i}", tile.id);
             }
@@ -492,7 +505,7 @@ mod tests {
         }
         let mut nodes = TileNodes::new(&edge);
         for t in &full {
-            nodes.add_full(t.id, &t.hashes);
+            nodes.add_full(t.id, t.hashes());
         }
         for (index, size) in [
             (0, 1),
@@ -525,7 +538,7 @@ mod tests {
         let wanted = recorder.tiles();
         let mut only = TileNodes::new(&edge);
         for t in full.iter().filter(|t| wanted.contains(&t.id)) {
-            only.add_full(t.id, &t.hashes);
+            only.add_full(t.id, t.hashes());
         }
         assert_eq!(
             inclusion_proof(&only, 12_345, 67_890),
@@ -543,7 +556,7 @@ mod tests {
             edge.push(*leaf, &mut full);
         }
         for t in full {
-            stored.insert(t.id, t.hashes);
+            stored.insert(t.id, t.hashes().to_vec());
         }
         for (id, h) in edge.partial_tiles() {
             stored.insert(id, h.to_vec());

@@ -147,13 +147,14 @@ pub(super) fn event_stream(
 }
 
 fn case_event(c: &UnitCase, receipt: &ViewReceipt, cursor: Option<Cursor>) -> Bytes {
-    let mut out = String::with_capacity(c.head.len() + 200);
+    let receipt = receipt.to_json();
+    let mut out = String::with_capacity(c.summary_head.len() + receipt.len() + 96);
     out.push_str("event: case\n");
     if let Some(cursor) = cursor {
         out.push_str(&format!("id: {cursor}\n"));
     }
     out.push_str("data: ");
-    c.write_summary(&mut out, &receipt.to_json());
+    c.write_summary(&mut out, &receipt);
     out.push_str("\n\n");
     Bytes::from(out)
 }

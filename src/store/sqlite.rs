@@ -131,12 +131,36 @@ impl WriteTx {
         Ok(tx)
     }
 
+    /// `begin`, and the index the next audit entry must have, in one round trip to the
+    /// connection's SQLite thread (a group commit waits on each round trip besides the fsync).
+    async fn begin_audit(pool: &SqlitePool) -> Result<(Self, u64), StoreError> {
+        let conn = pool.acquire().await?;
+        let mut tx = Self { conn, open: true };
+        let next: i64 = sqlx::query_scalar("BEGIN IMMEDIATE; SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
+            .fetch_one(tx.conn())
+            .await?;
+        Ok((tx, to_u64(next)?))
+    }
+
     fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.conn
     }
 
     async fn commit(mut self) -> Result<(), StoreError> {
         sqlx::query("COMMIT").execute(self.conn()).await?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Stores `row` and commits, in one round trip: a failed insert stops before the
+    /// `COMMIT`, and the dropped transaction rolls back.
+    async fn commit_with_checkpoint(mut self, row: &CheckpointRow) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?); COMMIT")
+            .bind(to_i64(row.tree_size)?)
+            .bind(&row.note)
+            .bind(super::rfc3339(row.published_at)?)
+            .execute(self.conn())
+            .await?;
         self.open = false;
         Ok(())
     }
@@ -253,21 +277,20 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        let mut tx = WriteTx::begin(&self.writer).await?;
-        insert_audit_rows(&mut tx, rows).await?;
+        let (mut tx, next) = WriteTx::begin_audit(&self.writer).await?;
+        insert_audit_rows(&mut tx, next, rows).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError> {
-        let mut tx = WriteTx::begin(&self.writer).await?;
-        insert_audit_rows(&mut tx, &commit.entries).await?;
+        let (mut tx, next) = WriteTx::begin_audit(&self.writer).await?;
+        insert_audit_rows(&mut tx, next, &commit.entries).await?;
         upsert_tiles(&mut tx, &commit.tiles).await?;
-        if let Some(row) = &commit.checkpoint {
-            insert_checkpoint(&mut tx, row).await?;
+        match &commit.checkpoint {
+            Some(row) => tx.commit_with_checkpoint(row).await,
+            None => tx.commit().await,
         }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn audit_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -323,9 +346,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_checkpoint(&self, row: &CheckpointRow) -> Result<(), StoreError> {
-        let mut tx = WriteTx::begin(&self.writer).await?;
-        insert_checkpoint(&mut tx, row).await?;
-        tx.commit().await
+        WriteTx::begin(&self.writer).await?.commit_with_checkpoint(row).await
     }
 
     async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
@@ -873,16 +894,15 @@ async fn insert_consent_step(tx: &mut WriteTx, row: &ConsentStepRow) -> Result<i
 /// Appends entries that continue the stored log exactly: the log grows only at its end, without
 /// gaps (the primary key refuses repeats); a batch sealed for another position is refused with
 /// the stored size, so its writer can catch up.
-async fn insert_audit_rows(tx: &mut WriteTx, rows: &[AuditRow]) -> Result<(), StoreError> {
+/// Appends `rows`, which must start at `next`, the index after the stored log's last.
+async fn insert_audit_rows(tx: &mut WriteTx, next: u64, rows: &[AuditRow]) -> Result<(), StoreError> {
     let Some(first) = rows.first() else {
         return Ok(());
     };
-    let next: i64 = sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM audit_entries")
-        .fetch_one(tx.conn())
-        .await?;
-    if to_i64(first.index)? != next {
-        return Err(StoreError::AuditBehind { stored: to_u64(next)? });
+    if first.index != next {
+        return Err(StoreError::AuditBehind { stored: next });
     }
+    let next = to_i64(next)?;
     let mut indices = Vec::with_capacity(rows.len());
     for (row, expected) in rows.iter().zip(next..) {
         let index = to_i64(row.index)?;
@@ -951,16 +971,6 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
         rest = tail;
         Some(chunk)
     })
-}
-
-async fn insert_checkpoint(tx: &mut WriteTx, row: &CheckpointRow) -> Result<(), StoreError> {
-    sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, note, published_at) VALUES (?, ?, ?)")
-        .bind(to_i64(row.tree_size)?)
-        .bind(&row.note)
-        .bind(super::rfc3339(row.published_at)?)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]
