@@ -74,6 +74,14 @@ seed("officer_jwt", "structured", b"\x02" + struct.pack(">qq", 1_780_000_600, 1_
 # SSE cursors.
 seed("sse_cursor", "cursor", "9f3a000000000001-1042")
 seed("sse_cursor", "numbers", struct.pack(">QQ", 0x9F3A000000000001, 1042))
+# The portable form: `<hex instance>-<seq>.<position>.<at_ms>.<hex epoch>`.
+seed("sse_cursor", "portable", "9f3a000000000001-1042.5531.1764547200123.a1b2c3d4e5f60708")
+seed("sse_cursor", "portable-extremes",
+     "ffffffffffffffff-18446744073709551615.9223372036854775807.9223372036854775807.ffffffffffffffff")
+seed("sse_cursor", "portable-zeros", "0-0.0.0.0")
+seed("sse_cursor", "portable-padded", " 00ff-007.0001.1764547200000.00A ")
+seed("sse_cursor", "portable-numbers",
+     struct.pack(">QQQQQ", 0x9F3A000000000001, 1042, 5531 << 1, 1764547200123 << 1, 0xA1B2C3D4E5F60708))
 
 # tile paths, a tile and an entry bundle.
 seed("tile_path", "hashes", "0/x001/x234/067.p/8")

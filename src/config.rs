@@ -241,6 +241,10 @@ impl LimitsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionsConfig {
+    /// From the accepted TCP connection to the end of the TLS handshake. Covers a client that
+    /// connects and sends nothing, or a ClientHello (or its certificate) that never ends; such a
+    /// connection has no identity yet, so only this bounds how long it holds a descriptor.
+    pub tls_handshake_timeout_ms: u64,
     /// From the end of the TLS handshake to the first request's head (for HTTP/2: the preface
     /// and the first request). Covers a connection that never sends a byte.
     pub first_request_timeout_ms: u64,
@@ -261,6 +265,9 @@ pub struct ConnectionsConfig {
 impl Default for ConnectionsConfig {
     fn default() -> Self {
         Self {
+            // A TLS 1.3 handshake with a client certificate takes two round trips: far less
+            // than a second on a station's network, a few seconds on a poor mobile link.
+            tls_handshake_timeout_ms: 10_000,
             first_request_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             body_read_timeout_ms: 10_000,
@@ -293,6 +300,7 @@ const MIN_HEAD_BUFFER: usize = 64 * 1024;
 impl ConnectionsConfig {
     pub fn limits(&self) -> ConnectionLimits {
         ConnectionLimits {
+            tls_handshake: Duration::from_millis(self.tls_handshake_timeout_ms),
             first_request: Duration::from_millis(self.first_request_timeout_ms),
             idle: Duration::from_millis(self.idle_timeout_ms),
             body_read: Duration::from_millis(self.body_read_timeout_ms),
@@ -425,6 +433,11 @@ impl Config {
         number(&var, "CGC_GATEWAY_LIMITS_HEADER_COUNT", &mut limits.header_count)?;
         number(&var, "CGC_GATEWAY_LIMITS_HEADER_BYTES", &mut limits.header_bytes)?;
         let c = &mut self.connections;
+        number(
+            &var,
+            "CGC_GATEWAY_CONNECTIONS_TLS_HANDSHAKE_TIMEOUT_MS",
+            &mut c.tls_handshake_timeout_ms,
+        )?;
         number(
             &var,
             "CGC_GATEWAY_CONNECTIONS_FIRST_REQUEST_TIMEOUT_MS",
@@ -587,6 +600,11 @@ mod tests {
                     "CGC_GATEWAY_LIMITS_HEADER_BYTES" => "18",
                     "CGC_GATEWAY_CONNECTIONS_HTTP2_MAX_CONCURRENT_STREAMS" => "19",
                     "CGC_GATEWAY_CONNECTIONS_HTTP2_MAX_PENDING_RESETS" => "20",
+                    "CGC_GATEWAY_CONNECTIONS_TLS_HANDSHAKE_TIMEOUT_MS" => "21",
+                    "CGC_GATEWAY_CONNECTIONS_FIRST_REQUEST_TIMEOUT_MS" => "22",
+                    "CGC_GATEWAY_CONNECTIONS_IDLE_TIMEOUT_MS" => "23",
+                    "CGC_GATEWAY_CONNECTIONS_BODY_READ_TIMEOUT_MS" => "24",
+                    "CGC_GATEWAY_CONNECTIONS_PER_PRINCIPAL" => "25",
                     _ => return None,
                 };
                 Some(value.to_owned())
@@ -613,6 +631,17 @@ mod tests {
         );
         let c = &config.connections;
         assert_eq!((c.http2_max_concurrent_streams, c.http2_max_pending_resets), (19, 20));
+        assert_eq!(
+            (
+                c.tls_handshake_timeout_ms,
+                c.first_request_timeout_ms,
+                c.idle_timeout_ms,
+                c.body_read_timeout_ms,
+                c.per_principal
+            ),
+            (21, 22, 23, 24, 25)
+        );
+        assert_eq!(config.connection_limits().tls_handshake, Duration::from_millis(21));
         let err = config
             .apply_env(|name| (name == "CGC_GATEWAY_LIMITS_FLOOD_REFUSALS").then(|| "many".to_owned()))
             .unwrap_err();

@@ -5,14 +5,14 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{MatchedPath, Path, RawQuery, State};
+use axum::extract::{MatchedPath, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{AdminCaller, refuse};
+use super::extract::{AdminCaller, UrlParams, refuse};
 use crate::agreements::{
     AgreementDocument, AgreementError, DiffAnswer, ProviderState, SimulateRequest, Simulated, Submitted,
 };
@@ -111,7 +111,7 @@ async fn list_revocations(
 async fn revoke_terminal(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path((station_id, terminal_no)): Path<(String, String)>,
+    UrlParams((station_id, terminal_no)): UrlParams<(String, String)>,
     route: MatchedPath,
 ) -> Result<Json<Revoked>, ApiError> {
     let terminal_no = terminal_no
@@ -136,7 +136,7 @@ async fn revoke_terminal(
 async fn revoke_officer(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(subject): Path<String>,
+    UrlParams(subject): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Json<Revoked>, ApiError> {
     // The same rule as a token's `sub`: an officer no token could name is not revoked.
@@ -188,7 +188,7 @@ fn map_refused(ctx: &Ctx, caller: &AdminCaller, route: &MatchedPath, method: &st
 async fn get_agreement(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(agreement_id): Path<String>,
+    UrlParams(agreement_id): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Json<AgreementDocument>, ApiError> {
     ctx.agreements
@@ -221,7 +221,7 @@ fn text_body(ctx: &Ctx, body: Result<Bytes, BytesRejection>) -> Result<String, A
 async fn diff_versions(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(agreement_id): Path<String>,
+    UrlParams(agreement_id): UrlParams<String>,
     route: MatchedPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<DiffAnswer>, ApiError> {
@@ -243,7 +243,7 @@ async fn diff_versions(
 async fn diff_proposal(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(agreement_id): Path<String>,
+    UrlParams(agreement_id): UrlParams<String>,
     route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DiffAnswer>, ApiError> {
@@ -329,7 +329,7 @@ fn simulate_request(body: &[u8]) -> Result<SimulateRequest, ApiError> {
 async fn put_agreement(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path(agreement_id): Path<String>,
+    UrlParams(agreement_id): UrlParams<String>,
     route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
@@ -344,7 +344,7 @@ async fn put_agreement(
 async fn provider_action(
     State(ctx): State<Ctx>,
     caller: AdminCaller,
-    Path((agreement_id, operator, action)): Path<(String, String, String)>,
+    UrlParams((agreement_id, operator, action)): UrlParams<(String, String, String)>,
     route: MatchedPath,
 ) -> Result<Json<ProviderState>, ApiError> {
     let Some(action) = ConsentAction::parse(&action) else {

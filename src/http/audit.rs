@@ -12,7 +12,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{MatchedPath, Path, RawQuery, State};
+use axum::extract::{MatchedPath, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{AuditReader, AuditorCaller, refuse};
+use super::extract::{AuditReader, AuditorCaller, UrlParams, refuse};
 use crate::audit::tiles::{TILE_WIDTH, TilePath, entry_bundle};
 
 /// The most entries one `GET /v1/audit/entries` answers with; clients page with `start`.
@@ -188,7 +188,7 @@ async fn consistency(
 async fn tile(
     State(ctx): State<Ctx>,
     reader: AuditReader,
-    Path(path): Path<String>,
+    UrlParams(path): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Response, ApiError> {
     let parsed = TilePath::parse_after_tile(&path).ok_or(ApiError::NotFound)?;
@@ -278,7 +278,7 @@ pub struct Disclosures {
 async fn disclosures(
     State(ctx): State<Ctx>,
     reader: AuditReader,
-    Path((center_id, case_id)): Path<(String, String)>,
+    UrlParams((center_id, case_id)): UrlParams<(String, String)>,
     route: MatchedPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Disclosures>, ApiError> {

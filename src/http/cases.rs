@@ -7,14 +7,14 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{MatchedPath, Path, RawQuery, State};
+use axum::extract::{MatchedPath, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use serde::Serialize;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{CenterCaller, refuse};
+use super::extract::{CenterCaller, UrlParams, refuse};
 use crate::cases::OwnCase;
 use crate::ingest::IngestError;
 
@@ -62,7 +62,7 @@ pub struct OwnCases {
 async fn own_cases(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(center_id): Path<String>,
+    UrlParams(center_id): UrlParams<String>,
     route: MatchedPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<OwnCases>, ApiError> {
@@ -114,7 +114,7 @@ pub struct PutCaseResponse {
 async fn put_case(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(case_id): Path<String>,
+    UrlParams(case_id): UrlParams<String>,
     route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<PutCaseResponse>), ApiError> {

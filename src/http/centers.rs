@@ -22,7 +22,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{MatchedPath, Path, Query, State};
+use axum::extract::{MatchedPath, Query, State};
 use axum::http::StatusCode;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{CenterCaller, refuse};
+use super::extract::{CenterCaller, UrlParams, refuse};
 use crate::audit::Actor;
 use crate::centers::transfers::{TransferError, TransferView};
 use crate::centers::{CenterEvent, PAGE};
@@ -57,7 +57,7 @@ fn center_actor(caller: &CenterCaller) -> Actor {
 async fn request_transfer(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(case_id): Path<String>,
+    UrlParams(case_id): UrlParams<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TransferView>), ApiError> {
     let body = body.map_err(|e| super::cases::body_error(&ctx, e))?;
@@ -89,7 +89,7 @@ async fn request_transfer(
 async fn transfers(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(center_id): Path<String>,
+    UrlParams(center_id): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     own(&ctx, &caller, &center_id, &route)?;
@@ -100,7 +100,7 @@ async fn transfers(
 async fn accept(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(transfer_id): Path<String>,
+    UrlParams(transfer_id): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Json<TransferView>, ApiError> {
     decide(&ctx, &caller, &transfer_id, &route, true).await
@@ -109,7 +109,7 @@ async fn accept(
 async fn decline(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(transfer_id): Path<String>,
+    UrlParams(transfer_id): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Json<TransferView>, ApiError> {
     decide(&ctx, &caller, &transfer_id, &route, false).await
@@ -168,7 +168,7 @@ struct Params {
 async fn responses(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(center_id): Path<String>,
+    UrlParams(center_id): UrlParams<String>,
     route: MatchedPath,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -208,7 +208,7 @@ async fn responses(
 async fn stream(
     State(ctx): State<Ctx>,
     caller: CenterCaller,
-    Path(center_id): Path<String>,
+    UrlParams(center_id): UrlParams<String>,
     route: MatchedPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

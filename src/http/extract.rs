@@ -346,3 +346,41 @@ impl FromRequestParts<Ctx> for AnyCaller {
         Ok(Self { peer })
     }
 }
+
+/// A route's URL parameters (`axum::extract::Path`), refused as a problem naming the parameter
+/// rather than with axum's plain-text answer: a percent-encoded byte sequence that is not UTF-8
+/// (`%FF`, an overlong `%C0%AE`) is 400 on `/<name>`, its value never echoed.
+pub struct UrlParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for UrlParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(params)) => Ok(Self(params)),
+            Err(rejection) => Err(url_params_refused(&rejection)),
+        }
+    }
+}
+
+fn url_params_refused(rejection: &axum::extract::rejection::PathRejection) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    use axum::extract::rejection::PathRejection;
+    let PathRejection::FailedToDeserializePathParams(e) = rejection else {
+        // The route has no parameters for this handler: a mistake in the code, not the request.
+        return ApiError::Internal(rejection.body_text());
+    };
+    match e.kind() {
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            ApiError::invalid(&format!("/{key}"), "not valid UTF-8 once percent-decoded")
+        }
+        ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => {
+            ApiError::invalid(&format!("/{key}"), "not a valid value for this parameter")
+        }
+        _ => ApiError::invalid("", "the URL's parameters cannot be read"),
+    }
+}

@@ -4,7 +4,7 @@
 //! The rules live in `crate::views::Disclosures`.
 
 use axum::Router;
-use axum::extract::{MatchedPath, Path, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 
 use super::context::Ctx;
 use super::error::ApiError;
-use super::extract::{TerminalCaller, refuse};
+use super::extract::{TerminalCaller, UrlParams, refuse};
 use crate::centers::{NewResponse, ResponseReceipt};
 use crate::views::DisclosureError;
 
@@ -46,7 +46,7 @@ async fn list_cases(State(ctx): State<Ctx>, caller: TerminalCaller) -> Result<Re
 async fn get_case(
     State(ctx): State<Ctx>,
     caller: TerminalCaller,
-    Path(case_ref): Path<String>,
+    UrlParams(case_ref): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Response, ApiError> {
     let answer = ctx.disclosures.detail(&caller.recipient(), &case_ref).await;
@@ -58,7 +58,7 @@ async fn get_case(
 async fn print_case(
     State(ctx): State<Ctx>,
     caller: TerminalCaller,
-    Path(case_ref): Path<String>,
+    UrlParams(case_ref): UrlParams<String>,
     route: MatchedPath,
 ) -> Result<Response, ApiError> {
     let answer = ctx.disclosures.print(&caller.recipient(), &case_ref).await;
@@ -94,7 +94,7 @@ fn opened(
 async fn post_response(
     State(ctx): State<Ctx>,
     caller: TerminalCaller,
-    Path(case_ref): Path<String>,
+    UrlParams(case_ref): UrlParams<String>,
     route: MatchedPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ResponseReceipt>), ApiError> {

@@ -61,6 +61,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         "transfers",
         include_str!("../../migrations/postgres/0012_transfers.sql"),
     ),
+    (
+        13,
+        "cases_by_center",
+        include_str!("../../migrations/postgres/0013_cases_by_center.sql"),
+    ),
 ]);
 
 /// The advisory lock an audit append holds from reading the log's end to its commit: appends

@@ -75,6 +75,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         "transfers",
         include_str!("../../migrations/sqlite/0016_transfers.sql"),
     ),
+    (
+        17,
+        "cases_by_center",
+        include_str!("../../migrations/sqlite/0017_cases_by_center.sql"),
+    ),
 ]);
 
 #[derive(Debug, Clone)]

@@ -24,7 +24,6 @@ use tower::ServiceExt;
 use super::TlsState;
 use crate::identity::{PeerIdentity, Principal, SharedPeer};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection told to close (GOAWAY, keep-alive off) may take to do so.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -32,6 +31,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// (`[connections]` in the configuration).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
+    /// From the accepted TCP connection to the end of the TLS handshake.
+    pub tls_handshake: Duration,
     /// From the end of the handshake to the first request's head (HTTP/2: preface included).
     pub first_request: Duration,
     /// With no request in flight.
@@ -237,7 +238,7 @@ async fn serve_connection(
     let _ = tcp.set_nodelay(true);
     let config = tls.current().config;
     let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let stream = match tokio::time::timeout(connections.limits().tls_handshake, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::info!(%remote, error = %e, "TLS handshake refused");

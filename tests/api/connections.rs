@@ -1,5 +1,6 @@
-//! Connections that keep the gateway waiting are closed, a body announced too large is refused
-//! before it is read, and one certificate cannot hold every connection.
+//! Connections that keep the gateway waiting are closed (from a TLS handshake that never ends
+//! to a body that stops arriving), a body announced too large is refused before it is read, and
+//! one certificate cannot hold every connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +16,21 @@ use tokio_rustls::client::TlsStream;
 
 use crate::helpers::{TestApp, pki, spawn_app, spawn_app_with};
 
-/// A TLS connection as a development client, offering one ALPN protocol, on which nothing has
-/// been sent yet.
-pub async fn open(app: &TestApp, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
+/// The TLS configuration of a development client.
+fn client_config(client: &str) -> Arc<rustls::ClientConfig> {
     let read = |p: String| std::fs::read(pki().join(p)).unwrap();
-    let config = cgc_gateway::tls::client_config(
+    cgc_gateway::tls::client_config(
         &read("ca/server-ca.pem".into()),
         &read(format!("clients/{client}.pem")),
         &read(format!("clients/{client}-key.pem")),
     )
-    .unwrap();
-    let mut config = (*config).clone();
+    .unwrap()
+}
+
+/// A TLS connection as a development client, offering one ALPN protocol, on which nothing has
+/// been sent yet.
+pub async fn open(app: &TestApp, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
+    let mut config = (*client_config(client)).clone();
     config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(app.app.addr()).await.unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -205,6 +210,69 @@ async fn a_flood_from_one_certificate_never_stops_another_terminal_being_served(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(app.app.context().connections.held_by(&flooder), 0);
+    let reply = app.list("terminal-kagacho-1").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// The process's count of refused or timed-out TLS handshakes (shared by every test of the
+/// binary: it only grows).
+fn handshake_refusals() -> u64 {
+    let text = cgc_gateway::metrics::global().render(None);
+    text.lines()
+        .find_map(|l| l.strip_prefix("cgc_gateway_tls_handshake_refusals_total "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_completes_is_cut_by_the_handshake_timeout() {
+    // Every other timeout keeps its default (10 s and more): only the handshake's own can cut
+    // these connections within the wait.
+    let app = spawn_app_with(|c, _| c.connections.tls_handshake_timeout_ms = 300).await;
+    let before = handshake_refusals();
+    // A real client's ClientHello, for a handshake that the client then never finishes (no
+    // certificate, no Finished): the gateway has answered with its whole flight and waits.
+    let mut hello = Vec::new();
+    let mut client = rustls::ClientConnection::new(
+        client_config("terminal-kagacho-1"),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    client.write_tls(&mut hello).unwrap();
+    // Nothing at all; a record header and a few bytes of a ClientHello; the whole ClientHello.
+    let sends: [&[u8]; 3] = [b"", &hello[..10], &hello];
+    for sent in sends {
+        let mut tcp = TcpStream::connect(app.app.addr()).await.unwrap();
+        tcp.write_all(sent).await.unwrap();
+        let mut received = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "a handshake stopped after {} bytes is still open after 3 s",
+            sent.len()
+        );
+        // The gateway's answer to a whole ClientHello: a handshake record (ServerHello…).
+        assert_eq!(
+            received.first(),
+            (sent.len() == hello.len()).then_some(&0x16),
+            "{}",
+            sent.len()
+        );
+    }
+    // Counted as refused handshakes; no connection was ever registered.
+    assert!(handshake_refusals() >= before + 3);
+    assert!(app.app.context().connections.is_empty());
+    // A client that finishes its handshake is served.
     let reply = app.list("terminal-kagacho-1").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }

@@ -68,6 +68,8 @@ async fn the_consoles_work_in_chromium() {
     // Yokohama's case in 加賀町's area (the terminal opens it), and another center's.
     app.push(&full_case("yokohama-central", "E2E-C1", "141046")).await;
     app.push(&full_case("kanagawa-central", "E2E-OTHER", "142123")).await;
+    // Yokohama's case the page hands over to Kawasaki's center.
+    app.push(&full_case("yokohama-central", "E2E-T1", "141046")).await;
     let artifacts = e2e_dir().join("artifacts");
     let status = tokio::process::Command::new("node")
         .arg("consoles.mjs")

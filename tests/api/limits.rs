@@ -1,8 +1,8 @@
 //! Input limits (issue 13, item 1), each over real TLS, each answered with problem+json where
 //! the HTTP layer sees the request, and each followed by proof that the case stored before is
 //! still there, unchanged, and still served: body size, JSON depth and string lengths, duplicate
-//! keys, invalid UTF-8 and NUL bytes, header fields on HTTP/1.1 and HTTP/2, a head that never
-//! ends, and HTTP/2 stream and reset limits. `docs/limits.md` lists every limit with its test.
+//! keys, invalid UTF-8 and NUL bytes (in bodies, URLs and header fields), header fields on
+//! HTTP/1.1 and HTTP/2, a head that never ends, and HTTP/2 stream and reset limits. `docs/limits.md` lists every limit with its test.
 
 use std::time::{Duration, Instant};
 
@@ -226,6 +226,55 @@ async fn invalid_utf8_and_nul_bytes_are_refused() {
     let escaped = text.replacen("経過観察", "経過\\u0000観察", 1);
     let body = problem(&push_raw(&app, escaped.into_bytes()).await, 400);
     assert_eq!(body["errors"][0]["pointer"], "/assessment/progress", "{body}");
+    kept(&app).await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_and_nul_bytes_in_the_url_and_header_fields_are_refused() {
+    let app = spawn_app().await;
+    store_kept(&app).await;
+    let token = app.token(TERMINAL, "officer-1");
+    let body = kept_v2_text().into_bytes();
+    // A URL parameter that is not UTF-8 once percent-decoded (a lone byte, an overlong `.`) is a
+    // problem naming the parameter, its value never echoed; a NUL fails the case id's rule.
+    for (client, method, path, pointer) in [
+        (CENTER, Method::PUT, "/v1/cases/KEPT%FF", "/case_id"),
+        (CENTER, Method::PUT, "/v1/cases/%C0%AE%C0%AE", "/case_id"),
+        (CENTER, Method::PUT, "/v1/cases/KEPT%001", "/case_id"),
+        (
+            TERMINAL,
+            Method::GET,
+            "/v1/terminal/cases/yokohama-central:KEPT%FF",
+            "/case_ref",
+        ),
+        (TERMINAL, Method::GET, "/v1/terminal/cases/%C0%AE", "/case_ref"),
+    ] {
+        let (token, body) = match method {
+            Method::PUT => (None, Some(body.clone())),
+            _ => (Some(token.as_str()), None),
+        };
+        let reply = app.client(client).send(method, path, token, body).await.unwrap();
+        let problem = problem(&reply, 400);
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{path}: {problem}");
+        assert!(!reply.text().contains("KEPT"), "{path}: {problem}");
+    }
+    // A NUL or another control byte in a header field's value: the head itself is refused
+    // before any handler (a bare 400 from hyper), and the connection closed.
+    for value in [&b"a\x00b"[..], b"a\x01b"] {
+        let mut tls = open(&app, TERMINAL, b"http/1.1").await;
+        let head = [
+            format!("GET /v1/terminal/cases HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\nx-y: ")
+                .as_bytes(),
+            value,
+            b"\r\n\r\n",
+        ]
+        .concat();
+        tls.write_all(&head).await.unwrap();
+        let mut received = Vec::new();
+        let _ = tls.read_to_end(&mut received).await;
+        let received = String::from_utf8_lossy(&received);
+        assert!(received.starts_with("HTTP/1.1 400"), "{received}");
+    }
     kept(&app).await;
 }
 

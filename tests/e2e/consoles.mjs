@@ -69,6 +69,66 @@ try {
     await shot(center, 'center-disclosures.png');
     await axe(center, 'center page');
   });
+
+  // ---- the CGC's page live: openings, responses and transfers without reload ---------------
+  await step('the page is live on its center stream; an opening appears without reload', async () => {
+    await center.locator('#conn[data-state="live"]').waitFor({ timeout: 5000 });
+    expect(await center.locator('#conn-banner').isHidden(), 'a banner while live');
+    const token = await devToken('terminal-kagacho-1', 'K-1234');
+    const one = await request('GET', `/v1/terminal/cases/${CASE}`, 'terminal-kagacho-1', null, token);
+    expect(one.status === 200, `detail: ${one.status}`);
+    const item = center.locator('#feed li[data-kind="opened"][data-case="E2E-C1"]');
+    await item.waitFor({ timeout: 5000 });
+    const text = await item.innerText();
+    for (const t of ['加賀町警察署', 'K-1234', '詳細表示']) expect(text.includes(t), `opening lacks ${t}: ${text}`);
+    // The records of the case on screen gain the second opening.
+    await center.locator('table.disclosures.opened tbody tr:nth-child(2)').waitFor({ timeout: 5000 });
+  });
+
+  await step('a police response appears in the responses and the feed without reload', async () => {
+    const token = await devToken('terminal-kagacho-1', 'K-1234');
+    const r = await request('POST', `/v1/terminal/cases/${CASE}/responses`, 'terminal-kagacho-1',
+      { kind: 'safety_confirmed', at: '2026-11-20T11:30:00+09:00', note: '本人と面会' }, token);
+    expect(r.status === 201, `response: ${r.status} ${r.text}`);
+    const row = center.locator('table.responses tbody tr[data-case="E2E-C1"]');
+    await row.waitFor({ timeout: 5000 });
+    const text = await row.innerText();
+    for (const t of ['安全確認', '加賀町警察署', 'K-1234', '本人と面会']) expect(text.includes(t), `response lacks ${t}: ${text}`);
+    await center.locator('#feed li[data-kind="response"]', { hasText: '安全確認' }).waitFor();
+  });
+
+  await step('a refused transfer request is said in Japanese, naming the field', async () => {
+    await center.locator('#tr-case').fill('E2E-T1');
+    await center.locator('#tr-to').fill('yokohama-central');
+    await center.getByRole('button', { name: '転出を依頼' }).click();
+    await center.locator('#transfer-result .error', { hasText: '転出先の児童相談所ID' }).waitFor({ timeout: 5000 });
+  });
+
+  const receiver = await pageAs(browser, 'center-kawasaki-central');
+  await step('a transfer: requested here, accepted by the receiving center, seen live on both pages', async () => {
+    await receiver.goto('/center/');
+    await receiver.locator('#conn[data-state="live"]').waitFor({ timeout: 5000 });
+    await center.locator('#tr-case').fill('E2E-T1');
+    await center.locator('#tr-to').fill('kawasaki-central');
+    await center.getByRole('button', { name: '転出を依頼' }).click();
+    await center.locator('#transfer-result .ok', { hasText: 'E2E-T1' }).waitFor({ timeout: 5000 });
+    await center.locator('table.transfers tr[data-direction="outgoing"]', { hasText: 'E2E-T1' }).waitFor();
+    // The receiver's page hears of it on its stream, with the buttons for an incoming one.
+    const incoming = receiver.locator('table.transfers tr[data-direction="incoming"]', { hasText: 'E2E-T1' });
+    await incoming.waitFor({ timeout: 5000 });
+    expect(await center.locator('table.transfers button[data-action]').count() === 0, 'the sender can decide its own transfer');
+    await receiver.locator('#feed li[data-kind="transfer"]', { hasText: 'E2E-T1' }).waitFor();
+    await shot(center, 'center.png');
+    await axe(receiver, 'center page with an incoming transfer');
+    await incoming.getByRole('button', { name: 'E2E-T1 を受け入れる' }).click();
+    await receiver.locator('#transfer-result .ok', { hasText: '受け入れました' }).waitFor({ timeout: 5000 });
+    await receiver.locator('#cases tr[data-case="E2E-T1"]').waitFor({ timeout: 5000 });
+    // The sender's page, without reload: the feed says so, the case leaves its list.
+    await center.locator('#feed li[data-kind="transfer"]', { hasText: '受入済' }).waitFor({ timeout: 5000 });
+    await center.locator('#cases tr[data-case="E2E-T1"]').waitFor({ state: 'detached', timeout: 5000 });
+    expect(await center.locator('table.transfers tr[data-transfer]').count() === 0, 'the accepted transfer is still pending');
+  });
+  await receiver.context().close();
   await center.context().close();
 
   // ---- the administrator's console -------------------------------------------------------

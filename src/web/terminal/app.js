@@ -662,44 +662,25 @@ function scheduleReconnect(reason, retryAfter) {
 }
 
 async function readStream(ctl) {
-  const headers = { Accept: 'text/event-stream' };
-  if (conn.lastId) headers['Last-Event-ID'] = conn.lastId;
-  let r;
-  try {
-    r = await fetch('/v1/terminal/stream', { headers, cache: 'no-store', signal: ctl.signal });
-  } catch (_) {
-    if (ctl === conn.ctl) scheduleReconnect(problemText(0, null));
-    return;
-  }
-  if (!r.ok) {
-    const p = await r.json().catch(() => null);
+  const opened = await openSse('/v1/terminal/stream', conn.lastId, ctl.signal);
+  const r = opened.response;
+  if (!r) {
     if (ctl !== conn.ctl) return;
-    if (r.status === 401 || r.status === 403) {
+    if (opened.status === 401 || opened.status === 403) {
       conn.ctl = null;
-      endSession(problemText(r.status, p));
+      endSession(problemText(opened.status, opened.problem));
       return;
     }
-    scheduleReconnect(problemText(r.status, p), Number(r.headers.get('retry-after')) || 0);
+    scheduleReconnect(problemText(opened.status, opened.problem), opened.retryAfter);
     return;
   }
   conn.lastByte = Date.now();
   let fatal = null;
-  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done || ctl !== conn.ctl) break;
-      conn.lastByte = Date.now();
-      buf += value.replace(/\r\n?/g, '\n');
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const frame = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const result = handleFrame(frame);
-        if (result) fatal = result;
-      }
-    }
+    await readSse(r.body, () => ctl === conn.ctl, () => { conn.lastByte = Date.now(); }, (frame) => {
+      const result = handleFrame(frame);
+      if (result) fatal = result;
+    });
   } catch (_) { /* cut: reconnect below */ }
   if (ctl !== conn.ctl) return; // aborted by us (watchdog, sign-out)
   if (fatal) {
@@ -711,23 +692,9 @@ async function readStream(ctl) {
 }
 
 /** One SSE frame. Returns a problem slug when the gateway ended the session. */
-function handleFrame(frame) {
-  let event = 'message';
-  const data = [];
-  let heartbeat = true;
-  for (const line of frame.split('\n')) {
-    if (line.startsWith(':')) continue;
-    heartbeat = false;
-    const colon = line.indexOf(':');
-    const name = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (name === 'event') event = value;
-    else if (name === 'data') data.push(value);
-    else if (name === 'id') conn.lastId = value;
-  }
-  if (heartbeat) return null;
-  let d = {};
-  try { d = data.length ? JSON.parse(data.join('\n')) : {}; } catch (_) { return null; }
+function handleFrame({ event, id, data: d }) {
+  if (id != null) conn.lastId = id;
+  if (d == null) return null;
   switch (event) {
     case 'reset': onReset(); break;
     case 'case': onCase(d); break;
