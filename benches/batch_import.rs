@@ -42,6 +42,8 @@ async fn main() {
     // The peer's PUTs would hit the per-certificate rate limit at once (the batch is one request).
     config.limits.burst = u32::MAX;
     config.limits.per_minute = u32::MAX;
+    config.limits.center_burst = u32::MAX;
+    config.limits.center_per_minute = u32::MAX;
     let app = Application::build(&config, Arc::new(SystemClock)).await.unwrap();
     let file = data.path().join("batch.csv");
     let bytes = write_file(&file, rows);

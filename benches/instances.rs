@@ -45,6 +45,8 @@ async fn gateway(certs: &Path, data: &Path, url: &str, notify: bool) -> Applicat
     config.notify_changes = notify;
     config.limits.burst = u32::MAX;
     config.limits.per_minute = u32::MAX;
+    config.limits.center_burst = u32::MAX;
+    config.limits.center_per_minute = u32::MAX;
     config.limits.bulk_views = u64::MAX;
     config.connections.per_principal = 100_000;
     Application::build(&config, Arc::new(SystemClock)).await.unwrap()
