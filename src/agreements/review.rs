@@ -173,9 +173,16 @@ impl Agreements {
                 prefecture.unwrap_or_default()
             )));
         }
-        let case = self
-            .live
-            .case(&request.center_id, &request.case_id)
+        // Only cases of the caller's own prefecture's centers, and a center elsewhere answers as
+        // a missing case does: the simulation never tells whether another prefecture holds a case.
+        let own_center = world
+            .registry
+            .center(&request.center_id)
+            .and_then(|c| world.registry.operator(&c.operator))
+            .is_some_and(|o| o.prefecture.to_string() == caller.jurisdiction);
+        let case = own_center
+            .then(|| self.live.case(&request.center_id, &request.case_id))
+            .flatten()
             .ok_or(AgreementError::NotFound)?;
         let mut now = self.clock.now();
         let world = match &request.document {
