@@ -13,7 +13,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::{Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, FieldSetKind, Receipt};
+use crate::audit::{
+    Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, FieldSetKind, Notice, Receipt,
+};
 use crate::cases::CurrentCase;
 use crate::cases::record::CaseRecord;
 use crate::centers::{Centers, Opened};
@@ -295,19 +297,6 @@ impl Disclosures {
         found.pop().ok_or(DisclosureError::NotFound)
     }
 
-    /// Tells the owning center that a terminal opened `case` (by `channel`: detail, print), once
-    /// the disclosure's entry (`receipt`) is durable: its stream's `opened` event.
-    pub async fn opened(&self, to: &Recipient, case: &UnitCase, channel: Channel, receipt: &ViewReceipt) {
-        self.centers
-            .opened(Opened {
-                case: &case.case.record,
-                to,
-                channel,
-                audit_index: receipt.audit_index,
-            })
-            .await;
-    }
-
     /// The one way anything is disclosed, by every channel: one entry per item, written in one
     /// durable batch, then counted toward the recipient's bulk-viewing watch. Callers send
     /// nothing unless this returns `Ok`; the receipts are in `items`' order.
@@ -316,6 +305,19 @@ impl Disclosures {
         to: &Recipient,
         items: &[T],
         channel: Channel,
+    ) -> Result<Vec<ViewReceipt>, AuditError> {
+        self.record_noting(to, items, channel, Vec::new()).await
+    }
+
+    /// `record`, with center events stored in the same durable commit as the entries (a case
+    /// opened: its center is told with the record of it, or neither happens); this instance's
+    /// center streams are woken once it is durable.
+    async fn record_noting<T: Disclosing>(
+        &self,
+        to: &Recipient,
+        items: &[T],
+        channel: Channel,
+        notices: Vec<Notice>,
     ) -> Result<Vec<ViewReceipt>, AuditError> {
         let events = items
             .iter()
@@ -331,7 +333,9 @@ impl Disclosures {
             })
             .collect();
         let started = std::time::Instant::now();
-        let receipts = self.audit.record(events).await?;
+        let recorded = self.audit.record_noting(events, notices).await?;
+        self.centers.noted(recorded.notices_upto);
+        let receipts = recorded.receipts;
         crate::metrics::global().disclosed(channel.as_str(), receipts.len(), started.elapsed());
         self.watch_bulk(to, receipts.len());
         Ok(items
@@ -404,12 +408,20 @@ impl Disclosures {
         self.open(to, reference, Channel::Print).await
     }
 
-    /// An officer opens (or prints) a case: its full view, recorded, then the owning center told.
+    /// An officer opens (or prints) a case: its full view, recorded together with the owning
+    /// center's `opened` event.
     async fn open(&self, to: &Recipient, reference: &str, channel: Channel) -> Result<String, DisclosureError> {
         let case = self.resolve(to, reference)?;
-        let receipts = self.record(to, std::slice::from_ref(&case), channel).await?;
+        let opened = Opened {
+            case: &case.case.record,
+            to,
+            channel,
+        };
+        let notice = self.centers.opened(opened, 0);
+        let receipts = self
+            .record_noting(to, std::slice::from_ref(&case), channel, vec![notice])
+            .await?;
         let receipt = receipts.first().ok_or(AuditError::Unavailable)?;
-        self.opened(to, &case, channel, receipt).await;
         let receipt = receipt.to_json();
         let mut out = String::with_capacity(case.head.len() + receipt.len() + 16);
         case.write_with_receipt(&mut out, &receipt);

@@ -19,7 +19,9 @@ use super::merkle::{self, Hash, Nodes, ProofError};
 use super::note::{Checkpoint, sign_note};
 use super::tiles::{Edge, FullTile, TILE_HEIGHT, TileId, TileNodes, TileRecorder, tile_bytes, tile_hashes};
 use crate::clock::SharedClock;
-use crate::store::{AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CheckpointRow, SharedStore, StoreError};
+use crate::store::{
+    AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CenterEventRow, CheckpointRow, SharedStore, StoreError,
+};
 
 /// How many entries one durable write may carry.
 const MAX_BATCH: usize = 4096;
@@ -40,7 +42,40 @@ pub enum AuditError {
 
 struct Job {
     events: Vec<Event>,
-    reply: oneshot::Sender<Result<Vec<Receipt>, AuditError>>,
+    notices: Vec<Notice>,
+    reply: oneshot::Sender<Result<Recorded, AuditError>>,
+}
+
+/// A center event stored in the same transaction as the entry it follows: durable with it or
+/// not at all. Its body names the entry's index, which is known only once the entry is sealed
+/// (and changes if the commit is sealed again at a moved end), so the body is made from it.
+pub struct Notice {
+    /// Which of the recorded events it follows, by position.
+    pub entry: usize,
+    pub center_id: String,
+    pub kind: &'static str,
+    pub at: time::OffsetDateTime,
+    pub body: Box<dyn Fn(u64) -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notice")
+            .field("entry", &self.entry)
+            .field("center_id", &self.center_id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a durable commit answers a job.
+#[derive(Debug)]
+pub struct Recorded {
+    /// One per event, in order.
+    pub receipts: Vec<Receipt>,
+    /// The `seq` of the commit's last center event, if it carried any (a wake-up bound for
+    /// center streams: every notice of the job is at or below it).
+    pub notices_upto: Option<i64>,
 }
 
 struct Shared {
@@ -106,12 +141,23 @@ impl AuditLog {
     /// Records `events` durably, in order; returns one receipt per event. Callers disclose
     /// nothing until this returns `Ok`.
     pub async fn record(&self, events: Vec<Event>) -> Result<Vec<Receipt>, AuditError> {
+        Ok(self.record_noting(events, Vec::new()).await?.receipts)
+    }
+
+    /// Records `events` and stores `notices` in the same durable commit: both or neither.
+    pub async fn record_noting(&self, events: Vec<Event>, notices: Vec<Notice>) -> Result<Recorded, AuditError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded {
+                receipts: Vec::new(),
+                notices_upto: None,
+            });
+        }
+        if notices.iter().any(|n| n.entry >= events.len()) {
+            return Err(AuditError::Other("a notice follows no recorded event".into()));
         }
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Job { events, reply })
+            .send(Job { events, notices, reply })
             .await
             .map_err(|_| AuditError::Unavailable)?;
         rx.await.map_err(|_| AuditError::Unavailable)?
@@ -421,11 +467,14 @@ async fn append_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
             }
         }
         match commit_continuing(&shared, &jobs).await {
-            Ok(receipts) => {
+            Ok((receipts, notices_upto)) => {
                 let mut receipts = receipts.into_iter();
                 for job in jobs {
                     let mine: Vec<Receipt> = receipts.by_ref().take(job.events.len()).collect();
-                    let _ = job.reply.send(Ok(mine));
+                    let _ = job.reply.send(Ok(Recorded {
+                        receipts: mine,
+                        notices_upto,
+                    }));
                 }
             }
             Err(e) => {
@@ -445,7 +494,7 @@ const CATCH_UP_ATTEMPTS: usize = 8;
 /// store (or a commit of ours whose answer was lost) has appended meanwhile, the store refuses
 /// the batch untouched; the right edge is read again from the stored tiles and the batch
 /// sealed at the new end. Indices stay continuous across instances: one log, one tree.
-async fn commit_continuing(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditError> {
+async fn commit_continuing(shared: &Shared, jobs: &[Job]) -> Result<(Vec<Receipt>, Option<i64>), AuditError> {
     let mut attempts = 0;
     loop {
         match commit(shared, jobs).await {
@@ -463,9 +512,9 @@ async fn commit_continuing(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>
     }
 }
 
-/// One group commit: entries, tiles and checkpoint in one transaction; then the edge moves and
-/// the receipts are built against the checkpoint.
-async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditError> {
+/// One group commit: entries, tiles, checkpoint and the jobs' notices in one transaction; then
+/// the edge moves and the receipts are built against the checkpoint.
+async fn commit(shared: &Shared, jobs: &[Job]) -> Result<(Vec<Receipt>, Option<i64>), AuditError> {
     let before = read(&shared.edge).clone();
     let start = before.size();
     let time = entry_time(shared.clock.now());
@@ -498,8 +547,9 @@ async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditErro
         entries,
         tiles: tile_rows(start, &edge, &filled),
         checkpoint: Some(checkpoint.clone()),
+        center_events: notice_rows(start, jobs),
     };
-    shared.store.append_audit_commit(&commit).await?;
+    let notices_upto = shared.store.append_audit_commit(&commit).await?;
     crate::metrics::global().audit_appended(commit.entries.len());
 
     // Durable: from here the tree has these entries, whatever happens to the receipts.
@@ -514,7 +564,7 @@ async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditErro
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
-    Ok(commit
+    let receipts = commit
         .entries
         .into_iter()
         .zip(proofs)
@@ -524,7 +574,26 @@ async fn commit(shared: &Shared, jobs: &[Job]) -> Result<Vec<Receipt>, AuditErro
             checkpoint: checkpoint.note.clone(),
             inclusion_proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
         })
-        .collect())
+        .collect();
+    Ok((receipts, notices_upto))
+}
+
+/// The jobs' notices as center events, each naming the index its entry is sealed at when the
+/// commit's first entry is at `start`.
+fn notice_rows(start: u64, jobs: &[Job]) -> Vec<CenterEventRow> {
+    let mut rows = Vec::new();
+    let mut first = start;
+    for job in jobs {
+        rows.extend(job.notices.iter().map(|n| CenterEventRow {
+            seq: 0,
+            center_id: n.center_id.clone(),
+            kind: n.kind.to_owned(),
+            at: n.at,
+            body: (n.body)(first.saturating_add(n.entry as u64)),
+        }));
+        first = first.saturating_add(job.events.len() as u64);
+    }
+    rows
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -16,4 +16,4 @@ pub mod tiles;
 pub mod verify;
 
 pub use entry::{Actor, CaseRef, Channel, ClauseRef, Event, FieldSetKind, LogKey, Receipt};
-pub use log::{AuditError, AuditLog};
+pub use log::{AuditError, AuditLog, Notice, Recorded};

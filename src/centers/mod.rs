@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
-use crate::audit::{AuditError, AuditLog, CaseRef, Channel, Event};
+use crate::audit::{AuditError, AuditLog, CaseRef, Channel, Event, Notice};
 use crate::cases::record::CaseRecord;
 use crate::cases::validate::FieldError;
 use crate::clock::SharedClock;
@@ -202,20 +202,19 @@ pub struct Opened<'a> {
     pub case: &'a CaseRecord,
     pub to: &'a Recipient,
     pub channel: Channel,
-    pub audit_index: u64,
 }
 
 #[derive(Serialize)]
 struct OpenedBody<'a> {
     #[serde(rename = "ref")]
-    reference: String,
+    reference: &'a str,
     case_id: &'a str,
     station_id: &'a str,
     terminal_no: Option<u32>,
     officer: Option<&'a str>,
     channel: &'static str,
     audit_index: u64,
-    at: String,
+    at: &'a str,
 }
 
 /// One event of a center's stream: `kind` is its SSE event name, `data` its JSON.
@@ -327,23 +326,45 @@ impl Centers {
         Ok(seq)
     }
 
-    /// The hook of every channel that opens one case for a terminal (detail, print): tells the
-    /// owning center, once the disclosure's entry is durable. The entry is the record; if the
-    /// store cannot take the event now, the disclosure goes ahead and the failure is logged.
-    pub async fn opened(&self, o: Opened<'_>) {
-        let body = OpenedBody {
-            reference: o.case.reference(),
-            case_id: o.case.case_id.as_str(),
-            station_id: &o.to.station_id,
-            terminal_no: terminal_no(o.to),
-            officer: o.to.actor.subject.as_deref(),
-            channel: o.channel.as_str(),
-            audit_index: o.audit_index,
-            at: self.clock.now().format(&Rfc3339).unwrap_or_default(),
-        };
-        let body = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
-        if let Err(e) = self.append(o.case.center_id.as_str(), "opened", body).await {
-            tracing::error!(error = %e, "could not tell a center that its case was opened");
+    /// The notice of every channel that opens one case for a terminal (detail, print): the
+    /// owning center's `opened` event, stored in the same commit as the disclosure's entry
+    /// (`AuditLog::record_noting`), so the center is told of every opening the log records and
+    /// of no other. `entry` is the disclosure's position among the events recorded with it.
+    pub fn opened(&self, o: Opened<'_>, entry: usize) -> Notice {
+        let reference = o.case.reference();
+        let case_id = o.case.case_id.to_string();
+        let station_id = o.to.station_id.clone();
+        let terminal_no = terminal_no(o.to);
+        let officer = o.to.actor.subject.clone();
+        let channel = o.channel.as_str();
+        let at = self.clock.now();
+        let at_text = at.format(&Rfc3339).unwrap_or_default();
+        Notice {
+            entry,
+            center_id: o.case.center_id.to_string(),
+            kind: "opened",
+            at,
+            body: Box::new(move |audit_index| {
+                serde_json::to_string(&OpenedBody {
+                    reference: &reference,
+                    case_id: &case_id,
+                    station_id: &station_id,
+                    terminal_no,
+                    officer: officer.as_deref(),
+                    channel,
+                    audit_index,
+                    at: &at_text,
+                })
+                .unwrap_or_else(|_| "{}".into())
+            }),
+        }
+    }
+
+    /// Wakes this instance's center streams for events stored up to `seq` with an audit commit
+    /// (`Recorded::notices_upto`).
+    pub fn noted(&self, seq: Option<i64>) {
+        if let Some(seq) = seq {
+            self.appended.send_modify(|known| *known = seq.max(*known));
         }
     }
 

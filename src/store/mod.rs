@@ -253,6 +253,9 @@ pub struct AuditCommit {
     pub entries: Vec<AuditRow>,
     pub tiles: Vec<AuditTileRow>,
     pub checkpoint: Option<CheckpointRow>,
+    /// Center events durable with the entries or not at all (a case opened: the center is told
+    /// in the same transaction that records the disclosure). Their `seq` is assigned here.
+    pub center_events: Vec<CenterEventRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -408,8 +411,9 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a batch of consecutive audit leaves in one durable transaction.
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError>;
     /// Appends a group commit in one durable transaction: entries, tiles (inserted, or grown in
-    /// place: a stored tile is only ever extended) and the checkpoint, all or nothing.
-    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError>;
+    /// place: a stored tile is only ever extended), the checkpoint and the center events, all or
+    /// nothing. Answers the `seq` of the last center event written, if any.
+    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<Option<i64>, StoreError>;
     /// The stored bytes of hash tile `index` of tile level `level` (possibly wider than a
     /// smaller tree needs: callers take the prefix they need).
     async fn audit_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;

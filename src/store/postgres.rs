@@ -299,9 +299,10 @@ impl Store for PgStore {
             ..AuditCommit::default()
         })
         .await
+        .map(drop)
     }
 
-    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError> {
+    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<Option<i64>, StoreError> {
         within_deadline(async {
             let mut tx = WriteTx::begin(&self.pool).await?;
             insert_audit_rows(&mut tx, &commit.entries).await?;
@@ -320,7 +321,14 @@ impl Store for PgStore {
             if let Some(row) = &commit.checkpoint {
                 insert_checkpoint(&mut tx, row).await?;
             }
-            tx.commit().await
+            // Last, so that the center events' lock is held only from here to the commit; an
+            // audit commit that lost its race for the log's end failed above without taking it.
+            let last = insert_center_events(&mut tx, &commit.center_events).await?;
+            if last.is_some() && self.notify {
+                notify(&mut tx).await?;
+            }
+            tx.commit().await?;
+            Ok(last)
         })
         .await
     }
@@ -680,19 +688,9 @@ impl Store for PgStore {
     async fn append_center_event(&self, row: &CenterEventRow) -> Result<i64, StoreError> {
         within_deadline(async {
             let mut tx = WriteTx::begin(&self.pool).await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(CENTER_EVENTS_LOCK)
-                .execute(tx.conn())
-                .await?;
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO center_events (center_id, kind, at, body) VALUES ($1, $2, $3, $4) RETURNING seq",
-            )
-            .bind(&row.center_id)
-            .bind(&row.kind)
-            .bind(rfc3339(row.at)?)
-            .bind(&row.body)
-            .fetch_one(tx.conn())
-            .await?;
+            let seq = insert_center_events(&mut tx, std::slice::from_ref(row))
+                .await?
+                .ok_or(StoreError::Corrupt("a center event was not stored"))?;
             // The other instances' center streams wake at once. A center event is never written
             // in a transaction that notes a change, so no NOTIFY already there could carry this
             // wake-up: this is the transaction's only one.
@@ -1024,6 +1022,32 @@ async fn note_change(tx: &mut WriteTx, change: &Change, notify: bool) -> Result<
 
 /// A wake-up for the other instances, delivered when `tx` commits: it carries no data, only
 /// "look at the store".
+/// Stores center events under the lock that makes their `seq` commit in order (a reader that
+/// saw `seq` n never later finds a smaller one committed); answers the last `seq`.
+async fn insert_center_events(tx: &mut WriteTx, rows: &[CenterEventRow]) -> Result<Option<i64>, StoreError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CENTER_EVENTS_LOCK)
+        .execute(tx.conn())
+        .await?;
+    let mut last = None;
+    for row in rows {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO center_events (center_id, kind, at, body) VALUES ($1, $2, $3, $4) RETURNING seq",
+        )
+        .bind(&row.center_id)
+        .bind(&row.kind)
+        .bind(rfc3339(row.at)?)
+        .bind(&row.body)
+        .fetch_one(tx.conn())
+        .await?;
+        last = Some(seq);
+    }
+    Ok(last)
+}
+
 async fn notify(tx: &mut WriteTx) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANGES_CHANNEL)

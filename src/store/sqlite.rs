@@ -283,14 +283,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError> {
+    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<Option<i64>, StoreError> {
         let (mut tx, next) = WriteTx::begin_audit(&self.writer).await?;
         insert_audit_rows(&mut tx, next, &commit.entries).await?;
         upsert_tiles(&mut tx, &commit.tiles).await?;
-        match &commit.checkpoint {
-            Some(row) => tx.commit_with_checkpoint(row).await,
-            None => tx.commit().await,
+        let mut last = None;
+        for row in &commit.center_events {
+            last = Some(insert_center_event(&mut tx, row).await?);
         }
+        match &commit.checkpoint {
+            Some(row) => tx.commit_with_checkpoint(row).await?,
+            None => tx.commit().await?,
+        }
+        Ok(last)
     }
 
     async fn audit_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -626,15 +631,7 @@ impl Store for SqliteStore {
 
     async fn append_center_event(&self, row: &CenterEventRow) -> Result<i64, StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO center_events (center_id, kind, at, body) VALUES (?, ?, ?, ?) RETURNING seq",
-        )
-        .bind(&row.center_id)
-        .bind(&row.kind)
-        .bind(rfc3339(row.at)?)
-        .bind(&row.body)
-        .fetch_one(tx.conn())
-        .await?;
+        let seq = insert_center_event(&mut tx, row).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -992,4 +989,16 @@ mod tests {
         assert_eq!(shapes.len(), 7);
         assert!(shapes.iter().all(|s| s.is_power_of_two()));
     }
+}
+
+async fn insert_center_event(tx: &mut WriteTx, row: &CenterEventRow) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO center_events (center_id, kind, at, body) VALUES (?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(&row.center_id)
+    .bind(&row.kind)
+    .bind(rfc3339(row.at)?)
+    .bind(&row.body)
+    .fetch_one(tx.conn())
+    .await?)
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::HandshakeKind;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::net::TcpListener;
@@ -236,7 +237,8 @@ async fn serve_connection(
     timed_out: TimedOut,
 ) {
     let _ = tcp.set_nodelay(true);
-    let config = tls.current().config;
+    let loaded = tls.current();
+    let config = loaded.config;
     let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
     let stream = match tokio::time::timeout(connections.limits().tls_handshake, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
@@ -277,9 +279,16 @@ async fn serve_connection(
     };
     // A resumed session skips certificate verification, and its session may predate a CRL
     // reload or the certificate's expiry: check the chain again, with the verifier in force
-    // now and the time the handshake is checked against.
+    // now and the time the handshake is checked against. A full handshake verified the chain
+    // just now; unless a reload replaced that verifier meanwhile, it is not verified twice.
+    let full = matches!(
+        stream.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Full | HandshakeKind::FullWithHelloRetryRequest)
+    );
+    let current = tls.current().verifier;
+    let verified_now = full && Arc::ptr_eq(&current, &loaded.verifier);
     let now = config.time_provider.current_time();
-    if now.is_none_or(|now| refused(&*tls.current().verifier, &chain, now)) {
+    if !verified_now && now.is_none_or(|now| refused(&*current, &chain, now)) {
         tracing::info!(
             %remote,
             principal = %peer.principal,

@@ -342,7 +342,7 @@ impl Store for Counting {
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         self.inner.append_audit(rows).await
     }
-    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<(), StoreError> {
+    async fn append_audit_commit(&self, commit: &AuditCommit) -> Result<Option<i64>, StoreError> {
         self.inner.append_audit_commit(commit).await
     }
     async fn audit_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {

@@ -87,6 +87,7 @@ contract!(
     every_change_terminals_may_see_is_in_the_change_log_in_commit_order,
     a_centers_cases_page_newest_first_and_only_its_own,
     center_events_are_kept_in_order_per_center,
+    center_events_of_an_audit_commit_are_stored_with_it_or_not_at_all,
     an_accepted_transfer_moves_the_case_and_a_declined_one_does_not,
 );
 
@@ -391,8 +392,9 @@ async fn a_large_group_commit_is_stored_whole(b: &Backend) {
             note: "two hundred and four".into(),
             published_at: time::macros::datetime!(2026-11-20 12:00 +09:00),
         }),
+        center_events: Vec::new(),
     };
-    s.append_audit_commit(&commit).await.unwrap();
+    assert_eq!(s.append_audit_commit(&commit).await.unwrap(), None);
     assert_eq!(s.audit_len().await.unwrap(), 204);
     let stored = s.audit_entries(0, 204).await.unwrap();
     assert_eq!(stored.len(), 204);
@@ -445,6 +447,7 @@ async fn a_large_group_commit_is_stored_whole(b: &Backend) {
         entries: audit_rows(204, 205),
         tiles: vec![grown.clone(), shorter],
         checkpoint: None,
+        center_events: Vec::new(),
     })
     .await
     .unwrap();
@@ -707,6 +710,49 @@ async fn center_events_are_kept_in_order_per_center(b: &Backend) {
             .len(),
         1
     );
+}
+
+/// A case opened: the center's event is stored in the commit that records the disclosure, in
+/// `seq` order after the events before it; a commit the store refuses (sealed for a position the
+/// log has passed) stores neither its entries nor its events.
+async fn center_events_of_an_audit_commit_are_stored_with_it_or_not_at_all(b: &Backend) {
+    let s = &b.store;
+    let event = |body: &str| CenterEventRow {
+        seq: 0,
+        center_id: "yokosuka".into(),
+        kind: "opened".into(),
+        at: AT,
+        body: body.into(),
+    };
+    let before = s.append_center_event(&event("{\"n\":0}")).await.unwrap();
+    let last = s
+        .append_audit_commit(&AuditCommit {
+            entries: audit_rows(0, 2),
+            center_events: vec![event("{\"audit_index\":0}"), event("{\"audit_index\":1}")],
+            ..AuditCommit::default()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = s.center_events_after("yokosuka", None, before, 10).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
+        ["{\"audit_index\":0}", "{\"audit_index\":1}"]
+    );
+    assert_eq!(stored.last().unwrap().seq, last);
+    assert_eq!(s.latest_center_event().await.unwrap(), last);
+
+    // Sealed again at index 0, which the log has passed: refused whole.
+    let refused = s
+        .append_audit_commit(&AuditCommit {
+            entries: audit_rows(0, 1),
+            center_events: vec![event("{\"lost\":true}")],
+            ..AuditCommit::default()
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(s.audit_len().await.unwrap(), 2);
+    assert_eq!(s.latest_center_event().await.unwrap(), last);
 }
 
 async fn an_accepted_transfer_moves_the_case_and_a_declined_one_does_not(b: &Backend) {
