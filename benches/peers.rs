@@ -97,7 +97,16 @@ impl Args {
 /// A child process killed when the bench ends, however it ends.
 struct Proc(Child);
 impl Drop for Proc {
+    /// Asks first (nginx's master stops its workers on TERM; a KILL would leave them running,
+    /// orphaned), and kills only what has not stopped within two seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -13,9 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::{
-    Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, FieldSetKind, Notice, Receipt,
-};
+use crate::audit::{Actor, AuditError, AuditLog, CaseRef, Channel, ClauseRef, Event, FieldSetKind, Notice, Receipt};
 use crate::cases::CurrentCase;
 use crate::cases::record::CaseRecord;
 use crate::centers::{Centers, Opened};

@@ -970,6 +970,18 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+async fn insert_center_event(tx: &mut WriteTx, row: &CenterEventRow) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("INSERT INTO center_events (center_id, kind, at, body) VALUES (?, ?, ?, ?) RETURNING seq")
+            .bind(&row.center_id)
+            .bind(&row.kind)
+            .bind(rfc3339(row.at)?)
+            .bind(&row.body)
+            .fetch_one(tx.conn())
+            .await?,
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -989,16 +1001,4 @@ mod tests {
         assert_eq!(shapes.len(), 7);
         assert!(shapes.iter().all(|s| s.is_power_of_two()));
     }
-}
-
-async fn insert_center_event(tx: &mut WriteTx, row: &CenterEventRow) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO center_events (center_id, kind, at, body) VALUES (?, ?, ?, ?) RETURNING seq",
-    )
-    .bind(&row.center_id)
-    .bind(&row.kind)
-    .bind(rfc3339(row.at)?)
-    .bind(&row.body)
-    .fetch_one(tx.conn())
-    .await?)
 }
