@@ -287,10 +287,7 @@ impl Store for SqliteStore {
         let (mut tx, next) = WriteTx::begin_audit(&self.writer).await?;
         insert_audit_rows(&mut tx, next, &commit.entries).await?;
         upsert_tiles(&mut tx, &commit.tiles).await?;
-        let mut last = None;
-        for row in &commit.center_events {
-            last = Some(insert_center_event(&mut tx, row).await?);
-        }
+        let last = insert_center_events(&mut tx, &commit.center_events).await?;
         match &commit.checkpoint {
             Some(row) => tx.commit_with_checkpoint(row).await?,
             None => tx.commit().await?,
@@ -631,7 +628,9 @@ impl Store for SqliteStore {
 
     async fn append_center_event(&self, row: &CenterEventRow) -> Result<i64, StoreError> {
         let mut tx = WriteTx::begin(&self.writer).await?;
-        let seq = insert_center_event(&mut tx, row).await?;
+        let seq = insert_center_events(&mut tx, std::slice::from_ref(row))
+            .await?
+            .ok_or(StoreError::Corrupt("a center event was not stored"))?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -970,16 +969,25 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-async fn insert_center_event(tx: &mut WriteTx, row: &CenterEventRow) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("INSERT INTO center_events (center_id, kind, at, body) VALUES (?, ?, ?, ?) RETURNING seq")
-            .bind(&row.center_id)
-            .bind(&row.kind)
-            .bind(rfc3339(row.at)?)
-            .bind(&row.body)
-            .fetch_one(tx.conn())
-            .await?,
-    )
+/// Stores center events in multi-row statements; answers the last `seq` (the writer is one
+/// connection, so `seq` order is commit order).
+async fn insert_center_events(tx: &mut WriteTx, rows: &[CenterEventRow]) -> Result<Option<i64>, StoreError> {
+    let at = rows.iter().map(|r| rfc3339(r.at)).collect::<Result<Vec<_>, _>>()?;
+    let mut last = None;
+    for (chunk, at) in statement_chunks(rows).zip(statement_chunks(&at)) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO center_events (center_id, kind, at, body) ");
+        insert.push_values(chunk.iter().zip(at), |mut values, (row, at)| {
+            values
+                .push_bind(row.center_id.as_str())
+                .push_bind(row.kind.as_str())
+                .push_bind(at.as_str())
+                .push_bind(row.body.as_str());
+        });
+        insert.push(" RETURNING seq");
+        let seqs: Vec<i64> = insert.build_query_scalar().fetch_all(tx.conn()).await?;
+        last = seqs.into_iter().max().max(last);
+    }
+    Ok(last)
 }
 
 #[cfg(test)]
