@@ -146,6 +146,9 @@ fn family(pid: u32) -> Vec<u32> {
     out
 }
 
+/// How long streams stay idle before the memory they hold is read.
+const IDLE_SETTLE: Duration = Duration::from_millis(1500);
+
 fn rss_kib(pids: &[u32]) -> u64 {
     pids.iter().map(|p| status_field(*p, "VmRSS:")).sum()
 }
@@ -1006,7 +1009,9 @@ async fn live(
         }
     };
     let (streams, gw_initial) = open_streams(n, cc, open_gw(None)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Idle: sampled after the allocator has returned what the connection burst freed (the
+    // gateway's mimalloc purges freed pages after 1 s).
+    tokio::time::sleep(IDLE_SETTLE).await;
     let gw_kib = rss_kib(&[gw_pid]).saturating_sub(rss0) as f64 / n as f64;
     let mut gw_lat = Vec::new();
     let mut event_bytes = 0usize;
@@ -1059,7 +1064,7 @@ async fn live(
         }
     };
     let (subs, ng_initial) = open_streams(n, cc, open_ng()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(IDLE_SETTLE).await;
     let ng_kib = rss_kib(ng_pids).saturating_sub(rss0) as f64 / n as f64;
     let publisher = clients[0].2.clone();
     let (mut pubs, _pd) = publisher.connect().await;
