@@ -11,7 +11,7 @@
 //! needs `apt-get install nginx libnginx-mod-nchan` (the packages' service is not used).
 //!
 //! `cargo bench --bench peers -- [--secs 5] [--conns 16] [--streams 1000,5000] [--rounds 10]
-//! [--handshakes 1000] [--connect-concurrency 64] [--skip-live]`
+//! [--handshakes 4000] [--connect-concurrency 64] [--skip-live]`
 //!
 //! Defaults take about two to three minutes on two cores. `-- --callgrind 2000` instead runs the
 //! gateway under valgrind's callgrind and profiles that many detail disclosures (the profile of
@@ -69,7 +69,7 @@ impl Args {
             conns: 16,
             streams: vec![1000, 5000],
             rounds: 10,
-            handshakes: 1000,
+            handshakes: 4000,
             connect_concurrency: 64,
             skip_live: false,
             callgrind: None,
@@ -1009,8 +1009,7 @@ async fn live(
         }
     };
     let (streams, gw_initial) = open_streams(n, cc, open_gw(None)).await;
-    // Idle: sampled after the allocator has returned what the connection burst freed (the
-    // gateway's mimalloc purges freed pages after 1 s).
+    // Idle: sampled once the connection burst is over and what it freed could be returned.
     tokio::time::sleep(IDLE_SETTLE).await;
     let gw_kib = rss_kib(&[gw_pid]).saturating_sub(rss0) as f64 / n as f64;
     let mut gw_lat = Vec::new();

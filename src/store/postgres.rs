@@ -27,8 +27,8 @@ use sqlx::{Executor, PgConnection, Postgres, Row};
 use time::OffsetDateTime;
 
 use super::{
-    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, CenterEventRow, CenterEventTuple, Change, ChangeRow,
-    CheckpointRow, ConsentStepRow, EmbeddedMigrations, MovedCase, NewCase, PutOutcome, RevocationRow, Store,
+    AgreementVersionRow, AuditCommit, AuditKeyRow, AuditRow, AuditTileRow, CenterEventRow, CenterEventTuple, Change,
+    ChangeRow, CheckpointRow, ConsentStepRow, EmbeddedMigrations, MovedCase, NewCase, PutOutcome, RevocationRow, Store,
     StoreError, StoredCase, TRANSFER_SELECT, TransferDecided, TransferRequested, TransferRow, TransferTuple,
     center_event_row, parse_time, rfc3339, transfer_row,
 };
@@ -306,18 +306,7 @@ impl Store for PgStore {
         within_deadline(async {
             let mut tx = WriteTx::begin(&self.pool).await?;
             insert_audit_rows(&mut tx, &commit.entries).await?;
-            for tile in &commit.tiles {
-                sqlx::query(
-                    "INSERT INTO audit_tiles (level, idx, hashes) VALUES ($1, $2, $3) \
-                     ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes \
-                     WHERE octet_length(excluded.hashes) > octet_length(audit_tiles.hashes)",
-                )
-                .bind(i16::from(tile.level))
-                .bind(to_i64(tile.index)?)
-                .bind(tile.hashes.as_slice())
-                .execute(tx.conn())
-                .await?;
-            }
+            upsert_tiles(&mut tx, &commit.tiles).await?;
             if let Some(row) = &commit.checkpoint {
                 insert_checkpoint(&mut tx, row).await?;
             }
@@ -1022,30 +1011,68 @@ async fn note_change(tx: &mut WriteTx, change: &Change, notify: bool) -> Result<
 
 /// A wake-up for the other instances, delivered when `tx` commits: it carries no data, only
 /// "look at the store".
-/// Stores center events under the lock that makes their `seq` commit in order (a reader that
-/// saw `seq` n never later finds a smaller one committed); answers the last `seq`.
+/// Stores center events, in one statement, under the lock that makes their `seq` commit in
+/// order (a reader that saw `seq` n never later finds a smaller one committed); answers the
+/// last `seq`.
 async fn insert_center_events(tx: &mut WriteTx, rows: &[CenterEventRow]) -> Result<Option<i64>, StoreError> {
     if rows.is_empty() {
         return Ok(None);
     }
+    let center: Vec<&str> = rows.iter().map(|r| r.center_id.as_str()).collect();
+    let kind: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    let at = rows.iter().map(|r| rfc3339(r.at)).collect::<Result<Vec<_>, _>>()?;
+    let body: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CENTER_EVENTS_LOCK)
         .execute(tx.conn())
         .await?;
-    let mut last = None;
-    for row in rows {
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO center_events (center_id, kind, at, body) VALUES ($1, $2, $3, $4) RETURNING seq",
-        )
-        .bind(&row.center_id)
-        .bind(&row.kind)
-        .bind(rfc3339(row.at)?)
-        .bind(&row.body)
-        .fetch_one(tx.conn())
-        .await?;
-        last = Some(seq);
+    // unnest keeps the arrays' order, and `seq` is drawn in insertion order.
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO center_events (center_id, kind, at, body) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) RETURNING seq",
+    )
+    .bind(&center)
+    .bind(&kind)
+    .bind(&at)
+    .bind(&body)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(seqs.into_iter().max())
+}
+
+/// Inserts or grows a commit's tiles in one statement (a stored tile only ever grows). A tile
+/// named twice keeps its longest copy: one statement may not update a row twice.
+async fn upsert_tiles(tx: &mut WriteTx, tiles: &[AuditTileRow]) -> Result<(), StoreError> {
+    let mut longest: std::collections::BTreeMap<(u8, u64), &[u8]> = std::collections::BTreeMap::new();
+    for t in tiles {
+        let slot = longest.entry((t.level, t.index)).or_default();
+        if t.hashes.len() > slot.len() {
+            *slot = t.hashes.as_slice();
+        }
     }
-    Ok(last)
+    if longest.is_empty() {
+        return Ok(());
+    }
+    let mut level = Vec::with_capacity(longest.len());
+    let mut idx = Vec::with_capacity(longest.len());
+    let mut hashes = Vec::with_capacity(longest.len());
+    for ((l, i), h) in longest {
+        level.push(i16::from(l));
+        idx.push(to_i64(i)?);
+        hashes.push(h);
+    }
+    sqlx::query(
+        "INSERT INTO audit_tiles (level, idx, hashes) \
+         SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \
+         ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes \
+         WHERE octet_length(excluded.hashes) > octet_length(audit_tiles.hashes)",
+    )
+    .bind(&level)
+    .bind(&idx)
+    .bind(&hashes)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
 
 async fn notify(tx: &mut WriteTx) -> Result<(), StoreError> {
