@@ -757,6 +757,7 @@ async fn main() {
 
     if let (Some(n), Some(out)) = (args.callgrind, &profile) {
         callgrind_detail(&hq, &hq_token, &refs, n, args.conns, (gw_pid, gw_metrics), out).await;
+        callgrind_handshakes(&hq, n / 4, gw_pid, out).await;
         return;
     }
 
@@ -969,6 +970,30 @@ async fn callgrind_detail(
     );
     println!(
         "  per request: callgrind_annotate --inclusive=yes {} | head -60, and divide by {n}",
+        out.display()
+    );
+}
+
+/// Instruction counts of `n` full handshakes, each with one request for the 404 floor, as the
+/// handshake phase makes them: a second profile (`<out>.2`) after `callgrind_detail`'s.
+async fn callgrind_handshakes(tls: &Tls, n: usize, pid: u32, out: &Path) {
+    let control = |what: &[&str]| {
+        let status = Command::new("callgrind_control")
+            .args(what)
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "callgrind_control {what:?}");
+    };
+    handshakes(tls, &[pid], "/v1/no-such-endpoint", &[], 32, 16).await;
+    control(&["-i", "on"]);
+    handshakes(tls, &[pid], "/v1/no-such-endpoint", &[], n, 16).await;
+    control(&["-i", "off"]);
+    control(&["-d"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!(
+        "callgrind: {n} full handshakes (one 404 request each), 16 at a time; profile in {}.2: divide by {n}",
         out.display()
     );
 }
