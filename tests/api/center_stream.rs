@@ -88,6 +88,59 @@ async fn a_terminal_opening_a_case_reaches_its_center_stream_and_no_other() {
     assert_eq!(e.data["audit_index"], printed.json().unwrap()["receipt"]["audit_index"]);
 }
 
+/// The opening and its record are one commit: when the center's event cannot be stored, the
+/// case is not opened (503, nothing of it sent, no entry written); once it can, the event names
+/// the very entry the officer's receipt proves.
+#[tokio::test]
+async fn a_case_is_not_opened_when_its_center_cannot_be_told() {
+    let app = spawn_app().await;
+    app.push(&full_case("kanagawa-central", "TOLD-1", "142123")).await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.db_path().display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER center_events_broken BEFORE INSERT ON center_events \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let size = app.app.context().audit.size();
+
+    let refused = app.detail("terminal-atsugi-1", "kanagawa-central:TOLD-1").await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.headers["content-type"], "application/problem+json");
+    for canary in ["TOLD-1", "山田", "ADDRCANARY"] {
+        assert!(!refused.text().contains(canary), "{}", refused.text());
+    }
+    assert_eq!(
+        app.app.context().audit.size(),
+        size,
+        "no entry for an opening that did not happen"
+    );
+    let opened: i64 = sqlx::query_scalar("SELECT count(*) FROM center_events WHERE kind = 'opened'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(opened, 0);
+
+    sqlx::query("DROP TRIGGER center_events_broken")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let detail = app.detail("terminal-atsugi-1", "kanagawa-central:TOLD-1").await;
+    assert_eq!(detail.status, 200, "{}", detail.text());
+    let index = detail.json().unwrap()["receipt"]["audit_index"].as_u64().unwrap();
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM center_events WHERE kind = 'opened'")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(bodies.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(body["audit_index"].as_u64(), Some(index));
+    assert_eq!(body["ref"], "kanagawa-central:TOLD-1");
+}
+
 #[tokio::test]
 async fn another_centers_stream_is_refused_and_recorded() {
     let app = spawn_app().await;
