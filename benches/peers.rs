@@ -886,6 +886,17 @@ async fn main() {
     drop(gateway);
 }
 
+/// Sends `what` to the callgrind of the gateway's process `pid`.
+fn callgrind_control(pid: u32, what: &[&str]) {
+    let status = Command::new("callgrind_control")
+        .args(what)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "callgrind_control {what:?}");
+}
+
 /// Instruction counts of `n` detail disclosures (after a warm-up), `conns` at a time: the
 /// gateway runs under callgrind with instrumentation switched on only around them.
 async fn callgrind_detail(
@@ -897,15 +908,7 @@ async fn callgrind_detail(
     (pid, metrics): (u32, SocketAddr),
     out: &Path,
 ) {
-    let control = |what: &[&str]| {
-        let status = Command::new("callgrind_control")
-            .args(what)
-            .arg(pid.to_string())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "callgrind_control {what:?}");
-    };
+    let control = |what: &[&str]| callgrind_control(pid, what);
     let mut senders = Vec::new();
     for _ in 0..conns {
         senders.push(hq.connect().await);
@@ -977,15 +980,7 @@ async fn callgrind_detail(
 /// Instruction counts of `n` full handshakes, each with one request for the 404 floor, as the
 /// handshake phase makes them: a second profile (`<out>.2`) after `callgrind_detail`'s.
 async fn callgrind_handshakes(tls: &Tls, n: usize, pid: u32, out: &Path) {
-    let control = |what: &[&str]| {
-        let status = Command::new("callgrind_control")
-            .args(what)
-            .arg(pid.to_string())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "callgrind_control {what:?}");
-    };
+    let control = |what: &[&str]| callgrind_control(pid, what);
     handshakes(tls, &[pid], "/v1/no-such-endpoint", &[], 32, 16).await;
     control(&["-i", "on"]);
     handshakes(tls, &[pid], "/v1/no-such-endpoint", &[], n, 16).await;

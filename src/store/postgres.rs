@@ -1040,27 +1040,16 @@ async fn insert_center_events(tx: &mut WriteTx, rows: &[CenterEventRow]) -> Resu
     Ok(seqs.into_iter().max())
 }
 
-/// Inserts or grows a commit's tiles in one statement (a stored tile only ever grows). A tile
-/// named twice keeps its longest copy: one statement may not update a row twice.
+/// Inserts or grows a commit's tiles in one statement (a stored tile only ever grows). A commit
+/// names each tile once (`audit::log::tile_rows`); were one named twice, PostgreSQL would refuse
+/// the statement and the commit with it.
 async fn upsert_tiles(tx: &mut WriteTx, tiles: &[AuditTileRow]) -> Result<(), StoreError> {
-    let mut longest: std::collections::BTreeMap<(u8, u64), &[u8]> = std::collections::BTreeMap::new();
-    for t in tiles {
-        let slot = longest.entry((t.level, t.index)).or_default();
-        if t.hashes.len() > slot.len() {
-            *slot = t.hashes.as_slice();
-        }
-    }
-    if longest.is_empty() {
+    if tiles.is_empty() {
         return Ok(());
     }
-    let mut level = Vec::with_capacity(longest.len());
-    let mut idx = Vec::with_capacity(longest.len());
-    let mut hashes = Vec::with_capacity(longest.len());
-    for ((l, i), h) in longest {
-        level.push(i16::from(l));
-        idx.push(to_i64(i)?);
-        hashes.push(h);
-    }
+    let level: Vec<i16> = tiles.iter().map(|t| i16::from(t.level)).collect();
+    let idx = tiles.iter().map(|t| to_i64(t.index)).collect::<Result<Vec<_>, _>>()?;
+    let hashes: Vec<&[u8]> = tiles.iter().map(|t| t.hashes.as_slice()).collect();
     sqlx::query(
         "INSERT INTO audit_tiles (level, idx, hashes) \
          SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) \

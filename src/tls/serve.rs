@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::HandshakeKind;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::net::TcpListener;
@@ -237,8 +236,7 @@ async fn serve_connection(
     timed_out: TimedOut,
 ) {
     let _ = tcp.set_nodelay(true);
-    let loaded = tls.current();
-    let config = loaded.config;
+    let config = tls.current().config;
     let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
     let stream = match tokio::time::timeout(connections.limits().tls_handshake, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
@@ -279,16 +277,11 @@ async fn serve_connection(
     };
     // A resumed session skips certificate verification, and its session may predate a CRL
     // reload or the certificate's expiry: check the chain again, with the verifier in force
-    // now and the time the handshake is checked against. A full handshake verified the chain
-    // just now; unless a reload replaced that verifier meanwhile, it is not verified twice.
-    let full = matches!(
-        stream.get_ref().1.handshake_kind(),
-        Some(HandshakeKind::Full | HandshakeKind::FullWithHelloRetryRequest)
-    );
-    let current = tls.current().verifier;
-    let verified_now = full && Arc::ptr_eq(&current, &loaded.verifier);
+    // now and the time the handshake is checked against. After a full handshake with that same
+    // verifier this is its memory of the chain (a digest and the validity window), not a
+    // second verification.
     let now = config.time_provider.current_time();
-    if !verified_now && now.is_none_or(|now| refused(&*current, &chain, now)) {
+    if now.is_none_or(|now| refused(&*tls.current().verifier, &chain, now)) {
         tracing::info!(
             %remote,
             principal = %peer.principal,

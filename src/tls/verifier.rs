@@ -4,9 +4,10 @@
 //! A chain it has verified is remembered (by the SHA-256 of its exact bytes, with the window in
 //! which all its certificates are valid), so a terminal that connects again costs one signature
 //! check (its proof of the private key, which the handshake always makes) instead of two: the
-//! CA's signature over the same bytes, under the same CAs and CRLs, cannot have changed. The
-//! clock is checked against the window on every handshake; a reload of CAs or CRLs builds a new
-//! verifier, which remembers nothing.
+//! CA's signature over the same bytes, under the same CAs and CRLs, cannot have changed (a CRL's
+//! own `nextUpdate` is not enforced, `tls::server_config`, so its answer does not depend on the
+//! clock either). The clock is checked against the window on every handshake; a reload of CAs or
+//! CRLs builds a new verifier, which remembers nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
